@@ -1,0 +1,1 @@
+"""keras-cprune: complexity-driven structured pruning of Keras CNNs for TFLite Micro."""

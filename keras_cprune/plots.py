@@ -1,0 +1,31 @@
+"""Matplotlib figures (PNG, headless Agg backend)."""
+from __future__ import annotations
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_layer_shares(report, path: str) -> str:
+    """Bar chart of each analysed layer's parameter, FLOPs and memory share (%), like the paper."""
+    plt = _pyplot()
+    rows = [r for r in report.layers if r.params or r.macs or r.class_name not in ("Dropout", "Activation")]
+    x = range(len(rows))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.25 * len(rows)), 4.0))
+    width = 0.28
+    for offset, attr, label in ((-width, "param_share", "parameters"), (0, "flops_share", "FLOPs"),
+                                (width, "memory_share", "activation memory")):
+        ax.bar([i + offset for i in x], [100 * getattr(r, attr) for r in rows], width, label=label)
+    ax.set_xticks(list(x), [r.name for r in rows], rotation=90, fontsize=6)
+    ax.set_ylabel("share of model total (%)")
+    ax.set_title(f"Layer-wise complexity of {report.model_name}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

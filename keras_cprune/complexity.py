@@ -161,7 +161,7 @@ def _layer_complexity(graph: Graph, node, shapes: dict, first_call: bool) -> Lay
         params = spec.params(node.attrs, in_shapes, out_shapes)
         macs = spec.macs(node.attrs, in_shapes, out_shapes)
     else:
-        params, macs = sum(tensor_elements(w.shape) for w in node.layer.weights), 0
+        params, macs = sum(tensor_elements(w.shape) for w in getattr(node.layer, "weights", [])), 0
     params = params if first_call else 0
     act = sum(tensor_elements(s) for s in out_shapes)
     return LayerComplexity(

@@ -50,6 +50,7 @@ class Graph:
     outputs: list[int]
     keras: Any  # the keras module the model belongs to (keras or tf_keras)
     model_name: str
+    submodel_inputs: dict[int, list[int]] = field(default_factory=dict)  # id(nested model) -> keys
 
     def node(self, name: str) -> Node:
         return self._by_name[name]
@@ -120,7 +121,7 @@ def read_graph(model) -> Graph:
     for tensor, key in zip(model.inputs, input_keys):
         builder.add_node(_input_layer(tensor), [], [key])
     output_keys = builder.expand(model, input_keys)
-    return Graph(builder.nodes, builder.tensors, input_keys, output_keys, keras, model.name)
+    return Graph(builder.nodes, builder.tensors, input_keys, output_keys, keras, model.name, builder.submodel_inputs)
 
 
 class _Builder:
@@ -129,6 +130,7 @@ class _Builder:
         self.nodes: list[Node] = []
         self.tensors: dict[int, Tensor] = {}
         self.calls: dict[str, int] = {}
+        self.submodel_inputs: dict[int, list[int]] = {}
 
     def new_tensor(self, symbolic, producer: str | None) -> int:
         key = len(self.tensors)
@@ -162,10 +164,12 @@ class _Builder:
             outs = _node_outputs(node)
             if isinstance(layer, self.keras.Model):
                 check_model(layer)
+                self.submodel_inputs[id(layer)] = in_keys
                 out_keys = self.expand(layer, in_keys)
             else:
                 out_keys = [self.new_tensor(t, producer=None) for t in outs]
-                self.add_node(layer, in_keys, out_keys)
+                new = self.add_node(layer, in_keys, out_keys)
+                new.attrs["array_operands"] = _has_array_operands(node)
             alias.update({id(t): k for t, k in zip(outs, out_keys)})
         return [alias[id(t)] for t in model.outputs]
 
@@ -181,6 +185,15 @@ def layer_attrs(layer) -> dict:
     if activation is not None:
         attrs["activation"] = getattr(activation, "__name__", str(activation))
     return attrs
+
+
+def _has_array_operands(node) -> bool:
+    """Whether a call got a non-symbolic array argument (e.g. ``x + np.ones(c)``)."""
+    arguments = getattr(node, "arguments", None)  # Keras 3; tf_keras wraps such ops as TFOpLambda
+    if arguments is None:
+        return False
+    values = list(arguments.args) + list(arguments.kwargs.values())
+    return any(hasattr(v, "shape") and not hasattr(v, "_keras_history") and len(v.shape) > 0 for v in values)
 
 
 def _input_layer(tensor):

@@ -133,10 +133,22 @@ TABLE: dict[str, OpSpec] = {
 
 _CHANNEL_MIXING_ACTIVATIONS = {"softmax", "log_softmax"}
 
+# Keras 3 operations called on symbolic tensors (``x + 3.0``, ``keras.ops.multiply``) are graph
+# nodes too. Element-wise ones with scalar or tensor operands couple channels like a merge layer.
+OPS_TABLE: dict[str, OpSpec] = {
+    name: _merge for name in ("Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum", "Minimum")
+}
+OPS_TABLE.update({name: _pass for name in ("Relu", "Relu6", "Sigmoid", "HardSigmoid", "HardSilu", "Silu",
+                                           "Tanh", "Abs", "Negative", "Square", "Sqrt", "Exp")})
+
 
 def spec_for(node, in_shapes: list, out_shapes: list) -> OpSpec:
     """The `OpSpec` of ``node``, resolved for its config (grouped conv pins, softmax pins...)."""
-    spec = TABLE.get(node.class_name) if _is_builtin(node.layer) else None
+    module = type(node.layer).__module__
+    if module.startswith("keras.src.ops."):
+        spec = OPS_TABLE.get(node.class_name)
+        return spec if spec is not None and not node.attrs.get("array_operands") else OpSpec("pin", _no_params)
+    spec = TABLE.get(node.class_name) if module.startswith(("keras.", "tf_keras.")) else None
     if spec is None:
         return OpSpec("pin")
     cfg = node.attrs
@@ -168,11 +180,6 @@ def _axis(axis, shape: Shape) -> int:
     if isinstance(axis, (list, tuple)):
         return -99
     return axis - 1 if axis > 0 else len(shape) + axis  # config axes count the batch axis
-
-
-def _is_builtin(layer) -> bool:
-    module = type(layer).__module__
-    return module.startswith(("keras.", "tf_keras."))
 
 
 def weight_short_name(weight) -> str:

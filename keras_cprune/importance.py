@@ -1,0 +1,73 @@
+"""Filter importance criteria, scored per channel unit of a group (higher = keep).
+
+Each producing layer scores its output channels; scores are divided by that layer's mean so
+layers of different scale weigh alike, then averaged over the layers that share a unit.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .dependency import Dependencies, Group
+from .errors import PruningError
+from .ops import weight_short_name
+
+CRITERIA = ("l1", "l2", "bn_gamma", "random")
+_OUT_KERNELS = {"kernel": -1, "pointwise_kernel": -1}
+
+
+def _kernel_scores(layer, norm: str) -> np.ndarray:
+    """Per-output-channel L1 or L2 norm of the layer's kernel (Conv*Transpose: axis -2)."""
+    for weight in layer.weights:
+        name = weight_short_name(weight)
+        if name in _OUT_KERNELS:
+            value = np.asarray(weight.numpy())
+            axis = -2 if "Transpose" in type(layer).__name__ else -1
+            flat = np.moveaxis(value, axis, -1).reshape(-1, value.shape[axis])
+            return np.abs(flat).sum(0) if norm == "l1" else np.sqrt((flat ** 2).sum(0))
+    raise PruningError(f"Layer {layer.name!r} has no kernel to score; use importance='random' or a callable.")
+
+
+def _gamma_scores(layer) -> np.ndarray | None:
+    for weight in layer.weights:
+        if weight_short_name(weight) == "gamma":
+            return np.abs(np.asarray(weight.numpy()))
+    return None
+
+
+def unit_scores(deps: Dependencies, group: Group, criterion, rng: np.random.Generator) -> np.ndarray:
+    """Importance of each unit of ``group`` (aligned with ``group.units``)."""
+    if isinstance(criterion, str) and criterion not in CRITERIA:
+        raise PruningError(f"Unknown importance criterion {criterion!r}. Expected one of {CRITERIA} or a callable.")
+    if criterion == "random":
+        return rng.random(len(group.units))
+    graph = deps.graph
+    scorers = [graph.node(n) for n in group.producers]
+    if criterion == "bn_gamma":
+        bns = [graph.node(n) for n in group.layers if graph.node(n).class_name == "BatchNormalization"]
+        scorers = bns or scorers  # no BatchNorm in the group: fall back to the kernels' L1 norm
+    total, count = np.zeros(len(group.units)), np.zeros(len(group.units))
+    for node in scorers:
+        scores = _score(node.layer, criterion)
+        index = np.searchsorted(group.units, deps.units[node.outputs[0]])
+        inside = (index < len(group.units)) & (group.units[np.minimum(index, len(group.units) - 1)] == deps.units[node.outputs[0]])
+        mean = scores.mean() or 1.0
+        np.add.at(total, index[inside], scores[inside] / mean)
+        np.add.at(count, index[inside], 1)
+    return total / np.maximum(count, 1)
+
+
+def _score(layer, criterion) -> np.ndarray:
+    if callable(criterion):
+        scores = np.asarray(criterion(layer), dtype=np.float64)
+        if scores.ndim != 1:
+            raise PruningError(f"The importance callable returned shape {scores.shape} for layer {layer.name!r}; "
+                               "expected one score per output channel.")
+        return scores
+    if criterion == "bn_gamma":
+        gamma = _gamma_scores(layer)
+        if gamma is not None:
+            return gamma
+        criterion = "l1"
+    return _kernel_scores(layer, criterion)

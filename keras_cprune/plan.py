@@ -1,0 +1,111 @@
+"""PruningPlan: which output channels each producing layer keeps, why, and what it saves."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .dependency import Dependencies
+from .errors import PlanError
+
+METRICS = (("params", "Parameters"), ("macs", "MACs"), ("weight_bytes_int8", "Weights int8 (B)"),
+           ("act_bytes_f32", "Activations f32 (B)"), ("peak_act_bytes_int8", "Peak act. int8 (B)"))
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """One channel group: its layers, share in the mode, and kept output channels per producer."""
+
+    group: int
+    producers: tuple
+    layers: tuple
+    channels: int
+    kept_channels: int
+    share: float
+    reason: str
+    kept: dict = field(default_factory=dict)  # producer name -> sorted kept output channel indices
+    widths: dict = field(default_factory=dict)  # producer name -> output channels before pruning
+
+
+@dataclass(frozen=True)
+class PruningPlan:
+    """What `prune` did or will do; JSON-serializable and re-appliable with `apply_plan`."""
+
+    model_name: str
+    mode: str
+    ratio: float
+    importance: str
+    rule: str
+    groups: tuple
+    before: dict
+    after: dict
+
+    def __repr__(self) -> str:
+        pruned = sum(1 for g in self.groups if g.kept_channels < g.channels)
+        return (f"PruningPlan(model={self.model_name!r}, mode={self.mode}, ratio={self.ratio:g}, "
+                f"groups pruned={pruned}/{len(self.groups)}, params {self.before['params']:,} -> {self.after['params']:,})")
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["groups"] = [{**asdict(g), "producers": list(g.producers), "layers": list(g.layers),
+                           "kept": {k: [int(i) for i in v] for k, v in g.kept.items()}} for g in self.groups]
+        return data
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PruningPlan":
+        try:
+            groups = tuple(GroupPlan(**{**g, "producers": tuple(g["producers"]), "layers": tuple(g["layers"]),
+                                        "kept": {k: tuple(v) for k, v in g["kept"].items()}}) for g in data["groups"])
+            return cls(**{**data, "groups": groups})
+        except (KeyError, TypeError) as exc:
+            raise PlanError(f"Not a keras-cprune pruning plan: {exc}. Expected the output of PruningPlan.to_json().") from exc
+
+    @classmethod
+    def from_json(cls, text: str) -> "PruningPlan":
+        return cls.from_dict(json.loads(text))
+
+    def summary(self, print_fn=print) -> str:
+        """Before/after table of the model totals, absolute and relative."""
+        lines = [f"Pruning plan for {self.model_name!r}: mode {self.mode}, ratio {self.ratio:g}, "
+                 f"importance {self.importance}, rule {self.rule}",
+                 f"{'':<22}{'before':>14}{'after':>14}{'change':>9}"]
+        for key, label in METRICS:
+            b, a = self.before[key], self.after[key]
+            lines.append(f"{label:<22}{b:>14,}{a:>14,}{(100 * (a - b) / b if b else 0):>8.1f}%")
+        pruned = [g for g in self.groups if g.kept_channels < g.channels]
+        lines.append(f"Groups pruned: {len(pruned)} of {len(self.groups)}")
+        for g in pruned:
+            lines.append(f"  {', '.join(g.producers)[:48]:<50}{g.channels:>5} -> {g.kept_channels:<5} ({g.reason})")
+        text = "\n".join(lines)
+        if print_fn:
+            print_fn(text)
+        return text
+
+
+def removed_units_of(plan: PruningPlan, deps: Dependencies) -> set:
+    """The channel units of ``deps`` that ``plan`` removes; `PlanError` if they do not match."""
+    graph, removed = deps.graph, set()
+    for g in plan.groups:
+        for name, kept in g.kept.items():
+            try:
+                node = graph.node(name)
+            except KeyError:
+                raise PlanError(f"The plan prunes layer {name!r}, which the model {graph.model_name!r} does not have. "
+                                "Apply a plan only to the architecture it was made for.") from None
+            units = deps.units[node.outputs[0]]
+            if len(units) != g.widths[name]:
+                raise PlanError(f"Layer {name!r} has {len(units)} output channels; the plan expects {g.widths[name]}.")
+            mask = np.ones(len(units), dtype=bool)
+            mask[list(kept)] = False
+            removed |= set(units[mask].tolist())
+    for g in plan.groups:
+        for name, kept in g.kept.items():
+            units = deps.units[graph.node(name).outputs[0]]
+            if np.isin(units[list(kept)], list(removed)).any():
+                raise PlanError(f"The plan keeps channels of {name!r} that are coupled to channels it removes "
+                                "elsewhere; the plan does not match this model's channel dependencies.")
+    return removed

@@ -1,0 +1,140 @@
+"""prune / apply_plan: complexity-driven filter pruning of a Keras model into a smaller one."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .complexity import ComplexityReport, report_from_graph
+from .dependency import Dependencies, Group, build_dependencies
+from .errors import PruningError
+from .graph import Graph, read_graph
+from .importance import unit_scores
+from .plan import METRICS, GroupPlan, PruningPlan, removed_units_of
+from .rebuild import rebuild
+from .selection import check_mode, select_groups
+
+
+@dataclass
+class PruneContext:
+    """A model read once (graph, channel groups, complexity) for repeated planning."""
+
+    model: object
+    graph: Graph
+    deps: Dependencies
+    report: ComplexityReport
+
+    @classmethod
+    def of(cls, model) -> "PruneContext":
+        graph = read_graph(model)
+        deps = build_dependencies(graph)
+        if not any(g.prunable for g in deps.groups):
+            raise PruningError(f"Nothing in model {graph.model_name!r} can be pruned: no Conv/Dense layer has "
+                               "output channels that are not pinned (model outputs, custom or Lambda layers, "
+                               "grouped convolutions, shared layers).")
+        return cls(model, graph, deps, report_from_graph(graph))
+
+    def price(self, removed: set) -> ComplexityReport:
+        """Complexity of the model with the ``removed`` units gone, without rebuilding it."""
+        return report_from_graph(self.graph, self.deps.pruned_shapes(removed))
+
+    def plan(self, mode: str, ratio: float, *, importance="l1", rule="mean", threshold=1.0, coverage=0.8,
+             min_filters=1, round_to=1, seed=0) -> tuple[PruningPlan, set]:
+        """Choose the groups by ``mode`` and the units to remove in each; price the result."""
+        _check_args(ratio, min_filters, round_to)
+        rng = np.random.default_rng(seed)
+        removed, group_plans = set(), []
+        for sel in select_groups(self.deps, self.report, mode, rule, threshold, coverage):
+            drop = np.zeros(0, dtype=np.int64)
+            if sel.selected:
+                scores = unit_scores(self.deps, sel.group, importance, rng)
+                drop = _choose_units(self.deps, sel.group, scores, ratio, min_filters, round_to)
+            removed |= set(drop.tolist())
+            group_plans.append((sel, drop))
+        after = self.price(removed)
+        groups = tuple(self._group_plan(sel, drop, removed) for sel, drop in group_plans)
+        name = importance if isinstance(importance, str) else getattr(importance, "__name__", "callable")
+        plan = PruningPlan(self.graph.model_name, check_mode(mode), float(ratio), name, rule, groups,
+                           _totals(self.report), _totals(after))
+        return plan, removed
+
+    def _group_plan(self, sel, drop: np.ndarray, removed: set) -> GroupPlan:
+        group = sel.group
+        kept, widths = {}, {}
+        for name in group.producers:
+            key = self.graph.node(name).outputs[0]
+            kept[name] = tuple(self.deps.kept_positions(key, removed).tolist())
+            widths[name] = len(self.deps.units[key])
+        return GroupPlan(group.id, tuple(group.producers), tuple(group.layers), len(group.units),
+                         len(group.units) - len(drop), sel.share, sel.reason, kept, widths)
+
+
+def _totals(report: ComplexityReport) -> dict:
+    return {key: getattr(report, key) for key, _ in METRICS}
+
+
+def _check_args(ratio, min_filters, round_to) -> None:
+    if not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
+        raise PruningError(f"`ratio` is the fraction of filters removed from each selected group and must be in "
+                           f"[0, 1). Received: ratio={ratio!r}.")
+    if not isinstance(min_filters, int) or min_filters < 1:
+        raise PruningError(f"`min_filters` must be an integer >= 1: a layer with 0 filters would disconnect the "
+                           f"model. Received: min_filters={min_filters!r}.")
+    if not isinstance(round_to, int) or round_to < 1:
+        raise PruningError(f"`round_to` must be an integer >= 1 (e.g. 4 or 8 for SIMD kernels). "
+                           f"Received: round_to={round_to!r}.")
+
+
+def _choose_units(deps: Dependencies, group: Group, scores: np.ndarray, ratio: float,
+                  min_filters: int, round_to: int) -> np.ndarray:
+    """Lowest-scoring free units to remove, keeping every producer >= ``min_filters`` wide and
+    the group's kept width a multiple of ``round_to`` (or whole)."""
+    total, free = len(group.units), np.flatnonzero(~group.pinned)
+    keep = total - int(round(ratio * len(free)))
+    keep = min(total, max(round_to, math.ceil(keep / round_to) * round_to))
+    budget = total - keep
+    if budget <= 0:
+        return np.zeros(0, dtype=np.int64)
+    counts = []  # per producer: its output width and how many of its channels each unit holds
+    for name in group.producers:
+        units = deps.units[deps.graph.node(name).outputs[0]]
+        ids, n = np.unique(units, return_counts=True)
+        counts.append([len(units), dict(zip(ids.tolist(), n.tolist()))])
+    removed = []
+    for index in free[np.argsort(scores[free], kind="stable")].tolist():
+        unit = int(group.units[index])
+        if any(width - held.get(unit, 0) < min_filters for width, held in counts):
+            continue
+        for entry in counts:
+            entry[0] -= entry[1].get(unit, 0)
+        removed.append(unit)
+        if len(removed) == budget:
+            break
+    return np.array(removed, dtype=np.int64)
+
+
+def prune(model, mode: str = "PA", ratio: float = 0.5, *, importance="l1", rule: str = "mean",
+          threshold: float = 1.0, coverage: float = 0.8, min_filters: int = 1, round_to: int = 1,
+          reinitialize: bool = False, seed: int = 0, return_plan: bool = False):
+    """Complexity-driven filter pruning: a new, smaller dense model of the same class.
+
+    ``mode`` ("PA", "FA", "MA") picks the channel groups holding a large share of the model's
+    parameters, FLOPs or activation memory (see `keras_cprune.selection` for ``rule``,
+    ``threshold`` and ``coverage``); ``ratio`` of each selected group's filters are removed,
+    lowest ``importance`` first ("l1", "l2", "bn_gamma", "random" or ``fn(layer) -> scores``).
+    Kept weights are copied, or freshly initialized with ``reinitialize=True`` (the paper trains
+    the pruned architecture from scratch). The model passed in is never modified.
+    """
+    context = PruneContext.of(model)
+    plan, removed = context.plan(mode, ratio, importance=importance, rule=rule, threshold=threshold,
+                                 coverage=coverage, min_filters=min_filters, round_to=round_to, seed=seed)
+    pruned = rebuild(model, context.deps, removed, copy_weights=not reinitialize)
+    return (pruned, plan) if return_plan else pruned
+
+
+def apply_plan(model, plan: PruningPlan, *, reinitialize: bool = False):
+    """Rebuild ``model`` (same architecture the plan was made for) as ``plan`` says."""
+    graph = read_graph(model)
+    deps = build_dependencies(graph)
+    return rebuild(model, deps, removed_units_of(plan, deps), copy_weights=not reinitialize)

@@ -1,0 +1,112 @@
+"""Removed channel units -> a new, smaller dense Keras model (or a masked twin of the original).
+
+The new model is made with the public ``clone_model(model, clone_function=...)`` of the model's
+own Keras (3 or tf_keras): Sequential stays Sequential, layer names are kept, and only the
+width of producing layers (``filters``/``units``) and channel-carrying Reshapes change.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .dependency import Dependencies
+from .ops import spec_for, weight_short_name
+
+
+class _Positions:
+    """Kept channel positions of each node's first input, its first output and (separable) middle."""
+
+    def __init__(self, deps: Dependencies, removed: set):
+        self.deps, self.removed, self._cache = deps, removed, {}
+
+    def tensor(self, key: int) -> np.ndarray:
+        if key not in self._cache:
+            self._cache[key] = self.deps.kept_positions(key, self.removed)
+        return self._cache[key]
+
+    def of(self, node) -> dict:
+        kept_in = self.tensor(node.inputs[0]) if node.inputs else None
+        kept_out = self.tensor(node.outputs[0]) if node.outputs else None
+        mult = node.attrs.get("depth_multiplier", 1)
+        mid = None if kept_in is None else (kept_in[:, None] * mult + np.arange(mult)).ravel()
+        return {"in": kept_in, "out": kept_out, "mid": mid}
+
+
+def _first_nodes(graph) -> dict:
+    firsts = {}
+    for node in graph.nodes:
+        if not node.is_input:
+            firsts.setdefault(id(node.layer), node)
+    return firsts
+
+
+def _slice_rules(graph, node) -> dict:
+    return spec_for(node, graph.in_shapes(node), graph.out_shapes(node)).slices
+
+
+def sliced_weights(deps: Dependencies, removed: set, mask: bool = False) -> dict:
+    """New weights per layer id: kept channels only, or (``mask=True``) removed ones zeroed."""
+    graph, positions, result = deps.graph, _Positions(deps, removed), {}
+    for node in _first_nodes(graph).values():
+        if not getattr(node.layer, "weights", None):
+            continue
+        rules, pos = _slice_rules(graph, node), positions.of(node)
+        values = []
+        for weight in node.layer.weights:
+            value = np.asarray(weight.numpy() if hasattr(weight, "numpy") else weight)
+            for axis, kind in rules.get(weight_short_name(weight), {}).items():
+                value = _mask_axis(value, axis, pos[kind]) if mask else np.take(value, pos[kind], axis=axis)
+            values.append(value)
+        result[id(node.layer)] = values
+    return result
+
+
+def _mask_axis(value: np.ndarray, axis: int, kept: np.ndarray) -> np.ndarray:
+    keep = np.zeros(value.shape[axis], dtype=bool)
+    keep[kept] = True
+    shape = [1] * value.ndim
+    shape[axis] = -1
+    return value * keep.reshape(shape)
+
+
+def rebuild(model, deps: Dependencies, removed: set, *, copy_weights: bool = True):
+    """A new model without the ``removed`` channel units; weights sliced unless not copied."""
+    graph = deps.graph
+    keras = graph.keras
+    positions = _Positions(deps, removed)
+    firsts = _first_nodes(graph)
+    clones: dict[int, object] = {}
+
+    def clone_layer(layer):
+        if isinstance(layer, keras.Model):
+            new_inputs = [keras.Input(batch_shape=(None,) + _shape(deps, positions, k), dtype=graph.tensors[k].dtype)
+                          for k in graph.submodel_inputs[id(layer)]]
+            return keras.models.clone_model(layer, input_tensors=new_inputs[0] if len(new_inputs) == 1 else new_inputs,
+                                            clone_function=clone_layer)
+        node = firsts.get(id(layer))
+        config = layer.get_config()
+        if node is not None:
+            _resize_config(graph, node, config, positions)
+        clone = type(layer).from_config(config)
+        clones[id(layer)] = clone
+        return clone
+
+    new_model = keras.models.clone_model(model, clone_function=clone_layer)
+    if copy_weights:
+        for layer_id, values in sliced_weights(deps, removed).items():
+            clones[layer_id].set_weights(values)
+    return new_model
+
+
+def _shape(deps, positions, key) -> tuple:
+    shape = deps.graph.tensors[key].shape
+    kept = positions.tensor(key)
+    return shape if kept is None else shape[:-1] + (len(kept),)
+
+
+def _resize_config(graph, node, config: dict, positions: _Positions) -> None:
+    spec = spec_for(node, graph.in_shapes(node), graph.out_shapes(node))
+    width = len(positions.tensor(node.outputs[0]))
+    if spec.width_key and spec.role == "produce":
+        config[spec.width_key] = width
+    elif node.class_name == "Reshape" and spec.role in ("pass", "flatten"):
+        config["target_shape"] = tuple(config["target_shape"][:-1]) + (width,)

@@ -129,7 +129,7 @@ def prune(model, mode: str = "PA", ratio: float = 0.5, *, importance="l1", rule:
     context = PruneContext.of(model)
     plan, removed = context.plan(mode, ratio, importance=importance, rule=rule, threshold=threshold,
                                  coverage=coverage, min_filters=min_filters, round_to=round_to, seed=seed)
-    pruned = rebuild(model, context.deps, removed, copy_weights=not reinitialize)
+    pruned = rebuild(model, context.deps, removed, weights="none" if reinitialize else "slice")
     return (pruned, plan) if return_plan else pruned
 
 
@@ -137,4 +137,4 @@ def apply_plan(model, plan: PruningPlan, *, reinitialize: bool = False):
     """Rebuild ``model`` (same architecture the plan was made for) as ``plan`` says."""
     graph = read_graph(model)
     deps = build_dependencies(graph)
-    return rebuild(model, deps, removed_units_of(plan, deps), copy_weights=not reinitialize)
+    return rebuild(model, deps, removed_units_of(plan, deps), weights="none" if reinitialize else "slice")

@@ -68,19 +68,27 @@ def _mask_axis(value: np.ndarray, axis: int, kept: np.ndarray) -> np.ndarray:
     return value * keep.reshape(shape)
 
 
-def rebuild(model, deps: Dependencies, removed: set, *, copy_weights: bool = True):
-    """A new model without the ``removed`` channel units; weights sliced unless not copied."""
+def rebuild(model, deps: Dependencies, removed: set, *, weights: str = "slice"):
+    """A copy of ``model`` without the ``removed`` channel units.
+
+    ``weights``: ``"slice"`` copies the kept weights, ``"none"`` leaves the fresh initialization
+    (train from scratch), ``"mask"`` keeps the architecture and zeroes the removed channels, so
+    its outputs equal those of the sliced model.
+    """
     graph = deps.graph
     keras = graph.keras
-    positions = _Positions(deps, removed)
+    positions = _Positions(deps, set() if weights == "mask" else removed)
     firsts = _first_nodes(graph)
     clones: dict[int, object] = {}
 
+    def inputs_for(sub, keys):
+        tensors = [keras.Input(batch_shape=(None,) + _shape(deps, positions, k), dtype=graph.tensors[k].dtype,
+                               name=t._keras_history[0].name) for t, k in zip(sub.inputs, keys)]
+        return tensors[0] if len(tensors) == 1 else tensors
+
     def clone_layer(layer):
         if isinstance(layer, keras.Model):
-            new_inputs = [keras.Input(batch_shape=(None,) + _shape(deps, positions, k), dtype=graph.tensors[k].dtype)
-                          for k in graph.submodel_inputs[id(layer)]]
-            return keras.models.clone_model(layer, input_tensors=new_inputs[0] if len(new_inputs) == 1 else new_inputs,
+            return keras.models.clone_model(layer, input_tensors=inputs_for(layer, graph.submodel_inputs[id(layer)]),
                                             clone_function=clone_layer)
         node = firsts.get(id(layer))
         config = layer.get_config()
@@ -90,9 +98,10 @@ def rebuild(model, deps: Dependencies, removed: set, *, copy_weights: bool = Tru
         clones[id(layer)] = clone
         return clone
 
-    new_model = keras.models.clone_model(model, clone_function=clone_layer)
-    if copy_weights:
-        for layer_id, values in sliced_weights(deps, removed).items():
+    top_inputs = None if isinstance(model, keras.Sequential) else inputs_for(model, graph.inputs)
+    new_model = keras.models.clone_model(model, input_tensors=top_inputs, clone_function=clone_layer)
+    if weights != "none":
+        for layer_id, values in sliced_weights(deps, removed, mask=weights == "mask").items():
             clones[layer_id].set_weights(values)
     return new_model
 

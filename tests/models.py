@@ -1,0 +1,121 @@
+"""Small model builders and helpers shared by the tests (Keras 3 or tf_keras, passed in)."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def randomize(model, seed: int = 0, scale: float = 0.2) -> None:
+    """Give every weight small random values (BatchNorm variances positive) so pruning has work."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        values = []
+        for weight in layer.weights:
+            shape = tuple(weight.shape)
+            name = weight.name.rsplit("/", 1)[-1].split(":")[0]
+            if name == "moving_variance":
+                values.append(rng.uniform(0.5, 1.5, shape))
+            elif name == "gamma":
+                values.append(rng.uniform(0.5, 1.5, shape))
+            else:
+                values.append(rng.normal(0, scale, shape))
+        if values:
+            layer.set_weights([v.astype("float32") for v in values])
+
+
+def vgg(keras, input_shape=(28, 28, 1), widths=(16, 32, 64), classes=10, name="vgg"):
+    """VGG-style chain: conv-BN-ReLU blocks with max pooling, Flatten, Dense head."""
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for i, width in enumerate(widths):
+        x = keras.layers.Conv2D(width, 3, padding="same", name=f"conv{i}")(x)
+        x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
+        x = keras.layers.ReLU(name=f"relu{i}")(x)
+        x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(32, activation="relu", name="fc")(x)
+    outputs = keras.layers.Dense(classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def residual(keras, input_shape=(16, 16, 3)):
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="stem")(inputs)
+    for i in range(2):
+        y = keras.layers.Conv2D(8, 3, padding="same", name=f"r{i}a")(x)
+        y = keras.layers.BatchNormalization(name=f"r{i}bn")(y)
+        y = keras.layers.ReLU(name=f"r{i}relu")(y)
+        y = keras.layers.Conv2D(8, 3, padding="same", name=f"r{i}b")(y)
+        x = keras.layers.Add(name=f"add{i}")([x, y])
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, keras.layers.Dense(5, name="logits")(x), name="residual")
+
+
+def inverted_residual(keras, input_shape=(16, 16, 3)):
+    """MobileNetV2-style block with a squeeze-excite multiply."""
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="stem")(inputs)
+    y = keras.layers.Conv2D(24, 1, name="expand")(x)
+    y = keras.layers.ReLU(6.0, name="expand_relu")(y)
+    y = keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(y)
+    s = keras.layers.GlobalAveragePooling2D(keepdims=True, name="se_pool")(y)
+    s = keras.layers.Conv2D(4, 1, activation="relu", name="se_reduce")(s)
+    s = keras.layers.Conv2D(24, 1, activation="sigmoid", name="se_expand")(s)
+    y = keras.layers.Multiply(name="se_mul")([y, s])
+    y = keras.layers.Conv2D(8, 1, name="project")(y)
+    x = keras.layers.Add(name="add")([x, y])
+    x = keras.layers.SeparableConv2D(12, 3, padding="same", depth_multiplier=2, name="sep")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, keras.layers.Dense(4, name="logits")(x), name="inverted_residual")
+
+
+def concat_branches(keras, input_shape=(16, 16, 3)):
+    inputs = keras.Input(input_shape)
+    a = keras.layers.Conv2D(6, 1, name="a")(inputs)
+    b = keras.layers.Conv2D(10, 3, padding="same", name="b")(inputs)
+    c = keras.layers.Concatenate(name="cat")([a, b])
+    c = keras.layers.Conv2D(12, 3, strides=2, name="after_cat")(c)
+    d = keras.layers.Conv2D(12, 1, name="d")(c)
+    e = keras.layers.Concatenate(name="cat2")([c, d])
+    e = keras.layers.Flatten(name="flatten")(e)
+    return keras.Model(inputs, keras.layers.Dense(3, name="logits")(e), name="concat_branches")
+
+
+ARCHITECTURES = {"vgg": vgg, "residual": residual, "inverted_residual": inverted_residual,
+                 "concat_branches": concat_branches}
+
+
+def random_model(keras, seed: int):
+    """A random Functional CNN from the supported layer set (chains, residual, concat, depthwise)."""
+    rng = np.random.default_rng(seed)
+    inputs = keras.Input((12, 12, int(rng.integers(1, 4))))
+    x = keras.layers.Conv2D(int(rng.integers(4, 12)), 3, padding="same", name="c0")(inputs)
+    for i in range(int(rng.integers(2, 5))):
+        kind = rng.choice(["conv", "residual", "concat", "depthwise", "se", "sep", "pool"])
+        width = int(x.shape[-1])
+        if kind == "conv":
+            x = keras.layers.Conv2D(int(rng.integers(3, 12)), 3, padding="same", name=f"b{i}conv")(x)
+            x = keras.layers.BatchNormalization(name=f"b{i}bn")(x)
+        elif kind == "residual":
+            y = keras.layers.Conv2D(width, 3, padding="same", activation="relu", name=f"b{i}res")(x)
+            x = keras.layers.Add(name=f"b{i}add")([x, y])
+        elif kind == "concat":
+            y = keras.layers.Conv2D(int(rng.integers(2, 8)), 1, name=f"b{i}branch")(x)
+            x = keras.layers.Concatenate(name=f"b{i}cat")([x, y])
+        elif kind == "depthwise":
+            x = keras.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=int(rng.integers(1, 3)),
+                                             name=f"b{i}dw")(x)
+        elif kind == "se":
+            s = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"b{i}sepool")(x)
+            s = keras.layers.Conv2D(width, 1, activation="sigmoid", name=f"b{i}sefc")(s)
+            x = keras.layers.Multiply(name=f"b{i}semul")([x, s])
+        elif kind == "sep":
+            x = keras.layers.SeparableConv2D(int(rng.integers(3, 10)), 3, padding="same", name=f"b{i}sep")(x)
+        else:
+            x = keras.layers.MaxPooling2D(2, padding="same", name=f"b{i}pool")(x)
+        x = keras.layers.Activation("relu", name=f"b{i}act")(x)
+    if rng.random() < 0.5:
+        x = keras.layers.Flatten(name="flatten")(x)
+    else:
+        x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    x = keras.layers.Dense(int(rng.integers(4, 16)), activation="relu", name="fc")(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name="logits")(x), name=f"random{seed}")

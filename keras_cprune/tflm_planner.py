@@ -199,7 +199,7 @@ _POOL, _CONV = _Kernel((40, 4), 32), _Kernel((28, 4), 80, _per_channel(0), temp=
 _KERNELS = {
     "CONV_2D": _CONV,
     "DEPTHWISE_CONV_2D": _Kernel((28, 4), 80, _per_channel(3), temp=_conv_temp),
-    "FULLY_CONNECTED": _Kernel((16, 4), 72, _fc_arrays),
+    "FULLY_CONNECTED": _Kernel((32, 8), 72, _fc_arrays),
     "TRANSPOSE_CONV": _Kernel((20, 4), 88, _per_channel(0),
                               lambda g, op: (4 * math.prod(_t(g, op, 0, "outputs").shape),)),
     "MAX_POOL_2D": _POOL, "AVERAGE_POOL_2D": _POOL,

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_cprune.zoo import vgg
+
 
 def randomize(model, seed: int = 0, scale: float = 0.2) -> None:
     """Give every weight small random values (BatchNorm variances positive) so pruning has work."""
@@ -20,21 +22,6 @@ def randomize(model, seed: int = 0, scale: float = 0.2) -> None:
                 values.append(rng.normal(0, scale, shape))
         if values:
             layer.set_weights([v.astype("float32") for v in values])
-
-
-def vgg(keras, input_shape=(28, 28, 1), widths=(16, 32, 64), classes=10, name="vgg"):
-    """VGG-style chain: conv-BN-ReLU blocks with max pooling, Flatten, Dense head."""
-    inputs = keras.Input(input_shape)
-    x = inputs
-    for i, width in enumerate(widths):
-        x = keras.layers.Conv2D(width, 3, padding="same", name=f"conv{i}")(x)
-        x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
-        x = keras.layers.ReLU(name=f"relu{i}")(x)
-        x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
-    x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dense(32, activation="relu", name="fc")(x)
-    outputs = keras.layers.Dense(classes, name="logits")(x)
-    return keras.Model(inputs, outputs, name=name)
 
 
 def residual(keras, input_shape=(16, 16, 3)):

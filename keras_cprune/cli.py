@@ -1,0 +1,75 @@
+"""The ``keras-cprune`` command line: analyze and prune saved Keras models."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import CPruneError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="keras-cprune", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    analyze = sub.add_parser("analyze", help="per-layer parameters, MACs and activation memory")
+    analyze.add_argument("model", help="a .keras or .h5 model file")
+    analyze.add_argument("--json", action="store_true", help="print the report as JSON")
+    analyze.add_argument("--csv", action="store_true", help="print the per-layer rows as CSV")
+    analyze.add_argument("--plot", metavar="PNG", help="save the layer-wise complexity chart")
+    prune = sub.add_parser("prune", help="complexity-driven filter pruning into a new model file")
+    prune.add_argument("model", help="a .keras or .h5 model file")
+    prune.add_argument("-o", "--output", required=True, help="where to save the pruned model (.keras/.h5)")
+    prune.add_argument("--mode", default="PA", choices=["PA", "FA", "MA"])
+    prune.add_argument("--ratio", type=float, default=0.5, help="fraction of filters removed per selected group")
+    prune.add_argument("--importance", default="l1", choices=["l1", "l2", "bn_gamma", "random"])
+    prune.add_argument("--rule", default="mean", choices=["mean", "coverage", "all"])
+    prune.add_argument("--round-to", type=int, default=1)
+    prune.add_argument("--reinitialize", action="store_true", help="fresh weights (train from scratch)")
+    prune.add_argument("--plan", metavar="JSON", help="also write the pruning plan as JSON")
+    prune.add_argument("--overwrite", action="store_true")
+    for p in (analyze, prune):
+        p.add_argument("--unsafe", action="store_true", help="allow loading Lambda layers (runs code in the file)")
+    return parser
+
+
+def _analyze(args) -> None:
+    from .complexity import analyze
+    from .io import load_model
+
+    report = analyze(load_model(args.model, unsafe=args.unsafe))
+    if args.json:
+        print(report.to_json(indent=2))
+    elif args.csv:
+        print(report.to_csv(), end="")
+    else:
+        report.summary()
+    if args.plot:
+        report.plot(args.plot)
+
+
+def _prune(args) -> None:
+    from .io import atomic_path, load_model, save_model
+    from .pruner import prune
+
+    model = load_model(args.model, unsafe=args.unsafe)
+    pruned, plan = prune(model, args.mode, args.ratio, importance=args.importance, rule=args.rule,
+                         round_to=args.round_to, reinitialize=args.reinitialize, return_plan=True)
+    plan.summary()
+    save_model(pruned, args.output, overwrite=args.overwrite)
+    if args.plan:
+        with atomic_path(args.plan, overwrite=args.overwrite) as tmp, open(tmp, "w") as f:
+            f.write(plan.to_json(indent=2))
+    print(f"Saved {args.output}")
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        {"analyze": _analyze, "prune": _prune}[args.command](args)
+    except CPruneError as exc:
+        print(f"keras-cprune: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Loading user model files safely and writing results atomically."""
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from contextlib import contextmanager
+
+from .errors import ModelFileError, OutputPathError
+
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def load_model(path: str, *, unsafe: bool = False):
+    """Load a ``.keras``/``.h5`` model with Keras' ``safe_mode`` (no Lambda code) unless ``unsafe``."""
+    import keras
+
+    if not os.path.isfile(path):
+        raise ModelFileError(f"Model file {path!r} does not exist. Pass the path of a .keras or .h5 file.")
+    if not path.endswith(MODEL_SUFFIXES):
+        raise ModelFileError(f"Model file {path!r} has an unknown format; expected one of {MODEL_SUFFIXES}.")
+    if path.endswith(".keras") and not zipfile.is_zipfile(path):
+        raise ModelFileError(f"Model file {path!r} is not a valid .keras archive (corrupt or truncated). "
+                             "Save it again with `model.save('model.keras')`.")
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
+    except ValueError as exc:
+        if "safe_mode" in str(exc):
+            raise ModelFileError(
+                f"Model file {path!r} contains a Lambda layer whose Python code would have to be executed to "
+                "load it. If you trust this file, pass --unsafe (CLI) or unsafe=True."
+            ) from exc
+        raise ModelFileError(f"Could not load model file {path!r}: {exc}") from exc
+    except (OSError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"Could not load model file {path!r} (corrupt or not a Keras model): {exc}") from exc
+
+
+@contextmanager
+def atomic_path(path: str, *, overwrite: bool = False):
+    """Yield a temporary path next to ``path``; move it into place only if the block succeeds."""
+    if os.path.exists(path) and not overwrite:
+        raise OutputPathError(f"Output {path!r} exists already. Choose another path or allow overwriting.")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise OutputPathError(f"Output folder {directory!r} does not exist. Create it first.")
+    suffix = os.path.splitext(path)[1]
+    fd, tmp = tempfile.mkstemp(prefix=".cprune-", suffix=suffix, dir=directory)
+    os.close(fd)
+    os.unlink(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputPathError(f"Could not write {path!r}: {exc}. Nothing was written.") from exc
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_model(model, path: str, *, overwrite: bool = False) -> str:
+    """Save ``model`` to ``path`` (.keras or .h5) atomically; never leaves a partial file."""
+    if not path.endswith(MODEL_SUFFIXES):
+        raise OutputPathError(f"Output {path!r} must end with one of {MODEL_SUFFIXES}.")
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        model.save(tmp)
+    return path

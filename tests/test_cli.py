@@ -1,0 +1,70 @@
+"""The keras-cprune CLI and safe model loading, run as a user would (subprocess)."""
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import pytest
+
+from keras_cprune import analyze
+from keras_cprune.zoo import vgg
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "keras_cprune.cli", *args], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("m") / "vgg.keras")
+    vgg().save(path)
+    return path
+
+
+def test_analyze_json_and_table(model_file, tmp_path):
+    result = cli("analyze", model_file, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["params"] == analyze(vgg()).params
+    table = cli("analyze", model_file, "--plot", str(tmp_path / "c.png"))
+    assert "conv0 (Conv2D)" in table.stdout and os.path.getsize(tmp_path / "c.png") > 1000
+
+
+def test_prune_writes_model_and_plan_and_refuses_overwrite(model_file, tmp_path):
+    out, plan = str(tmp_path / "p.keras"), str(tmp_path / "plan.json")
+    result = cli("prune", model_file, "-o", out, "--mode", "FA", "--ratio", "0.5", "--plan", plan)
+    assert result.returncode == 0, result.stderr
+    pruned = keras.saving.load_model(out)
+    assert pruned.count_params() == json.load(open(plan))["after"]["params"] < vgg().count_params()
+    again = cli("prune", model_file, "-o", out)
+    assert again.returncode == 1 and "exists already" in again.stderr
+
+
+def test_lambda_model_needs_unsafe(tmp_path):
+    inputs = keras.Input((4,))
+    path = str(tmp_path / "lambda.keras")
+    keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2)(keras.layers.Dense(3)(inputs))).save(path)
+    refused = cli("analyze", path)
+    assert refused.returncode == 1 and "--unsafe" in refused.stderr
+    assert cli("analyze", path, "--unsafe").returncode == 0
+
+
+@pytest.mark.parametrize("content,name,match", [
+    (None, "missing.keras", "does not exist"),
+    (b"not a zip", "corrupt.keras", "not a valid .keras archive"),
+    (b"\x89HDF\r\n\x1a\n garbage", "corrupt.h5", "Could not load model file"),
+    (b"x", "model.onnx", "unknown format"),
+])
+def test_bad_model_files(tmp_path, content, name, match):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    result = cli("analyze", str(path))
+    assert result.returncode == 1 and match in result.stderr and name in result.stderr
+
+
+def test_usage_errors_exit_2():
+    assert cli().returncode == 2
+    assert cli("prune", "x.keras").returncode == 2  # -o missing
+    assert cli("prune", "x.keras", "-o", "y.keras", "--mode", "ZZ").returncode == 2

@@ -43,9 +43,11 @@ def _slice_rules(graph, node) -> dict:
     return spec_for(node, graph.in_shapes(node), graph.out_shapes(node)).slices
 
 
-def sliced_weights(deps: Dependencies, removed: set, mask: bool = False) -> dict:
-    """New weights per layer id: kept channels only, or (``mask=True``) removed ones zeroed."""
-    graph, positions, result = deps.graph, _Positions(deps, removed), {}
+def sliced_weights(deps: Dependencies, removed: set, mask: bool = False):
+    """Yield ``(layer id, new weights)``: kept channels only, or (``mask=True``) removed ones zeroed.
+
+    One layer at a time, so no copy of all the model's weights is ever held at once."""
+    graph, positions = deps.graph, _Positions(deps, removed)
     for node in _first_nodes(graph).values():
         if not getattr(node.layer, "weights", None):
             continue
@@ -56,8 +58,7 @@ def sliced_weights(deps: Dependencies, removed: set, mask: bool = False) -> dict
             for axis, kind in rules.get(weight_short_name(weight), {}).items():
                 value = _mask_axis(value, axis, pos[kind]) if mask else np.take(value, pos[kind], axis=axis)
             values.append(value)
-        result[id(node.layer)] = values
-    return result
+        yield id(node.layer), values
 
 
 def _mask_axis(value: np.ndarray, axis: int, kept: np.ndarray) -> np.ndarray:
@@ -101,7 +102,7 @@ def rebuild(model, deps: Dependencies, removed: set, *, weights: str = "slice"):
     top_inputs = None if isinstance(model, keras.Sequential) else inputs_for(model, graph.inputs)
     new_model = keras.models.clone_model(model, input_tensors=top_inputs, clone_function=clone_layer)
     if weights != "none":
-        for layer_id, values in sliced_weights(deps, removed, mask=weights == "mask").items():
+        for layer_id, values in sliced_weights(deps, removed, mask=weights == "mask"):
             clones[layer_id].set_weights(values)
     return new_model
 

@@ -49,7 +49,9 @@ class PruneContext:
             drop = np.zeros(0, dtype=np.int64)
             if sel.selected:
                 scores = unit_scores(self.deps, sel.group, importance, rng)
-                drop = _choose_units(self.deps, sel.group, scores, ratio, min_filters, round_to)
+                group = sel.group
+                keep = kept_width(len(group.units), int((~group.pinned).sum()), ratio, round_to)
+                drop = choose_units(self.deps, group, scores, len(group.units) - keep, min_filters)
             removed |= set(drop.tolist())
             group_plans.append((sel, drop))
         after = self.price(removed)
@@ -86,30 +88,35 @@ def _check_args(ratio, min_filters, round_to) -> None:
                            f"Received: round_to={round_to!r}.")
 
 
-def _choose_units(deps: Dependencies, group: Group, scores: np.ndarray, ratio: float,
-                  min_filters: int, round_to: int) -> np.ndarray:
-    """Lowest-scoring free units to remove, keeping every producer >= ``min_filters`` wide and
-    the group's kept width a multiple of ``round_to`` (or whole)."""
-    total, free = len(group.units), np.flatnonzero(~group.pinned)
-    keep = total - int(round(ratio * len(free)))
-    keep = min(total, max(round_to, math.ceil(keep / round_to) * round_to))
-    budget = total - keep
-    if budget <= 0:
+def kept_width(total: int, free: int, ratio: float, round_to: int) -> int:
+    """Units a group keeps when ``ratio`` of its ``free`` (unpinned) units go, rounded up to a
+    multiple of ``round_to`` (never above ``total``)."""
+    keep = total - int(round(ratio * free))
+    return min(total, max(round_to, math.ceil(keep / round_to) * round_to))
+
+
+def choose_units(deps: Dependencies, group: Group, scores: np.ndarray, count: int, min_filters: int,
+                 already: set = frozenset()) -> np.ndarray:
+    """Up to ``count`` more of the lowest-scoring free units of ``group`` (not in ``already``),
+    keeping every producing layer at least ``min_filters`` channels wide."""
+    if count <= 0:
         return np.zeros(0, dtype=np.int64)
-    counts = []  # per producer: its output width and how many of its channels each unit holds
+    counts = []  # per producer: its remaining width and how many of its channels each unit holds
     for name in group.producers:
         units = deps.units[deps.graph.node(name).outputs[0]]
         ids, n = np.unique(units, return_counts=True)
-        counts.append([len(units), dict(zip(ids.tolist(), n.tolist()))])
+        held = dict(zip(ids.tolist(), n.tolist()))
+        counts.append([len(units) - sum(held.get(u, 0) for u in already), held])
+    free = np.flatnonzero(~group.pinned)
     removed = []
     for index in free[np.argsort(scores[free], kind="stable")].tolist():
         unit = int(group.units[index])
-        if any(width - held.get(unit, 0) < min_filters for width, held in counts):
+        if unit in already or any(width - held.get(unit, 0) < min_filters for width, held in counts):
             continue
         for entry in counts:
             entry[0] -= entry[1].get(unit, 0)
         removed.append(unit)
-        if len(removed) == budget:
+        if len(removed) == count:
             break
     return np.array(removed, dtype=np.int64)
 

@@ -31,11 +31,18 @@ class Selection:
     reason: str
 
 
-def group_share(deps: Dependencies, report: ComplexityReport, group: Group, mode: str) -> float:
-    """The fraction of the model's complexity in ``mode`` that ``group`` holds."""
+def group_share(deps: Dependencies, report: ComplexityReport, group: Group, mode: str,
+                removed: frozenset = frozenset()) -> float:
+    """The fraction of the model's complexity in ``mode`` that ``group`` holds; ``report`` and
+    ``removed`` describe the model after removing those units (nothing removed by default)."""
     if mode == "MA":
-        held = sum(4 * tensor_elements(deps.graph.tensors[k].shape) * np.isin(deps.units[k], group.units).mean()
-                   for k in group.tensors)
+        held = 0.0
+        for key in group.tensors:
+            units = deps.units[key]
+            kept = units[~np.isin(units, list(removed))] if removed else units
+            if len(kept):
+                shape = deps.graph.tensors[key].shape[:-1] + (len(kept),)
+                held += 4 * tensor_elements(shape) * np.isin(kept, group.units).mean()
         return held / max(1, report.act_bytes_f32)
     attr, total = ("params", report.params) if mode == "PA" else ("macs", report.macs)
     rows = {row.name: row for row in report.layers}
@@ -43,13 +50,15 @@ def group_share(deps: Dependencies, report: ComplexityReport, group: Group, mode
 
 
 def select_groups(deps: Dependencies, report: ComplexityReport, mode: str, rule: str = "mean",
-                  threshold: float = 1.0, coverage: float = 0.8) -> list[Selection]:
-    """Rank the prunable groups by their share in ``mode`` and mark those the rule selects."""
+                  threshold: float = 1.0, coverage: float = 0.8, groups: list | None = None,
+                  removed: frozenset = frozenset()) -> list[Selection]:
+    """Rank ``groups`` (default: the prunable ones) by their share in ``mode`` and mark those
+    the rule selects; ``report``/``removed`` give the current state when already pruned."""
     mode = check_mode(mode)
     if rule not in RULES:
         raise PruningError(f"Unknown selection rule {rule!r}. Expected one of {RULES}.")
-    groups = [g for g in deps.groups if g.prunable]
-    shares = np.array([group_share(deps, report, g, mode) for g in groups])
+    groups = [g for g in deps.groups if g.prunable] if groups is None else groups
+    shares = np.array([group_share(deps, report, g, mode, removed) for g in groups])
     order = np.argsort(-shares, kind="stable")
     if rule == "mean":
         cut = threshold * shares.mean() if len(shares) else 0.0

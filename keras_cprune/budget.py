@@ -1,0 +1,134 @@
+"""Budget-targeted pruning: the least complexity-driven pruning that fits RAM, flash and MACs.
+
+The search prunes in small steps from the unpruned model and stops at the first state that fits
+every budget, so one step less would not have fit. Each step chooses groups the way the mode
+does (`selection`); in MA mode with a RAM budget it prunes the groups whose activations are
+alive at the predicted arena peak first, since the peak alone sets the arena.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .errors import BudgetError
+from .importance import unit_scores
+from .pruner import PruneContext, choose_units
+from .selection import check_mode, select_groups
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Predicted deployment resources of one pruning state (bytes, MACs)."""
+
+    ram: int
+    flash: int
+    macs: int
+    peak_tensors: tuple = ()  # graph tensor keys alive where the RAM peak happens
+    peak_op: str = ""
+
+
+@dataclass(frozen=True)
+class Step:
+    removed_fraction: float
+    params: int
+    usage: Usage
+
+    def line(self) -> str:
+        u = self.usage
+        return (f"pruned {100 * self.removed_fraction:5.1f}% of channels | params {self.params:>10,} | "
+                f"MACs {u.macs:>13,} | arena {u.ram:>9,} B | flash {u.flash:>9,} B")
+
+
+RESOURCES = ("ram", "flash", "macs")
+
+
+def over_budget(usage: Usage, budget) -> dict:
+    """``{resource: (used, limit)}`` for every resource of ``budget`` that ``usage`` exceeds."""
+    limits = {name: getattr(budget, name, None) for name in RESOURCES}
+    return {n: (getattr(usage, n), lim) for n, lim in limits.items() if lim is not None and getattr(usage, n) > lim}
+
+
+def search(context: PruneContext, mode: str, budget, estimate: Callable[[set], Usage], *, step: float = 0.1,
+           importance="l1", rule="mean", threshold=1.0, coverage=0.8, min_filters=1, round_to=1, seed=0,
+           removed: set | None = None, progress=print) -> tuple[set, list]:
+    """Grow the removed-unit set from ``removed`` until ``estimate(removed)`` fits ``budget``.
+
+    Returns the removed units and the steps taken. Raises `BudgetError` with the smallest usage
+    reachable when no further pruning is possible.
+    """
+    mode = check_mode(mode)
+    if not 0 < step < 1:
+        raise BudgetError(f"`step` is the fraction of a group's channels removed per search step and must be in "
+                          f"(0, 1). Received: step={step!r}.")
+    rng = np.random.default_rng(seed)
+    deps = context.deps
+    groups = [g for g in deps.groups if g.prunable]
+    scores = {g.id: unit_scores(deps, g, importance, rng) for g in groups}
+    total_free = sum(int((~g.pinned).sum()) for g in groups)
+    removed, history = set(removed or ()), []
+    while True:
+        usage = estimate(removed)
+        history.append(Step(len(removed) / max(1, total_free), context.price(removed).params, usage))
+        if progress:
+            progress(history[-1].line())
+        over = over_budget(usage, budget)
+        if not over:
+            return removed, history
+        candidates = [g for g in groups if _shrinkable(deps, g, removed, min_filters)]
+        for chosen in _choices(context, mode, candidates, removed, usage, over, rule, threshold, coverage):
+            dropped = _step(deps, chosen, scores, removed, step, min_filters, round_to)
+            if dropped:
+                removed |= dropped
+                break
+        else:
+            raise _impossible(usage, over, deps, removed)
+
+
+def _choices(context, mode, candidates, removed, usage, over, rule, threshold, coverage):
+    """Group sets to try, most targeted first: the arena peak (MA + RAM), the mode's selection, all."""
+    if mode == "MA" and "ram" in over and usage.peak_tensors:
+        peak = set(usage.peak_tensors)
+        yield [g for g in candidates if peak & set(g.tensors)]
+    report = context.price(removed)
+    selections = select_groups(context.deps, report, mode, rule, threshold, coverage, groups=candidates,
+                               removed=frozenset(removed)) if candidates else []
+    yield [s.group for s in selections if s.selected]
+    yield candidates
+
+
+def _remaining(group, removed: set) -> int:
+    return len(group.units) - int(np.isin(group.units, list(removed)).sum()) if removed else len(group.units)
+
+
+def _shrinkable(deps, group, removed: set, min_filters: int) -> bool:
+    return len(choose_units(deps, group, np.zeros(len(group.units)), 1, min_filters, removed)) > 0
+
+
+def _step(deps, groups, scores, removed: set, step: float, min_filters: int, round_to: int) -> set:
+    dropped = set()
+    for group in groups:
+        width = _remaining(group, removed)
+        target = max(round_to, (math.floor(width * (1 - step)) // round_to) * round_to)
+        count = max(1, width - target) if width > round_to else 0
+        dropped |= set(choose_units(deps, group, scores[group.id], count, min_filters, removed | dropped).tolist())
+    return dropped
+
+
+def _impossible(usage: Usage, over: dict, deps, removed: set) -> BudgetError:
+    details = ", ".join(f"{name} {used:,} > {limit:,}" for name, (used, limit) in over.items())
+    bound = ""
+    if "ram" in over and usage.peak_tensors:
+        shapes = deps.pruned_shapes(removed)
+        tensors = deps.graph.tensors
+        names = ", ".join(f"{tensors[k].producer or 'model input'} {shapes.get(k, tensors[k].shape)}"
+                          for k in usage.peak_tensors)
+        bound = f" The arena peak is at {usage.peak_op!r}, where these tensors are alive and cannot shrink: {names}."
+    return BudgetError(
+        f"The budget cannot be met even with every prunable channel group pruned as far as allowed "
+        f"(min_filters per layer): {details}. Smallest reachable: arena {usage.ram:,} B, flash {usage.flash:,} B, "
+        f"MACs {usage.macs:,}.{bound} Raise the budget, lower min_filters, or change the architecture "
+        "(e.g. a smaller input or an earlier stride)."
+    )

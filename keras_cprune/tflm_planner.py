@@ -1,15 +1,16 @@
 """Predict the minimal TFLite Micro tensor arena of an int8 model without running TFLM.
 
-The arena holds two things (``micro_allocator.cc``): a *head* of non-persistent buffers laid out
-by ``GreedyMemoryPlanner`` (activations and kernel scratch buffers, which overlap in time) and a
-*tail* of persistent allocations that grows down from the arena end (interpreter objects,
-``TfLiteEvalTensor`` array, nodes, builtin options, kernel ``OpData``, per-channel arrays, the
-input/output ``TfLiteTensor`` structs). ``predict_arena`` replays that allocation sequence with
-its alignments and returns the smallest arena size for which every step succeeds.
+The arena (``micro_allocator.cc``) has a *head* of non-persistent buffers laid out by
+``GreedyMemoryPlanner`` (activations and kernel scratch buffers, overlapping in time) and a
+*tail* of persistent allocations growing down from the arena end (interpreter objects,
+``TfLiteEvalTensor`` array, nodes, builtin options, kernel ``OpData``, per-channel arrays,
+the input/output ``TfLiteTensor`` structs). ``predict_arena`` replays that allocation
+sequence with its alignments and returns the smallest arena size for which every step fits.
 
 Constants are those of the PyPI ``tflite-micro`` runtime (x86-64, reference kernels, built
-with ``USE_TFLM_COMPRESSION``, ``RecordingMicroAllocator``); a 32-bit MCU build has smaller
-structs. The planner part (``PlannedTensor``, ``greedy_offsets``) is framework-free.
+with ``USE_TFLM_COMPRESSION``, ``RecordingMicroAllocator``, arena from ``new[]`` so 16-byte
+aligned); a 32-bit MCU build has smaller structs. ``PlannedTensor``/``greedy_offsets`` and
+``MicroGraph`` are framework-free, so a Keras graph can feed them instead of a flatbuffer.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ __all__ = ["PlannedTensor", "greedy_offsets", "greedy_arena_bytes", "TensorSpec"
            "MicroGraph", "planned_tensors", "ArenaPrediction", "predict_arena",
            "graph_from_tflite", "predict_arena_from_tflite"]
 
-BUFFER_ALIGNMENT = 16  # MicroArenaBufferAlignment(): planner sizes and kernel buffers, bytes
+BUFFER_ALIGNMENT = 16  # MicroArenaBufferAlignment(), bytes
 
 
 def _align_up(value: int, alignment: int) -> int:
@@ -34,12 +35,8 @@ def _align_down(value: int, alignment: int) -> int:
 # --------------------------------------------------------------------------- planner
 @dataclass(frozen=True)
 class PlannedTensor:
-    """A non-persistent buffer of ``size_bytes`` alive from time ``first_op`` to ``last_op``.
-
-    Times are TFLM allocation scopes: 0 is "before the first op" (model inputs are created
-    there), op ``i`` runs at time ``i + 1``; both ends are inclusive.
-    """
-
+    """A non-persistent buffer of ``size_bytes`` alive from time ``first_op`` to ``last_op``
+    (inclusive TFLM allocation scopes: 0 is before the first op, op ``i`` runs at ``i + 1``)."""
     size_bytes: int
     first_op: int
     last_op: int
@@ -47,48 +44,44 @@ class PlannedTensor:
 
 
 def greedy_offsets(tensors) -> list:
-    """Arena offsets (bytes) that TFLM's GreedyMemoryPlanner gives ``tensors``, in input order.
+    """Head offsets (bytes) GreedyMemoryPlanner gives ``tensors``, in the order given.
 
-    Sizes are first rounded up to 16 bytes (``CreatePlan``). Buffers are placed largest first;
-    ties go to the buffer added *last* (the planner fills its sort array from the tail and then
-    bubble-sorts stably). Each buffer goes in the first gap, scanning placed buffers whose
-    lifetime overlaps its own in offset order, that is at least as large as it is.
+    Sizes are rounded up to 16 bytes (``CreatePlan``). Buffers are placed largest first, equal
+    sizes the one added *last* first (the planner fills its sort array from the end, then
+    bubble-sorts stably). Each goes into the first gap large enough between the already
+    placed buffers whose lifetime overlaps its own, scanned in offset order; else on top.
     """
     sizes = [_align_up(t.size_bytes, BUFFER_ALIGNMENT) for t in tensors]
     order = sorted(reversed(range(len(tensors))), key=lambda i: -sizes[i])
     offsets = [0] * len(tensors)
-    placed = []  # (offset, index), kept sorted by offset; equal offsets in insertion order
+    placed = []  # (offset, index) in offset order; equal offsets in placement order
     for i in order:
         first, last = tensors[i].first_op, tensors[i].last_op
         candidate = 0
         for offset, j in placed:
             if tensors[j].first_op > last or first > tensors[j].last_op:
-                continue  # not alive at the same time
+                continue
             if offset - candidate >= sizes[i]:
                 break
             candidate = max(candidate, offset + sizes[j])
         offsets[i] = candidate
-        position = next((k for k, (o, _) in enumerate(placed) if o > candidate and k > 0),
-                        len(placed))
-        if placed and placed[0][0] > candidate:
-            position = 0
-        placed.insert(position, (candidate, i))
+        position = next((k for k, (o, _) in enumerate(placed) if o > candidate), len(placed))
+        placed.insert(max(position, 1) if placed and placed[0][0] <= candidate else 0,
+                      (candidate, i))
     return offsets
 
 
 def greedy_arena_bytes(tensors) -> int:
-    """Bytes of the head section GreedyMemoryPlanner needs for ``tensors`` (max offset + size)."""
-    offsets = greedy_offsets(tensors)
-    return max((o + _align_up(t.size_bytes, BUFFER_ALIGNMENT) for o, t in zip(offsets, tensors)),
-               default=0)
+    """Bytes of head GreedyMemoryPlanner needs for ``tensors``: max of offset + aligned size."""
+    return max((o + _align_up(t.size_bytes, BUFFER_ALIGNMENT)
+                for o, t in zip(greedy_offsets(tensors), tensors)), default=0)
 
 
 # --------------------------------------------------------------------------- neutral graph
 @dataclass(frozen=True)
 class TensorSpec:
-    """A tensor: ``shape``, bytes per element, constant (weights in flash) or not, and how many
-    quantization scales it carries (0: no quantization params)."""
-
+    """A tensor: ``shape``, bytes per element, constant (weights in flash) or not, and the
+    number of quantization scales it carries (0: no quantization parameters)."""
     shape: tuple
     itemsize: int = 1
     constant: bool = False
@@ -103,7 +96,6 @@ class TensorSpec:
 @dataclass(frozen=True)
 class OpSpec:
     """One operator: TFLite builtin name (``"CONV_2D"``) and tensor indices (-1: omitted)."""
-
     op: str
     inputs: tuple
     outputs: tuple
@@ -111,8 +103,7 @@ class OpSpec:
 
 @dataclass(frozen=True)
 class MicroGraph:
-    """What the TFLM allocator sees of a single-subgraph model: tensors, ops in run order."""
-
+    """What the TFLM allocator sees of a single-subgraph model: tensors and ops in run order."""
     tensors: tuple
     ops: tuple
     inputs: tuple
@@ -120,12 +111,9 @@ class MicroGraph:
 
 
 def planned_tensors(graph: MicroGraph) -> list:
-    """Planner input of ``graph``: non-constant tensors (index order), then scratch buffers.
-
-    Lifetimes follow ``AllocationInfoBuilder::MarkAllocationLifetimes``: model inputs are
-    created at time 0, a tensor lives from its producer to its last consumer, model outputs
-    to the last op; a kernel's scratch buffers live only while their op runs.
-    """
+    """Planner input: non-constant tensors in index order, then kernel scratch buffers. As in
+    ``MarkAllocationLifetimes``, inputs are created at time 0, a tensor lives from producer to
+    last consumer, outputs to the last op, scratch buffers only while their op runs."""
     first, last = {}, {}
     for t in graph.inputs:
         first.setdefault(t, 0)
@@ -144,17 +132,16 @@ def planned_tensors(graph: MicroGraph) -> list:
               if not spec.constant and not spec.variable and spec.nbytes]
     for time, op in enumerate(graph.ops, start=1):
         for k, size in enumerate(_kernel(op).scratch(graph, op)):
-            result.append(PlannedTensor(size, time, time, f"{op.op.lower()}{time - 1}/scratch{k}"))
+            result.append(PlannedTensor(size, time, time, f"op{time - 1}:{op.op}/scratch{k}"))
     return result
 
 
 # --------------------------------------------------------------------------- kernel table
 @dataclass(frozen=True)
 class _Kernel:
-    """Arena use of one reference kernel: builtin options struct (size, align) from the
-    flatbuffer parser, OpData size from Init, per-channel/dims buffers from Prepare and
-    scratch buffer requests (bytes); ``temp`` = tensor accesses during Prepare."""
-
+    """Arena use of a reference kernel: builtin options struct (size, align) its flatbuffer
+    parser allocates, OpData bytes from Init, persistent buffers from Prepare, scratch buffer
+    requests (bytes), and the tensors Prepare copies to temp ``TfLiteTensor`` s (default: all)."""
     params: tuple = None
     op_data: int = 0
     persistent: object = lambda g, op: ()
@@ -163,41 +150,35 @@ class _Kernel:
 
 
 def _t(g, op, k, io="inputs"):
-    ids = getattr(op, io)
-    return g.tensors[ids[k]] if k < len(ids) and ids[k] >= 0 else None
+    return g.tensors[getattr(op, io)[k]]
 
 
-def _per_channel(dim):  # multiplier + shift arrays, int32 per output channel of the filter
+def _per_channel(dim):  # int32 multiplier + shift per output channel of the filter
     return lambda g, op: (4 * _t(g, op, 1).shape[dim],) * 2
 
 
-def _fc_arrays(g, op):
+def _fc_arrays(g, op):  # only with per-channel quantized weights
     return (4 * _t(g, op, 1).quant_channels,) * 2 if _t(g, op, 1).quant_channels > 1 else ()
 
 
-def _stretch_dims(g, op):  # RESHAPE: output dims copied to the tail if one is -1
-    shape = _t(g, op, 0, "outputs").shape
-    return (4 + 4 * len(shape),) if -1 in shape else ()
-
-
-def _out_dims(g, op):
+def _out_dims(g, op):  # output dims moved to the tail: TfLiteIntArray of the rank
     return (4 + 4 * len(_t(g, op, 0, "outputs").shape),)
 
 
-def _mean_scratch(g, op):
+def _mean_scratch(g, op):  # int32 accumulator (int8/16 only), input iterator, resolved axes
     inp, axis, out = _t(g, op, 0), _t(g, op, 1), _t(g, op, 0, "outputs")
-    acc = (4 * math.prod(out.shape),) if inp.itemsize <= 2 else ()
-    return acc + (4 * len(inp.shape), 4 * math.prod(axis.shape))
+    return ((4 * math.prod(out.shape),) if inp.itemsize <= 2 else ()) + (
+        4 * len(inp.shape), 4 * math.prod(axis.shape))
 
 
 def _conv_temp(op):  # ConvPrepare: out, in, filter; CalculateOpDataConv: in, filter, bias, out
-    i, o = op.inputs, op.outputs
-    return (o[0], i[0], i[1], i[0], i[1], i[2] if len(i) > 2 else -1, o[0])
+    (i, f, *b), o = op.inputs, op.outputs[0]
+    return (o, i, f, i, f, b[0] if b else -1, o)
 
 
-_POOL, _CONV = _Kernel((40, 4), 32), _Kernel((28, 4), 80, _per_channel(0), temp=_conv_temp)
-_KERNELS = {
-    "CONV_2D": _CONV,
+_POOL, _NO_PREPARE = _Kernel((40, 4), 32), (lambda op: ())
+_KERNELS = {  # sizes read from the PyPI runtime's parsers / Init functions, x86-64
+    "CONV_2D": _Kernel((28, 4), 80, _per_channel(0), temp=_conv_temp),
     "DEPTHWISE_CONV_2D": _Kernel((28, 4), 80, _per_channel(3), temp=_conv_temp),
     "FULLY_CONNECTED": _Kernel((32, 8), 72, _fc_arrays),
     "TRANSPOSE_CONV": _Kernel((20, 4), 88, _per_channel(0),
@@ -205,16 +186,20 @@ _KERNELS = {
     "MAX_POOL_2D": _POOL, "AVERAGE_POOL_2D": _POOL,
     "ADD": _Kernel((8, 4), 60), "SUB": _Kernel((8, 4), 52), "MUL": _Kernel((4, 4), 36),
     "CONCATENATION": _Kernel((8, 4), 80),
-    "RESHAPE": _Kernel((36, 4), 0, _stretch_dims), "SQUEEZE": _Kernel((36, 4)),
-    "EXPAND_DIMS": _Kernel(), "TRANSPOSE": _Kernel(), "MAXIMUM": _Kernel(), "MINIMUM": _Kernel(),
-    "SHAPE": _Kernel((4, 4)), "PACK": _Kernel((8, 4)), "UNPACK": _Kernel((8, 4)),
-    "STRIDED_SLICE": _Kernel((24, 4), 84),
-    "MEAN": _Kernel((1, 1), 44, scratch=_mean_scratch),
-    "SOFTMAX": _Kernel((4, 4), 80),
+    "MEAN": _Kernel((1, 1), 44, scratch=_mean_scratch,  # helper: in, out, axis; then
+                    temp=lambda op: (op.inputs[0], op.outputs[0], op.inputs[1],  # PrepareSimple
+                                     op.inputs[0], op.inputs[1], op.outputs[0])),
+    "RESHAPE": _Kernel((36, 4), 0, lambda g, op: _out_dims(g, op)  # only for a -1 dim
+                       if -1 in _t(g, op, 0, "outputs").shape else ()),
+    "SQUEEZE": _Kernel((36, 4)), "EXPAND_DIMS": _Kernel(), "TRANSPOSE": _Kernel(),
+    "SHAPE": _Kernel((4, 4)), "PACK": _Kernel((8, 4), temp=_NO_PREPARE),
+    "UNPACK": _Kernel((8, 4), temp=_NO_PREPARE),
+    "STRIDED_SLICE": _Kernel((24, 4), 84), "SOFTMAX": _Kernel((4, 4), 80),
     "QUANTIZE": _Kernel(None, 32), "DEQUANTIZE": _Kernel(None, 32),
     "RELU": _Kernel(None, 28), "RELU6": _Kernel(None, 8), "LEAKY_RELU": _Kernel((4, 4), 24),
     "LOGISTIC": _Kernel(None, 16), "TANH": _Kernel(None, 16), "HARD_SWISH": _Kernel(None, 20),
     "PRELU": _Kernel(None, 28), "PAD": _Kernel(None, 56), "PADV2": _Kernel(None, 56),
+    "MAXIMUM": _Kernel(temp=_NO_PREPARE), "MINIMUM": _Kernel(temp=_NO_PREPARE),
     "RESIZE_NEAREST_NEIGHBOR": _Kernel((2, 1)), "RESIZE_BILINEAR": _Kernel((2, 1)),
     "SPACE_TO_DEPTH": _Kernel((4, 4), 0, _out_dims), "DEPTH_TO_SPACE": _Kernel((4, 4), 0, _out_dims),
 }
@@ -225,59 +210,33 @@ def _kernel(op: OpSpec) -> _Kernel:
 
 
 # --------------------------------------------------------------------------- overhead model
-# Tail objects of the Python runtime before the model is read: RecordingSingleArenaBuffer-
-# Allocator, GreedyMemoryPlanner, RecordingMicroAllocator, MicroBuiltinDataAllocator (448 + 16),
-# then SubgraphAllocations (24 per subgraph). Fitted on print_allocations(); all 8-aligned.
+# Tail objects of the Python runtime before the model is read (RecordingSingleArenaBuffer-
+# Allocator + GreedyMemoryPlanner + RecordingMicroAllocator = 448, MicroBuiltinDataAllocator
+# 16) and SubgraphAllocations (24 per subgraph); fitted on print_allocations(), all 8-aligned.
 RUNTIME_OBJECTS_BYTES = 464
 SUBGRAPH_ALLOCATIONS_BYTES = 24
 EVAL_TENSOR_BYTES = 24            # TfLiteEvalTensor, one per tensor of the subgraph
 NODE_BYTES = 64                   # NodeAndRegistration, one per op
 TFLITE_TENSOR_BYTES = 64          # TfLiteTensor (TF_LITE_STATIC_MEMORY)
-AFFINE_QUANT_BYTES = 24           # TfLiteAffineQuantization
-SCRATCH_REQUEST_BYTES = 16        # internal::ScratchBufferRequest, 12 reserved per op
+AFFINE_QUANT_BYTES = 24           # TfLiteAffineQuantization (+ int array of zero points)
+SCRATCH_REQUEST_BYTES = 16        # internal::ScratchBufferRequest; 12 spare per op at the head
 MAX_SCRATCH_PER_OP = 12
+SCRATCH_HANDLE_BYTES = 8          # ScratchBufferHandle, one per scratch buffer
 ALLOCATION_INFO_BYTES = 32        # AllocationInfo, one per tensor and scratch buffer
 PLANNER_BYTES_PER_BUFFER = 40     # GreedyMemoryPlanner::per_buffer_size()
 
 
 def _tensor_struct(spec: TensorSpec) -> list:
-    """(size, align) of a TfLiteTensor copy with its quantization params (zero points copied)."""
-    allocs = [(TFLITE_TENSOR_BYTES, 8)]
-    if spec.quant_channels:
-        allocs += [(AFFINE_QUANT_BYTES, 8), (4 + 4 * spec.quant_channels, 4)]
-    return allocs
+    """(size, align) of a TfLiteTensor copy with its quantization (zero points copied)."""
+    quant = [(AFFINE_QUANT_BYTES, 8), (4 + 4 * spec.quant_channels, 4)] if spec.quant_channels else []
+    return [(TFLITE_TENSOR_BYTES, 8)] + quant
 
 
-@dataclass(frozen=True)
-class ArenaPrediction:
-    """Predicted minimal ``arena_size`` (bytes) and its parts.
+def _simulate(graph: MicroGraph, arena: int, head: int, buffers: int):
+    """Replay an ``arena``-byte arena's allocations; return (failing phase or None, tail offset).
 
-    ``planner_bytes`` is the head (GreedyMemoryPlanner); ``persistent_bytes`` the tail with
-    alignment padding for an arena of ``total_bytes``; ``peak_op`` is the op running when the
-    head reaches its top; ``per_op`` gives (op name, live bytes, head top) per op; ``binding``
-    names the allocation phase that sets the minimum; ``unknown_ops`` were modeled without
-    OpData, so the prediction may be low for them.
-    """
-
-    total_bytes: int
-    planner_bytes: int
-    persistent_bytes: int
-    peak_op: int
-    binding: str
-    per_op: tuple = field(default=(), repr=False)
-    unknown_ops: tuple = ()
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def _simulate(graph: MicroGraph, arena: int, head: int):
-    """Replay the allocations of an ``arena``-byte arena in runtime order.
-
-    Returns (failing phase or None, final tail offset). The tail grows down from ``arena``;
-    the head holds 16-byte scratch requests (12 spare per op) while kernels prepare, then
-    the planner's work arrays, then the ``head``-byte plan.
-    """
+    The tail grows down from ``arena``. The head holds scratch requests while kernels prepare
+    (temp tensors above them), then the planner's work arrays, then the ``head``-byte plan."""
     tail = arena
 
     def alloc(size, align):
@@ -293,107 +252,124 @@ def _simulate(graph: MicroGraph, arena: int, head: int):
             alloc(*kernel.params)
     for kernel in kernels:  # Init: OpData
         if kernel.op_data:
-            alloc(kernel.op_data, 16)
+            alloc(kernel.op_data, BUFFER_ALIGNMENT)
     requests = 0
-    for op, kernel in zip(graph.ops, kernels):  # Prepare: persistent arrays, temp tensors
+    for op, kernel in zip(graph.ops, kernels):  # Prepare
         for size in kernel.persistent(graph, op):
-            alloc(size, 16)
+            alloc(size, BUFFER_ALIGNMENT)
         temp = SCRATCH_REQUEST_BYTES * (requests + MAX_SCRATCH_PER_OP)
         ids = kernel.temp(op) if kernel.temp else tuple(op.inputs) + tuple(op.outputs)
-        for t in (t for t in ids if t >= 0):
-            for size, align in _tensor_struct(graph.tensors[t]):
-                temp = _align_up(temp, align) + size
+        for size, align in (s for t in ids if t >= 0 for s in _tensor_struct(graph.tensors[t])):
+            temp = _align_up(temp, align) + size
         if temp > tail:
             return "prepare", tail
         requests += len(kernel.scratch(graph, op))
     if requests:
-        alloc(8 * requests, 8)  # ScratchBufferHandle array
+        alloc(SCRATCH_HANDLE_BYTES * requests, 8)
     for spec in graph.tensors:  # AllocateVariables
         if spec.variable:
-            alloc(spec.nbytes, 16)
+            alloc(spec.nbytes, BUFFER_ALIGNMENT)
     temp = _align_up(SCRATCH_REQUEST_BYTES * (requests + MAX_SCRATCH_PER_OP), 8) + 8
-    temp = _align_up(temp, 8) + ALLOCATION_INFO_BYTES * (len(graph.tensors) + requests)
-    buffers = len(planned_tensors(graph))
+    temp += ALLOCATION_INFO_BYTES * (len(graph.tensors) + requests)
     if _align_down(tail, 16) - _align_up(temp, 16) < PLANNER_BYTES_PER_BUFFER * buffers:
         return "planning", tail
-    for ids in (graph.inputs, graph.outputs):  # MicroInterpreter: input/output TfLiteTensors
-        alloc(8 * len(ids), 16)
-        for t in ids:
-            for size, align in _tensor_struct(graph.tensors[t]):
-                alloc(size, align)
+    for ids in (graph.inputs, graph.outputs):  # MicroInterpreter::AllocateTensors
+        alloc(8 * len(ids), BUFFER_ALIGNMENT)
+        for size, align in (s for t in ids for s in _tensor_struct(graph.tensors[t])):
+            alloc(size, align)
     return ("io_tensors" if tail < head else None), tail
+
+
+@dataclass(frozen=True)
+class ArenaPrediction:
+    """Predicted minimal ``arena_size`` (bytes): ``planner_bytes`` of head (GreedyMemoryPlanner)
+    plus ``persistent_bytes`` of tail (with alignment padding). ``peak_op``: op index where the
+    head reaches its top (most live bytes among those); ``binding``: phase that sets the minimum
+    (``io_tensors``: final layout; ``planning``/``prepare``: transient temp use); ``per_op``:
+    (op, live bytes, head top); ``unknown_ops``: op types modeled without OpData (may be low)."""
+    total_bytes: int
+    planner_bytes: int
+    persistent_bytes: int
+    peak_op: int
+    binding: str
+    per_op: tuple = field(default=(), repr=False)
+    unknown_ops: tuple = ()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def predict_arena(graph: MicroGraph) -> ArenaPrediction:
     """Smallest ``arena_size`` (bytes) with which the TFLM Python runtime allocates ``graph``."""
     planned = planned_tensors(graph)
-    offsets = greedy_offsets(planned)
-    head = max((o + _align_up(t.size_bytes, 16) for o, t in zip(offsets, planned)), default=0)
+    ends = [o + _align_up(t.size_bytes, 16) for o, t in zip(greedy_offsets(planned), planned)]
+    head = max(ends, default=0)
+    fails = lambda n: _simulate(graph, n, head, len(planned))[0] is not None  # noqa: E731
     low, high = head, head + 1024
-    while _simulate(graph, high, head)[0]:
+    while fails(high):
         low, high = high, 2 * high
     while high - low > 1:
         middle = (low + high) // 2
-        low, high = (low, middle) if not _simulate(graph, middle, head)[0] else (middle, high)
-    binding = _simulate(graph, high - 1, head)[0] or "io_tensors"
+        low, high = (low, middle) if not fails(middle) else (middle, high)
     per_op = []
     for time, op in enumerate(graph.ops, start=1):
-        alive = [(o, t) for o, t in zip(offsets, planned) if t.first_op <= time <= t.last_op]
-        per_op.append((op.op, sum(_align_up(t.size_bytes, 16) for _, t in alive),
-                       max((o + _align_up(t.size_bytes, 16) for o, t in alive), default=0)))
-    peak = max(range(len(per_op)), key=lambda i: per_op[i][2]) if per_op else -1
-    unknown = tuple(sorted({op.op for op in graph.ops if op.op not in _KERNELS}))
-    return ArenaPrediction(high, head, high - _simulate(graph, high, head)[1], peak, binding,
-                           tuple(per_op), unknown)
+        alive = [k for k, t in enumerate(planned) if t.first_op <= time <= t.last_op]
+        per_op.append((op.op, sum(_align_up(planned[k].size_bytes, 16) for k in alive),
+                       max((ends[k] for k in alive), default=0)))
+    peak = max(range(len(per_op)), key=lambda i: (per_op[i][2], per_op[i][1]), default=-1)
+    return ArenaPrediction(
+        high, head, high - _simulate(graph, high, head, len(planned))[1], peak,
+        _simulate(graph, high - 1, head, len(planned))[0], tuple(per_op),
+        tuple(sorted({op.op for op in graph.ops if op.op not in _KERNELS})))
 
 
 # --------------------------------------------------------------------------- flatbuffer
-_ITEMSIZE = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 9: 1, 10: 16, 11: 8, 12: 8, 13: 4,
-             14: 4, 15: 2, 16: 4, 17: 1, 18: 16}  # schema TensorType -> bytes (INT4 stored as 1)
-
-
-def _schema():
-    try:
-        from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
-    except ImportError:  # pragma: no cover - TF's copy of the same generated schema
-        from tensorflow.lite.python import schema_py_generated as schema
-    return schema
+_ITEMSIZE = dict(FLOAT32=4, FLOAT16=2, INT32=4, UINT8=1, INT64=8, BOOL=1, INT16=2, COMPLEX64=8,
+                 INT8=1, FLOAT64=8, COMPLEX128=16, UINT64=8, UINT32=4, UINT16=2, BFLOAT16=2)
 
 
 def graph_from_tflite(tflite_bytes: bytes) -> MicroGraph:
-    """Read subgraph 0 of a ``.tflite`` flatbuffer into a ``MicroGraph`` (no weights copied)."""
-    from .errors import ModelFileError
+    """Read a ``.tflite`` flatbuffer into a ``MicroGraph`` (weights are not copied)."""
+    from .errors import ModelError, ModelFileError
 
-    schema = _schema()
     try:
+        from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+    except ImportError:  # pragma: no cover - TF ships the same generated schema
+        from tensorflow.lite.python import schema_py_generated as schema
+    try:
+        if bytes(tflite_bytes[4:8]) != b"TFL3":
+            raise ValueError("no TFL3 file identifier at bytes 4-8")
         model = schema.Model.GetRootAs(bytearray(tflite_bytes), 0)
+        count = model.SubgraphsLength()
         subgraph = model.Subgraphs(0)
     except Exception as exc:  # flatbuffers raises bare struct/index errors
-        raise ModelFileError(f"Expected a .tflite flatbuffer. Could not read it: {exc}") from exc
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+        raise ModelFileError(f"Expected the bytes of a .tflite flatbuffer; could not read "
+                             f"them ({len(tflite_bytes)} bytes): {exc}") from exc
+    if count != 1:
+        raise ModelError(f"Expected a model with one subgraph (no IF/WHILE control flow). "
+                         f"Received: {count} subgraphs.")
+    names, types = ({v: k for k, v in vars(enum).items() if not k.startswith("_")}
+                    for enum in (schema.BuiltinOperator, schema.TensorType))
+
+    def ints(table, name):  # an int vector field of a flatbuffer table, () when absent
+        return tuple(int(x) for x in getattr(table, name + "AsNumpy")()) if getattr(
+            table, name + "Length")() else ()
+
     tensors = []
-    for i in range(subgraph.TensorsLength()):
-        t = subgraph.Tensors(i)
-        buffer = model.Buffers(t.Buffer())
-        q = t.Quantization()
-        channels = q.ScaleLength() if q is not None and q.ZeroPointLength() else 0
-        tensors.append(TensorSpec(tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else (),
-                                  _ITEMSIZE.get(t.Type(), 1),
-                                  buffer is not None and buffer.DataLength() > 0,
-                                  channels, bool(t.IsVariable())))
+    for t in (subgraph.Tensors(i) for i in range(subgraph.TensorsLength())):
+        buffer, q = model.Buffers(t.Buffer()), t.Quantization()
+        tensors.append(TensorSpec(  # quantization params count only with scales and zero points
+            ints(t, "Shape"), _ITEMSIZE.get(types.get(t.Type()), 1),
+            buffer is not None and buffer.DataLength() > 0,
+            q.ScaleLength() if q is not None and q.ZeroPointLength() else 0, bool(t.IsVariable())))
     ops = []
-    for i in range(subgraph.OperatorsLength()):
-        op = subgraph.Operators(i)
+    for op in (subgraph.Operators(i) for i in range(subgraph.OperatorsLength())):
         code = model.OperatorCodes(op.OpcodeIndex())
         builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-        ops.append(OpSpec(names.get(builtin, str(builtin)),
-                          tuple(int(x) for x in op.InputsAsNumpy()) if op.InputsLength() else (),
-                          tuple(int(x) for x in op.OutputsAsNumpy()) if op.OutputsLength() else ()))
-    return MicroGraph(tuple(tensors), tuple(ops),
-                      tuple(int(x) for x in subgraph.InputsAsNumpy()),
-                      tuple(int(x) for x in subgraph.OutputsAsNumpy()))
+        ops.append(OpSpec(names.get(builtin, str(builtin)), ints(op, "Inputs"), ints(op, "Outputs")))
+    return MicroGraph(tuple(tensors), tuple(ops), ints(subgraph, "Inputs"), ints(subgraph, "Outputs"))
 
 
 def predict_arena_from_tflite(tflite_bytes: bytes) -> ArenaPrediction:
-    """Predicted minimal TFLM arena (bytes) of an int8 ``.tflite`` model given as bytes."""
+    """Predicted minimal TFLM ``arena_size`` (bytes) of an int8 ``.tflite`` model's bytes."""
     return predict_arena(graph_from_tflite(tflite_bytes))

@@ -7,3 +7,16 @@ sys.path.insert(0, os.path.dirname(__file__))  # tests/models.py
 # tests/legacy holds tf_keras (Keras 2) tests; they need TF_USE_LEGACY_KERAS=1 in their own
 # interpreter, so test_tf_keras.py runs them in a subprocess.
 collect_ignore = [] if os.environ.get("TF_USE_LEGACY_KERAS") == "1" else ["legacy"]
+
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("ci", max_examples=8, deadline=None, print_blob=True)
+settings.register_profile("slow", max_examples=200, deadline=None, print_blob=True)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", help="run the property tests with many more examples")
+
+
+def pytest_configure(config):
+    settings.load_profile("slow" if config.getoption("--slow") else os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -1,0 +1,237 @@
+"""TFLM arena prediction: hand-checked GreedyMemoryPlanner cases, then the real runtime.
+
+The runtime tests convert small Keras models to int8, find the smallest ``arena_size`` that
+``tflite_micro.runtime`` accepts by bisection in a subprocess (TFLM can crash on arenas that
+are too small, a crash counts as "too small") and compare with the prediction.
+"""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_cprune.tflm_planner import (MicroGraph, OpSpec, PlannedTensor, TensorSpec,
+                                       greedy_arena_bytes, greedy_offsets, planned_tensors,
+                                       predict_arena, predict_arena_from_tflite)
+
+
+# --------------------------------------------------------------------------- planner unit tests
+def test_chain_reuses_memory_of_dead_buffers():
+    # b (200 -> 208 bytes) is placed first; c and a each overlap only b, so both sit on it.
+    tensors = [PlannedTensor(100, 0, 1), PlannedTensor(200, 1, 2), PlannedTensor(100, 2, 3)]
+    assert greedy_offsets(tensors) == [208, 0, 208]
+    assert greedy_arena_bytes(tensors) == 320
+
+
+def test_sizes_are_rounded_up_to_16_bytes():
+    assert greedy_arena_bytes([PlannedTensor(1, 0, 0)]) == 16
+    assert greedy_arena_bytes([PlannedTensor(1, 0, 1), PlannedTensor(17, 1, 2)]) == 48
+    assert greedy_arena_bytes([PlannedTensor(1, 0, 0), PlannedTensor(17, 1, 1)]) == 32
+
+
+def test_equal_sizes_place_the_buffer_added_last_first():
+    assert greedy_offsets([PlannedTensor(64, 0, 1), PlannedTensor(64, 1, 2)]) == [64, 0]
+
+
+def test_first_fit_uses_a_gap_between_placed_buffers():
+    # m at 0 (alive at 1 only), n on top of it; p fits below n; o fits between p and n.
+    m, n, o, p = (PlannedTensor(80, 1, 1), PlannedTensor(48, 0, 1), PlannedTensor(32, 0, 0),
+                  PlannedTensor(32, 0, 0))
+    assert greedy_offsets([m, n, o, p]) == [0, 80, 32, 0]
+    assert greedy_arena_bytes([m, n, o, p]) == 128
+
+
+def test_random_plans_never_overlap_buffers_alive_together():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        starts = rng.integers(0, 10, 12)
+        tensors = [PlannedTensor(int(rng.integers(1, 300)), int(a), int(a + rng.integers(0, 4)))
+                   for a in starts]
+        offsets, top = greedy_offsets(tensors), greedy_arena_bytes(tensors)
+        spans = [(o, o + -(-t.size_bytes // 16) * 16) for o, t in zip(offsets, tensors)]
+        for i, (a, b) in enumerate(zip(tensors, spans)):
+            assert b[0] % 16 == 0 and b[1] <= top
+            for c, d in zip(tensors[i + 1:], spans[i + 1:]):
+                if a.first_op <= c.last_op and c.first_op <= a.last_op:
+                    assert b[1] <= d[0] or d[1] <= b[0]
+
+
+def residual_graph():
+    """input(0) -conv-> 1 -conv-> 2 ; add(1, 2) -> 3 (output); tensors 4.. are weights."""
+    act = TensorSpec((1, 4, 4, 8))
+    weights = TensorSpec((8, 3, 3, 8), constant=True, quant_channels=8)
+    bias = TensorSpec((8,), itemsize=4, constant=True, quant_channels=8)
+    ops = (OpSpec("CONV_2D", (0, 4, 5), (1,)), OpSpec("CONV_2D", (1, 4, 5), (2,)),
+           OpSpec("ADD", (1, 2), (3,)))
+    return MicroGraph((act,) * 4 + (weights, bias), ops, (0,), (3,))
+
+
+def test_lifetimes_of_inputs_outputs_and_skip_connections():
+    lifetimes = [(t.first_op, t.last_op) for t in planned_tensors(residual_graph())]
+    assert lifetimes == [(0, 1), (1, 3), (2, 3), (3, 3)]  # weights are not planned
+    prediction = predict_arena(residual_graph())
+    assert prediction.planner_bytes == 3 * 128  # the skip tensor, op output and add output
+    assert prediction.peak_op == 2 and prediction.per_op[2] == ("ADD", 384, 384)
+
+
+def test_mean_scratch_buffers_live_only_during_their_op():
+    graph = MicroGraph((TensorSpec((1, 4, 4, 8)), TensorSpec((2,), 4, constant=True, quant_channels=0),
+                        TensorSpec((1, 8))), (OpSpec("MEAN", (0, 1), (2,)),), (0,), (2,))
+    scratch = planned_tensors(graph)[2:]
+    assert [(t.size_bytes, t.first_op, t.last_op) for t in scratch] == [(32, 1, 1), (16, 1, 1),
+                                                                        (8, 1, 1)]
+
+
+# --------------------------------------------------------------------------- real runtime
+MEASURE = r"""
+import os, sys, numpy as np
+from tflite_micro import runtime
+os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+model, lo, hi = open(sys.argv[1], "rb").read(), int(sys.argv[2]), int(sys.argv[3])
+def fits(n):
+    try:
+        interpreter = runtime.Interpreter.from_bytes(model, arena_size=n)
+        for k in range(int(sys.argv[4])):
+            d = interpreter.get_input_details(k)
+            interpreter.set_input(np.zeros(d["shape"], d["dtype"]), k)
+        interpreter.invoke()
+        return True
+    except RuntimeError:
+        return False
+while hi - lo > 1:
+    n = (lo + hi) // 2
+    print("probe", n, flush=True)
+    lo, hi = (lo, n) if fits(n) else (n, hi)
+    print("bounds", lo, hi, flush=True)
+"""
+
+
+def measured_arena(path, n_inputs=1, lo=0, hi=1 << 20):
+    """Smallest arena_size (bytes) with which the runtime allocates and invokes the model."""
+    for _ in range(20):  # a probe that crashes the runtime counts as too small
+        run = subprocess.run([sys.executable, "-c", MEASURE, path, str(lo), str(hi), str(n_inputs)],
+                             capture_output=True, text=True, timeout=120)
+        probe = None
+        for words in (line.split() for line in run.stdout.splitlines()):
+            if words[0] == "probe":
+                probe = int(words[1])
+            else:
+                lo, hi, probe = int(words[1]), int(words[2]), None
+        if probe is not None and run.returncode:
+            lo = probe
+        if hi - lo <= 1:
+            return hi
+    raise AssertionError(f"arena search on {path} did not converge: {run.stderr[-500:]}")
+
+
+def build(name, size):
+    import keras
+    from keras import layers as L
+
+    i = keras.Input((size, size, 8 if name == "inverted_residual" else 3))
+    if name == "conv_chain":
+        x = L.Conv2D(8, 3, padding="same", activation="relu")(i)
+        x = L.Conv2D(16, 3, strides=2, padding="same", activation="relu")(x)
+        x = L.Conv2D(8, 3)(x)
+    elif name == "conv_pool_flatten_dense":
+        x = L.ReLU()(L.BatchNormalization()(L.Conv2D(8, 3, padding="same")(i)))
+        x = L.MaxPooling2D()(L.Conv2D(12, 3, padding="same", activation="relu")(L.MaxPooling2D()(x)))
+        x = L.Dense(10)(L.Flatten()(x))
+    elif name == "residual":
+        x = L.Conv2D(8, 3, padding="same", activation="relu")(i)
+        y = L.Conv2D(8, 3, padding="same")(L.Conv2D(8, 3, padding="same", activation="relu")(x))
+        x = L.ReLU()(L.Add()([x, y]))
+    elif name == "inverted_residual":  # expand, depthwise, squeeze-excite, project, separable
+        y = L.ReLU(6.0)(L.BatchNormalization()(L.Conv2D(24, 1)(i)))
+        y = L.ReLU(6.0)(L.DepthwiseConv2D(3, padding="same")(y))
+        s = L.GlobalAveragePooling2D(keepdims=True)(y)
+        s = L.Conv2D(24, 1, activation="sigmoid")(L.Conv2D(4, 1, activation="relu")(s))
+        x = L.Add()([i, L.Conv2D(8, 1)(L.Multiply()([y, s]))])
+        x = L.SeparableConv2D(16, 3, padding="same", activation="relu")(x)
+    elif name == "concat_branches":
+        a = L.Conv2D(4, 1, activation="relu")(i)
+        b = L.Conv2D(6, 3, padding="same", activation="relu")(i)
+        c = L.AveragePooling2D(3, strides=1, padding="same")(i)
+        x = L.Conv2D(8, 1)(L.Concatenate()([a, b, c]))
+    elif name == "gap_head":
+        x = L.Conv2D(16, 3, strides=2, padding="same", activation="relu")(i)
+        x = L.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+        x = L.Softmax()(L.Dense(5)(L.GlobalAveragePooling2D()(x)))
+    return keras.Model(i, x)
+
+
+def to_int8(model, seed=0):
+    """Full-int8 TFLite bytes; random weights (non-zero biases are kept by the converter)."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        positive = weight.name in ("gamma", "moving_variance")
+        weight.assign(rng.uniform(0.5, 1.5, weight.shape) if positive
+                      else rng.uniform(-0.3, 0.3, weight.shape))
+
+    def representative():
+        for _ in range(4):
+            yield [rng.uniform(-1, 1, (1, *x.shape[1:])).astype("float32") for x in model.inputs]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+ARCHITECTURES = ["conv_chain", "conv_pool_flatten_dense", "residual", "inverted_residual",
+                 "concat_branches", "gap_head"]
+
+
+@pytest.fixture(scope="module")
+def tflite_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tflm_planner")
+    for name in ARCHITECTURES:
+        for size in (16, 24):
+            (folder / f"{name}_{size}.tflite").write_bytes(to_int8(build(name, size)))
+    return folder
+
+
+@pytest.mark.parametrize("size", [16, 24])
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_prediction_equals_the_measured_minimal_arena(tflite_dir, name, size):
+    path = str(tflite_dir / f"{name}_{size}.tflite")
+    prediction = predict_arena_from_tflite(open(path, "rb").read())
+    measured = measured_arena(path)
+    assert prediction.total_bytes == measured, (
+        f"{name}_{size}: predicted {prediction.total_bytes} B, measured {measured} B "
+        f"({100 * (prediction.total_bytes - measured) / measured:+.2f}%): {prediction}")
+    assert prediction.unknown_ops == ()
+    assert prediction.planner_bytes + prediction.persistent_bytes <= prediction.total_bytes
+
+
+def test_a_bigger_input_grows_only_the_planner_part(tflite_dir):
+    small, big = (predict_arena_from_tflite((tflite_dir / f"residual_{s}.tflite").read_bytes())
+                  for s in (16, 24))
+    assert big.persistent_bytes == small.persistent_bytes
+    assert big.planner_bytes == small.planner_bytes * 24 * 24 // (16 * 16)
+
+
+def test_dense_only_model_is_predicted_conservatively_within_2_percent(tmp_path):
+    # Tiny model: the kernels' temporary tensors during Prepare set the minimum. TFLM lets the
+    # FULLY_CONNECTED per-channel arrays overwrite part of them, so a few bytes less still run.
+    import keras
+
+    inputs = keras.Input((16,))
+    path = tmp_path / "dense.tflite"
+    path.write_bytes(to_int8(keras.Model(inputs, keras.layers.Dense(12)(inputs))))
+    prediction = predict_arena_from_tflite(path.read_bytes())
+    measured = measured_arena(str(path))
+    assert prediction.binding == "prepare"
+    assert measured <= prediction.total_bytes <= measured * 1.02
+
+
+def test_unreadable_bytes_raise_a_model_file_error():
+    from keras_cprune.errors import ModelFileError
+
+    with pytest.raises(ModelFileError, match="tflite flatbuffer"):
+        predict_arena_from_tflite(b"not a flatbuffer")
+

@@ -175,7 +175,7 @@ class _Builder:
 
 
 _ATTRS = ("filters", "units", "kernel_size", "groups", "use_bias", "depth_multiplier", "data_format",
-          "axis", "center", "scale", "target_shape")
+          "axis", "center", "scale", "target_shape", "padding", "strides")
 
 
 def layer_attrs(layer) -> dict:

@@ -1,0 +1,239 @@
+"""Predict the TFLM tensor arena of the int8 model tflm_export produces, from the Keras graph.
+
+`micro_graph` lowers the Keras graph the way the TFLite converter does (int8 input/output,
+BatchNorm folded into the preceding conv, ReLU/ReLU6 fused into conv/dense/add/..., Flatten as
+SHAPE-STRIDED_SLICE-PACK-RESHAPE, global average pooling as MEAN, SeparableConv as
+DEPTHWISE + CONV, an all-zero Dense bias dropped) and `tflm_planner.predict_arena` replays
+TFLM's allocator on it. Tensor order follows the converter: the input, then constants, then
+activations in op order. Layers without a known lowering make the estimate approximate
+(``exact=False``) but never fail.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .graph import Graph, read_graph
+from .ops import spec_for
+from .tflm_planner import MicroGraph, OpSpec, TensorSpec, predict_arena
+
+_NO_OP = {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
+          "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Identity"}
+_FUSES_ACTIVATION = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL",
+                     "MAX_POOL_2D", "AVERAGE_POOL_2D"}
+_ACTIVATION_OPS = {"sigmoid": ["LOGISTIC"], "tanh": ["TANH"], "hard_swish": ["HARD_SWISH"],
+                   "hard_silu": ["HARD_SWISH"], "swish": ["LOGISTIC", "MUL"], "silu": ["LOGISTIC", "MUL"],
+                   "softmax": ["SOFTMAX"], "relu": ["RELU"], "relu6": ["RELU6"], "leaky_relu": ["LEAKY_RELU"]}
+_SIMPLE = {"MaxPooling2D": "MAX_POOL_2D", "AveragePooling2D": "AVERAGE_POOL_2D", "Add": "ADD",
+           "Subtract": "SUB", "Multiply": "MUL", "Concatenate": "CONCATENATION", "Softmax": "SOFTMAX",
+           "Maximum": "MAXIMUM", "Minimum": "MINIMUM", "LeakyReLU": "LEAKY_RELU"}
+
+
+@dataclass(frozen=True)
+class ArenaEstimate:
+    """Predicted minimal TFLM ``arena_size`` (bytes) and where its peak is."""
+
+    bytes: int
+    planner_bytes: int
+    persistent_bytes: int
+    peak_layer: str
+    peak_tensors: tuple  # graph tensor keys alive at the peak
+    exact: bool  # False when some layer had no known lowering (listed in ``approximated``)
+    approximated: tuple = ()
+
+
+class _Lowering:
+    def __init__(self, graph: Graph, shapes: dict):
+        self.graph, self.shapes = graph, shapes
+        self.consts: list[TensorSpec] = []
+        self.acts: list[tuple] = []  # (TensorSpec, graph key or None)
+        self.ops: list[tuple] = []  # (op name, inputs, outputs, node name) with ("c", i) / ("a", i) refs
+        self.of_key: dict[int, tuple] = {}
+        self.shared: dict = {}
+        self.approximated: list[str] = []
+
+    def shape(self, key: int) -> tuple:
+        return (1,) + tuple(self.shapes.get(key, self.graph.tensors[key].shape))
+
+    def const(self, shape, itemsize=1, quant=0, share=None) -> tuple:
+        if share is not None and share in self.shared:
+            return self.shared[share]
+        self.consts.append(TensorSpec(tuple(shape), itemsize, True, quant))
+        ref = ("c", len(self.consts) - 1)
+        if share is not None:
+            self.shared[share] = ref
+        return ref
+
+    def act(self, shape, key=None, itemsize=1, quant=1) -> tuple:
+        self.acts.append((TensorSpec(tuple(shape), itemsize, False, quant), key))
+        return ("a", len(self.acts) - 1)
+
+    def op(self, name, inputs, out_shape, node, key=None, itemsize=1, quant=1) -> tuple:
+        out = self.act(out_shape, key, itemsize, quant)
+        self.ops.append((name, tuple(inputs), (out,), node))
+        return out
+
+    def weighted(self, name, node, x, filt_shape, channels, bias=True) -> tuple:
+        filt = self.const(filt_shape, 1, channels)
+        inputs = [x, filt] + ([self.const((channels,), 4, channels)] if bias else [("none", -1)])
+        return self.op(name, inputs, self.shape(node.outputs[0]), node.name)
+
+
+def _dense_has_bias(layer) -> bool:
+    bias = getattr(layer, "bias", None)
+    return bias is not None and bool(np.any(np.asarray(bias.numpy() if hasattr(bias, "numpy") else bias)))
+
+
+def _lower_node(low: _Lowering, node, fused: set) -> tuple | None:
+    """Emit the TFLite ops of ``node``; return its output ref (None: alias of its input)."""
+    g, a = low.graph, node.attrs
+    x = low.of_key.get(node.inputs[0]) if node.inputs else None
+    cls = node.class_name
+    in_shape = low.shape(node.inputs[0]) if node.inputs else ()
+    out_shape = low.shape(node.outputs[0])
+    role = spec_for(node, g.in_shapes(node), g.out_shapes(node)).role
+    if cls in _NO_OP or node.name in fused:
+        return None
+    if cls == "Conv2D" and a.get("groups", 1) == 1:
+        k = tuple(a["kernel_size"])
+        y = low.weighted("CONV_2D", node, x, (out_shape[-1],) + k + (in_shape[-1],), out_shape[-1])
+    elif cls == "DepthwiseConv2D":
+        y = low.weighted("DEPTHWISE_CONV_2D", node, x, (1,) + tuple(a["kernel_size"]) + (out_shape[-1],),
+                         out_shape[-1])
+    elif cls == "SeparableConv2D":
+        mid = in_shape[-1] * a.get("depth_multiplier", 1)
+        dw_filter = low.const((1,) + tuple(a["kernel_size"]) + (mid,), 1, mid)
+        h = low.op("DEPTHWISE_CONV_2D", [x, dw_filter, low.const((mid,), 4, mid)],
+                   out_shape[:-1] + (mid,), node.name)
+        y = low.weighted("CONV_2D", node, h, (out_shape[-1], 1, 1, mid), out_shape[-1])
+    elif cls == "Dense" and len(in_shape) == 2:
+        y = low.weighted("FULLY_CONNECTED", node, x, (out_shape[-1], in_shape[-1]), out_shape[-1],
+                         bias=_dense_has_bias(node.layer))
+    elif cls in _SIMPLE and all(k in low.of_key for k in node.inputs):
+        y = low.op(_SIMPLE[cls], [low.of_key[k] for k in node.inputs], out_shape, node.name)
+    elif cls == "GlobalAveragePooling2D":
+        y = low.op("MEAN", [x, low.const((2,), 4, 0, share=("axis", 1, 2))], out_shape, node.name)
+    elif cls in ("Flatten", "Reshape") and role in ("flatten", "pass", "reshape", "pin"):
+        if in_shape == out_shape:
+            return None
+        shape = low.op("SHAPE", [x], (len(in_shape),), node.name, itemsize=4, quant=0)
+        begin, one = low.const((1,), 4, share=("i32", 0)), low.const((1,), 4, share=("i32", 1))
+        batch = low.op("STRIDED_SLICE", [shape, begin, one, one], (), node.name, itemsize=4, quant=0)
+        dims = [low.const((), 4, share=("scalar", d)) for d in out_shape[1:]]
+        packed = low.op("PACK", [batch] + dims, (len(out_shape),), node.name, itemsize=4, quant=0)
+        y = low.op("RESHAPE", [x, packed], out_shape, node.name)
+    elif cls == "ZeroPadding2D":
+        y = low.op("PAD", [x, low.const((4, 2), 4)], out_shape, node.name)
+    elif cls in ("ReLU", "Activation") or role == "pass" and cls.startswith(("Relu", "Sigmoid", "Hard")):
+        return _activation(low, node, x, out_shape)
+    elif cls == "BatchNormalization":
+        scaled = low.op("MUL", [x, low.const((out_shape[-1],), 1, 1)], out_shape, node.name)
+        y = low.op("ADD", [scaled, low.const((out_shape[-1],), 1, 1)], out_shape, node.name)
+    else:
+        low.approximated.append(node.name)
+        inputs = [low.of_key[k] for k in node.inputs if k in low.of_key]
+        y = low.op(f"UNKNOWN:{cls}", inputs, out_shape, node.name)
+    return _activation(low, node, y, out_shape) if "activation" in a and cls != "Activation" else y
+
+
+def _activation_name(node) -> str:
+    a = node.attrs
+    if node.class_name == "ReLU":
+        return "relu6" if a.get("max_value") == 6 or getattr(node.layer, "max_value", None) == 6 else "relu"
+    return a.get("activation", "linear")
+
+
+def _activation(low: _Lowering, node, x, out_shape):
+    name = _activation_name(node)
+    if name == "linear":
+        return x
+    producer = low.ops[-1] if low.ops else None
+    sole_user = node.class_name != "Activation" and node.class_name != "ReLU" or \
+        len(low.graph.tensors[node.inputs[0]].consumers) == 1
+    if name in ("relu", "relu6") and producer and producer[2][0] == x and producer[0] in _FUSES_ACTIVATION \
+            and sole_user:
+        return x
+    y = x
+    for op in _ACTIVATION_OPS.get(name, [f"UNKNOWN:{name}"]):
+        inputs = [y, x] if op == "MUL" else [y]
+        y = low.op(op, inputs, out_shape, node.name)
+    if name not in _ACTIVATION_OPS:
+        low.approximated.append(node.name)
+    return y
+
+
+def _foldable(graph: Graph) -> set:
+    """Layers the converter folds away: a BatchNorm directly after a conv/dense with no other
+    consumer, and a ZeroPadding2D feeding only a valid-padding conv (becomes its padding)."""
+    folded = set()
+    for node in graph.nodes:
+        if node.class_name == "ZeroPadding2D":
+            users = graph.tensors[node.outputs[0]].consumers
+            if len(users) == 1 and graph.node(users[0]).class_name in ("Conv2D", "DepthwiseConv2D") \
+                    and graph.node(users[0]).attrs.get("padding", "valid") == "valid":
+                folded.add(node.name)
+        if node.class_name != "BatchNormalization":
+            continue
+        source = graph.tensors[node.inputs[0]]
+        producer = graph.node(source.producer) if source.producer else None
+        if producer and producer.class_name in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense") \
+                and len(source.consumers) == 1 and producer.attrs.get("activation", "linear") == "linear":
+            folded.add(node.name)
+    return folded
+
+
+def micro_graph(graph: Graph, shapes: dict | None = None) -> tuple:
+    """Lower ``graph`` (tensor shapes overridden by ``shapes``) to the converter's `MicroGraph`.
+
+    Returns ``(MicroGraph, {micro tensor index: graph tensor key}, {op index: layer name},
+    approximated layer names)``.
+    """
+    low = _Lowering(graph, shapes or {})
+    fused = _foldable(graph)
+    for key in graph.inputs:
+        low.of_key[key] = low.act(low.shape(key), key)
+    for node in graph.nodes:
+        if node.is_input:
+            continue
+        ref = _lower_node(low, node, fused)
+        low.of_key[node.outputs[0]] = low.of_key[node.inputs[0]] if ref is None else ref
+        if ref is not None:
+            spec, _ = low.acts[ref[1]]
+            low.acts[ref[1]] = (spec, node.outputs[0])
+    inputs = [low.of_key[k] for k in graph.inputs]
+    n_in = len(inputs)
+    order = inputs + [("c", i) for i in range(len(low.consts))] + \
+        [("a", i) for i in range(len(low.acts)) if ("a", i) not in inputs]
+    index = {ref: i for i, ref in enumerate(order)}
+    index[("none", -1)] = -1
+    tensors = tuple(low.consts[r[1]] if r[0] == "c" else low.acts[r[1]][0] for r in order)
+    ops = tuple(OpSpec(name, tuple(index[r] for r in ins), tuple(index[r] for r in outs))
+                for name, ins, outs, _ in low.ops)
+    keys = {index[("a", i)]: key for i, (_, key) in enumerate(low.acts) if key is not None}
+    layers = {i: op[3] for i, op in enumerate(low.ops)}
+    micro = MicroGraph(tensors, ops, tuple(range(n_in)), tuple(index[low.of_key[k]] for k in graph.outputs))
+    return micro, keys, layers, tuple(low.approximated)
+
+
+def estimate_graph_arena(graph: Graph, shapes: dict | None = None) -> ArenaEstimate:
+    """`ArenaEstimate` of ``graph`` with optional pruned ``shapes`` (see `micro_graph`)."""
+    micro, keys, layers, approximated = micro_graph(graph, shapes)
+    prediction = predict_arena(micro)
+    time = prediction.peak_op + 1
+    alive = [t for t in range(len(micro.tensors)) if t in keys and _alive(micro, t, time)]
+    return ArenaEstimate(prediction.total_bytes, prediction.planner_bytes, prediction.persistent_bytes,
+                         layers.get(prediction.peak_op, ""), tuple(keys[t] for t in alive),
+                         not approximated and not prediction.unknown_ops, approximated)
+
+
+def _alive(micro: MicroGraph, tensor: int, time: int) -> bool:
+    uses = [i + 1 for i, op in enumerate(micro.ops) if tensor in op.inputs or tensor in op.outputs]
+    first = 0 if tensor in micro.inputs else min(uses, default=-1)
+    last = len(micro.ops) if tensor in micro.outputs else max(uses, default=-1)
+    return first <= time <= last
+
+
+def estimate_arena(model) -> ArenaEstimate:
+    """Predicted minimal TFLM tensor arena (bytes) of ``model`` exported to int8 by tflm_export."""
+    return estimate_graph_arena(read_graph(model))

@@ -45,6 +45,19 @@ class Step:
 RESOURCES = ("ram", "flash", "macs")
 
 
+def usage_estimator(context: PruneContext) -> Callable[[set], Usage]:
+    """``removed -> Usage`` from the Keras graph alone: exact TFLM arena, estimated flash, MACs."""
+    from .arena import estimate_flash, estimate_graph_arena, micro_graph
+
+    def estimate(removed: set) -> Usage:
+        shapes = context.deps.pruned_shapes(removed)
+        arena = estimate_graph_arena(context.graph, shapes)
+        flash = estimate_flash(micro_graph(context.graph, shapes)[0])
+        return Usage(arena.bytes, flash, context.price(removed).macs, arena.peak_tensors, arena.peak_layer)
+
+    return estimate
+
+
 def over_budget(usage: Usage, budget) -> dict:
     """``{resource: (used, limit)}`` for every resource of ``budget`` that ``usage`` exceeds."""
     limits = {name: getattr(budget, name, None) for name in RESOURCES}
@@ -132,3 +145,54 @@ def _impossible(usage: Usage, over: dict, deps, removed: set) -> BudgetError:
         f"MACs {usage.macs:,}.{bound} Raise the budget, lower min_filters, or change the architecture "
         "(e.g. a smaller input or an earlier stride)."
     )
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The resource limits of any budget object (``ram``/``flash`` bytes, ``macs``)."""
+
+    ram: int | None = None
+    flash: int | None = None
+    macs: int | None = None
+
+    @classmethod
+    def of(cls, budget) -> "Limits":
+        limits = cls(*(getattr(budget, name, None) for name in RESOURCES))
+        if all(v is None for v in (limits.ram, limits.flash, limits.macs)):
+            raise BudgetError(f"The budget sets no limit; give ram=, flash= and/or macs=. Received: budget={budget!r}.")
+        for name in RESOURCES:
+            value = getattr(limits, name)
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise BudgetError(f"Budget {name}= must be a positive number of bytes (MACs for macs=). "
+                                  f"Received: {name}={value!r}.")
+        return limits
+
+
+def fit_budget(context: PruneContext, mode: str, budget, *, verify=None, progress=print, **options):
+    """The least pruning that fits ``budget``: ``(plan, removed)``.
+
+    ``verify(removed) -> Usage`` measures a candidate for real (e.g. on the TFLM runtime); while
+    the measurement exceeds a limit, the search continues with that limit lowered by the excess.
+    """
+    limits = Limits.of(budget)
+    removed: set = set()
+    estimate = usage_estimator(context)
+    while True:
+        removed, history = search(context, mode, limits, estimate, removed=removed, progress=progress, **options)
+        measured = verify(removed) if verify else None
+        over = over_budget(measured, limits) if measured else {}
+        if not over:
+            break
+        predicted = history[-1].usage
+        tighter = {name: limit - max(16, getattr(measured, name) - getattr(predicted, name))
+                   for name, (_, limit) in over.items()}
+        if progress:
+            progress(f"measured over budget ({', '.join(f'{n} {u:,} > {l:,}' for n, (u, l) in over.items())}); "
+                     f"searching again with {tighter}")
+        limits = Limits(**{**limits.__dict__, **tighter})
+    selections = select_groups(context.deps, context.report, mode, options.get("rule", "mean"),
+                               options.get("threshold", 1.0), options.get("coverage", 0.8))
+    fraction = history[-1].removed_fraction
+    plan = context.describe(mode, fraction, removed, selections, options.get("importance", "l1"),
+                            options.get("rule", "mean"), reason=f"pruned to fit the budget {limits}")
+    return plan, removed

@@ -44,32 +44,35 @@ class PruneContext:
         """Choose the groups by ``mode`` and the units to remove in each; price the result."""
         _check_args(ratio, min_filters, round_to)
         rng = np.random.default_rng(seed)
-        removed, group_plans = set(), []
-        for sel in select_groups(self.deps, self.report, mode, rule, threshold, coverage):
-            drop = np.zeros(0, dtype=np.int64)
+        removed = set()
+        selections = select_groups(self.deps, self.report, mode, rule, threshold, coverage)
+        for sel in selections:
             if sel.selected:
-                scores = unit_scores(self.deps, sel.group, importance, rng)
                 group = sel.group
+                scores = unit_scores(self.deps, group, importance, rng)
                 keep = kept_width(len(group.units), int((~group.pinned).sum()), ratio, round_to)
-                drop = choose_units(self.deps, group, scores, len(group.units) - keep, min_filters)
-            removed |= set(drop.tolist())
-            group_plans.append((sel, drop))
-        after = self.price(removed)
-        groups = tuple(self._group_plan(sel, drop, removed) for sel, drop in group_plans)
-        name = importance if isinstance(importance, str) else getattr(importance, "__name__", "callable")
-        plan = PruningPlan(self.graph.model_name, check_mode(mode), float(ratio), name, rule, groups,
-                           _totals(self.report), _totals(after))
-        return plan, removed
+                removed |= set(choose_units(self.deps, group, scores, len(group.units) - keep, min_filters).tolist())
+        return self.describe(mode, ratio, removed, selections, importance, rule), removed
 
-    def _group_plan(self, sel, drop: np.ndarray, removed: set) -> GroupPlan:
+    def describe(self, mode: str, ratio: float, removed: set, selections, importance, rule: str,
+                 reason: str | None = None) -> PruningPlan:
+        """The `PruningPlan` of removing ``removed``; ``reason`` overrides the selections' own."""
+        groups = tuple(self._group_plan(sel, removed, reason) for sel in selections)
+        name = importance if isinstance(importance, str) else getattr(importance, "__name__", "callable")
+        return PruningPlan(self.graph.model_name, check_mode(mode), float(ratio), name, rule, groups,
+                           _totals(self.report), _totals(self.price(removed)))
+
+    def _group_plan(self, sel, removed: set, reason: str | None) -> GroupPlan:
         group = sel.group
+        dropped = int(np.isin(group.units, list(removed)).sum()) if removed else 0
         kept, widths = {}, {}
         for name in group.producers:
             key = self.graph.node(name).outputs[0]
             kept[name] = tuple(self.deps.kept_positions(key, removed).tolist())
             widths[name] = len(self.deps.units[key])
+        why = sel.reason if reason is None or not dropped else reason
         return GroupPlan(group.id, tuple(group.producers), tuple(group.layers), len(group.units),
-                         len(group.units) - len(drop), sel.share, sel.reason, kept, widths)
+                         len(group.units) - dropped, sel.share, why, kept, widths)
 
 
 def _totals(report: ComplexityReport) -> dict:
@@ -123,7 +126,8 @@ def choose_units(deps: Dependencies, group: Group, scores: np.ndarray, count: in
 
 def prune(model, mode: str = "PA", ratio: float = 0.5, *, importance="l1", rule: str = "mean",
           threshold: float = 1.0, coverage: float = 0.8, min_filters: int = 1, round_to: int = 1,
-          reinitialize: bool = False, seed: int = 0, return_plan: bool = False):
+          reinitialize: bool = False, seed: int = 0, return_plan: bool = False, budget=None,
+          verify: bool = False, representative_data=None, step: float = 0.1, progress=print):
     """Complexity-driven filter pruning: a new, smaller dense model of the same class.
 
     ``mode`` ("PA", "FA", "MA") picks the channel groups holding a large share of the model's
@@ -132,10 +136,26 @@ def prune(model, mode: str = "PA", ratio: float = 0.5, *, importance="l1", rule:
     lowest ``importance`` first ("l1", "l2", "bn_gamma", "random" or ``fn(layer) -> scores``).
     Kept weights are copied, or freshly initialized with ``reinitialize=True`` (the paper trains
     the pruned architecture from scratch). The model passed in is never modified.
+
+    With ``budget`` (a `Budget` with ``ram``/``flash`` bytes and/or ``macs``), ``ratio`` is not
+    used: the least pruning that fits is searched in steps of ``step`` (one ``progress`` line per
+    step), by predicted TFLM arena, flash and MACs; ``verify=True`` also exports each result to
+    int8 and measures it on the real TFLM runtime, pruning further until the measurement fits.
     """
     context = PruneContext.of(model)
-    plan, removed = context.plan(mode, ratio, importance=importance, rule=rule, threshold=threshold,
-                                 coverage=coverage, min_filters=min_filters, round_to=round_to, seed=seed)
+    options = dict(importance=importance, rule=rule, threshold=threshold, coverage=coverage,
+                   min_filters=min_filters, round_to=round_to, seed=seed)
+    if budget is None:
+        plan, removed = context.plan(mode, ratio, **options)
+    else:
+        from .budget import fit_budget
+
+        verifier = None
+        if verify:
+            from .budget import tflm_verifier
+
+            verifier = tflm_verifier(context, representative_data)
+        plan, removed = fit_budget(context, mode, budget, verify=verifier, progress=progress, step=step, **options)
     pruned = rebuild(model, context.deps, removed, weights="none" if reinitialize else "slice")
     return (pruned, plan) if return_plan else pruned
 

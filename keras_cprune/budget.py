@@ -136,9 +136,15 @@ def _impossible(usage: Usage, over: dict, deps, removed: set) -> BudgetError:
     if "ram" in over and usage.peak_tensors:
         shapes = deps.pruned_shapes(removed)
         tensors = deps.graph.tensors
-        names = ", ".join(f"{tensors[k].producer or 'model input'} {shapes.get(k, tensors[k].shape)}"
-                          for k in usage.peak_tensors)
-        bound = f" The arena peak is at {usage.peak_op!r}, where these tensors are alive and cannot shrink: {names}."
+
+        def label(key):
+            producer = tensors[key].producer
+            kind = "model input" if deps.graph.node(producer).is_input else "output of"
+            return f"{kind} {producer!r} {shapes.get(key, tensors[key].shape)}"
+
+        names = ", ".join(label(k) for k in usage.peak_tensors)
+        bound = (f" The arena peak is at {usage.peak_op!r}, where these tensors are alive and cannot shrink: "
+                 f"{names}; the rest is TFLM's persistent data (interpreter, tensor and op structs).")
     return BudgetError(
         f"The budget cannot be met even with every prunable channel group pruned as far as allowed "
         f"(min_filters per layer): {details}. Smallest reachable: arena {usage.ram:,} B, flash {usage.flash:,} B, "

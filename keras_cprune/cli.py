@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import CPruneError
+from .errors import CPruneError, PruningError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,7 +26,13 @@ def _parser() -> argparse.ArgumentParser:
     prune.add_argument("--reinitialize", action="store_true", help="fresh weights (train from scratch)")
     prune.add_argument("--plan", metavar="JSON", help="also write the pruning plan as JSON")
     prune.add_argument("--overwrite", action="store_true")
-    for p in (analyze, prune):
+    trade = sub.add_parser("tradeoff", help="params, MACs, predicted arena and flash per mode and ratio")
+    trade.add_argument("model", help="a .keras or .h5 model file")
+    trade.add_argument("--ratios", default="0,0.2,0.4,0.6,0.8", help="comma-separated ratios in [0, 1)")
+    trade.add_argument("--modes", default="PA,FA,MA")
+    trade.add_argument("--json", action="store_true")
+    trade.add_argument("--plot", metavar="PNG", help="save resources-vs-ratio plot")
+    for p in (analyze, prune, trade):
         p.add_argument("--unsafe", action="store_true", help="allow loading Lambda layers (runs code in the file)")
     return parser
 
@@ -61,10 +67,24 @@ def _prune(args) -> None:
     print(f"Saved {args.output}")
 
 
+def _tradeoff(args) -> None:
+    from .io import load_model
+    from .tradeoff import tradeoff
+
+    try:
+        ratios = tuple(float(r) for r in args.ratios.split(","))
+    except ValueError:
+        raise PruningError(f"--ratios must be comma-separated numbers in [0, 1). Received: {args.ratios!r}.") from None
+    table = tradeoff(load_model(args.model, unsafe=args.unsafe), modes=tuple(args.modes.split(",")), ratios=ratios)
+    print(table.to_json(indent=2)) if args.json else table.summary()
+    if args.plot:
+        table.plot(args.plot)
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        {"analyze": _analyze, "prune": _prune}[args.command](args)
+        {"analyze": _analyze, "prune": _prune, "tradeoff": _tradeoff}[args.command](args)
     except CPruneError as exc:
         print(f"keras-cprune: error: {exc}", file=sys.stderr)
         return 1

@@ -29,3 +29,22 @@ def plot_layer_shares(report, path: str) -> str:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_tradeoff(table, path: str) -> str:
+    """Three panels (parameters, MACs, predicted TFLM arena) vs pruning ratio, a line per mode."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    for ax, (attr, label) in zip(axes, (("params", "parameters"), ("macs", "MACs"), ("arena_bytes", "arena (bytes)"))):
+        for mode in dict.fromkeys(p.mode for p in table.points):
+            pts = [p for p in table.points if p.mode == mode]
+            ax.plot([p.ratio for p in pts], [getattr(p, attr) for p in pts], marker="o", label=mode)
+        ax.set_xlabel("pruning ratio")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(f"Resources vs pruning ratio: {table.model_name}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

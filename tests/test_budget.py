@@ -1,0 +1,74 @@
+"""Budget-targeted pruning and the trade-off table (predicted resources; real TFLM in test_deploy)."""
+from types import SimpleNamespace
+
+import keras
+import pytest
+
+from keras_cprune import prune
+from keras_cprune.arena import estimate_arena
+from keras_cprune.budget import Limits, search, usage_estimator
+from keras_cprune.errors import BudgetError
+from keras_cprune.pruner import PruneContext
+from keras_cprune.tradeoff import tradeoff
+from keras_cprune.zoo import vgg
+
+
+def budget(**limits):
+    return SimpleNamespace(**{"ram": None, "flash": None, "macs": None, **limits})
+
+
+@pytest.mark.parametrize("ram", [16_000, 12_000, 9_000])
+def test_ram_budget_is_met_by_the_least_pruning(ram):
+    model = vgg()
+    context = PruneContext.of(model)
+    removed, history = search(context, "MA", Limits(ram=ram), usage_estimator(context), progress=None)
+    assert history[-1].usage.ram <= ram < history[-2].usage.ram  # one step less would not fit
+    pruned = prune(model, "MA", budget=budget(ram=ram), progress=None)
+    assert estimate_arena(pruned).bytes == history[-1].usage.ram <= ram
+
+
+def test_ma_reaches_a_ram_budget_with_less_pruning_than_pa():
+    model = vgg()
+    _, ma = prune(model, "MA", budget=budget(ram=14_000), progress=None, return_plan=True)
+    _, pa_plan = prune(model, "PA", budget=budget(flash=30_000), progress=None, return_plan=True)
+    assert ma.after["params"] > pa_plan.after["params"]  # MA cut little: the peak is in the first layers
+    assert {p for g in ma.groups if g.kept_channels < g.channels for p in g.producers} <= {"conv0", "conv1"}
+
+
+def test_macs_and_flash_budgets_together():
+    model = vgg()
+    pruned, plan = prune(model, "FA", budget=budget(macs=1_000_000, flash=40_000), progress=None, return_plan=True)
+    assert plan.after["macs"] <= 1_000_000
+    context = PruneContext.of(pruned)
+    assert usage_estimator(context)(set()).flash <= 40_000
+
+
+def test_progress_prints_a_line_per_step():
+    lines = []
+    prune(vgg(), "MA", budget=budget(ram=12_000), progress=lines.append)
+    assert len(lines) >= 2 and all("arena" in line and "params" in line for line in lines)
+
+
+def test_impossible_budget_names_the_smallest_reachable_arena_and_its_bound():
+    with pytest.raises(BudgetError, match=r"Smallest reachable: arena [\d,]+ B.*model input 'input_layer[_0-9]*' \(28, 28, 1\)"):
+        prune(vgg(), "MA", budget=budget(ram=500), progress=None)
+
+
+@pytest.mark.parametrize("bad,match", [(budget(), "sets no limit"), (budget(ram=-5), "positive"),
+                                       (budget(ram="64KB"), "positive")])
+def test_malformed_budget(bad, match):
+    with pytest.raises(BudgetError, match=match):
+        prune(vgg(), "MA", budget=bad, progress=None)
+
+
+def test_tradeoff_table_and_plot(tmp_path):
+    table = tradeoff(vgg(), ratios=(0.0, 0.5))
+    assert [(p.mode, p.ratio) for p in table.points] == [(m, r) for m in ("PA", "FA", "MA") for r in (0.0, 0.5)]
+    base = table.points[0]
+    assert base.params == vgg().count_params() and base.arena_bytes == estimate_arena(vgg()).bytes
+    for p in table.points[1::2]:
+        assert p.params < base.params and p.arena_bytes <= base.arena_bytes
+    pa, ma = table.points[1], table.points[5]
+    assert pa.params < ma.params and ma.arena_bytes < pa.arena_bytes
+    assert table.to_csv().startswith("mode,ratio,params,macs")
+    assert open(table.plot(str(tmp_path / "t.png")), "rb").read(4) == b"\x89PNG"

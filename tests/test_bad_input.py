@@ -1,0 +1,100 @@
+"""The bad-input catalogue (docs/ERRORS.md): one row per case, each checking the exception type
+and that the message names the culprit and the fix."""
+from types import SimpleNamespace
+
+import keras
+import pytest
+
+from keras_cprune import analyze, apply_plan, prune
+from keras_cprune.errors import (BudgetError, ModelError, ModelFileError, OutputPathError, PlanError, PruningError,
+                                 SubclassedModelError, UnbuiltModelError)
+from keras_cprune.io import load_model, save_model
+from keras_cprune.plan import PruningPlan
+from keras_cprune.zoo import vgg
+
+
+class Subclassed(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.dense = keras.layers.Dense(2)
+
+    def call(self, x):
+        return self.dense(x)
+
+
+def subclassed():
+    model = Subclassed()
+    model(keras.ops.ones((1, 3)))
+    return model
+
+
+def dense_only():
+    inputs = keras.Input((4,))
+    return keras.Model(inputs, keras.layers.Dense(3)(inputs))
+
+
+def no_budget():
+    return SimpleNamespace(ram=None, flash=None, macs=None)
+
+
+def file_with(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    return str(path)
+
+
+CASES = {
+    "not a model": (lambda t: analyze([1, 2]), ModelError, ["Received: model=list", "keras.Model"]),
+    "subclassed model": (lambda t: prune(subclassed()), SubclassedModelError, ["Subclassed", "Functional"]),
+    "unbuilt model": (lambda t: analyze(keras.Sequential([keras.layers.Dense(2)])), UnbuiltModelError,
+                      ["has no input shape", "keras.Input"]),
+    "ratio out of range": (lambda t: prune(vgg(), "PA", 1.5), PruningError, ["ratio=1.5", "[0, 1)"]),
+    "unknown mode": (lambda t: prune(vgg(), "XA"), PruningError, ["'XA'", "PA", "MA"]),
+    "zero filters": (lambda t: prune(vgg(), "PA", 0.5, min_filters=0), PruningError, ["min_filters=0", ">= 1"]),
+    "nothing prunable": (lambda t: prune(dense_only()), PruningError, ["Nothing in model", "pinned"]),
+    "empty budget": (lambda t: prune(vgg(), "MA", budget=no_budget()), BudgetError, ["sets no limit", "ram="]),
+    "impossible budget": (lambda t: prune(vgg(), "MA", budget=SimpleNamespace(ram=100, flash=None, macs=None),
+                                          progress=None), BudgetError, ["Smallest reachable", "Raise the budget"]),
+    "plan for another model": (lambda t: apply_plan(dense_only(), prune(vgg(), return_plan=True)[1]), PlanError,
+                               ["'conv", "architecture it was made for"]),
+    "not a plan": (lambda t: PruningPlan.from_json('{"mode": "PA"}'), PlanError, ["PruningPlan.to_json"]),
+    "missing model file": (lambda t: load_model(str(t / "nope.keras")), ModelFileError, ["nope.keras", "does not exist"]),
+    "corrupt .keras": (lambda t: load_model(file_with(t, "bad.keras", b"junk")), ModelFileError,
+                       ["bad.keras", "model.save"]),
+    "corrupt .h5": (lambda t: load_model(file_with(t, "bad.h5", b"\x89HDF\r\n\x1a\njunk")), ModelFileError,
+                    ["bad.h5", "Could not load"]),
+    "output exists": (lambda t: save_model(vgg(), file_with(t, "out.keras", b"keep me")), OutputPathError,
+                      ["out.keras", "exists already"]),
+    "output folder missing": (lambda t: save_model(vgg(), str(t / "no" / "m.keras")), OutputPathError,
+                              ["does not exist", "Create it"]),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input(case, tmp_path):
+    call, error, fragments = CASES[case]
+    with pytest.raises(error) as info:
+        call(tmp_path)
+    for fragment in fragments:
+        assert fragment in str(info.value), f"{case}: {fragment!r} not in {info.value}"
+
+
+def test_existing_output_is_left_untouched(tmp_path):
+    path = file_with(tmp_path, "out.keras", b"keep me")
+    with pytest.raises(OutputPathError):
+        save_model(vgg(), path)
+    assert open(path, "rb").read() == b"keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.keras"]  # no temp file left
+
+
+def test_disk_full_while_writing_leaves_nothing(tmp_path):
+    model = vgg()
+
+    def full_disk(path):  # writes part of the file, then the disk is full
+        open(path, "wb").write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    model.save = full_disk
+    with pytest.raises(OutputPathError, match="No space left.*Nothing was written"):
+        save_model(model, str(tmp_path / "m.keras"))
+    assert list(tmp_path.iterdir()) == []

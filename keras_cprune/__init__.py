@@ -1,15 +1,18 @@
 """keras-cprune: complexity-driven structured pruning of Keras CNNs for TFLite Micro.
 
-Public API: `analyze`, `prune`, `apply_plan`, `estimate_arena`, `tradeoff`, the result types
-and `errors`.
+Public API: `analyze`, `prune`, `apply_plan`, `estimate_arena`, `tradeoff`,
+`prune_during_training`, `strip`, `quantize_aware`, `callbacks`, the result types and `errors`.
 """
-from . import errors
+from . import callbacks, errors
 from .arena import ArenaEstimate, estimate_arena
 from .complexity import ComplexityReport, LayerComplexity, analyze
 from .plan import PruningPlan
 from .pruner import apply_plan, prune
+from .qat import quantize_aware
 from .tradeoff import Tradeoff, tradeoff
+from .training import ConstantRatio, PolynomialDecay, prune_during_training, strip
 
-__all__ = ["analyze", "prune", "apply_plan", "estimate_arena", "tradeoff", "ArenaEstimate", "ComplexityReport",
-           "LayerComplexity", "PruningPlan", "Tradeoff", "errors"]
+__all__ = ["analyze", "prune", "apply_plan", "estimate_arena", "tradeoff", "prune_during_training", "strip",
+           "quantize_aware", "callbacks", "ArenaEstimate", "ComplexityReport", "ConstantRatio", "LayerComplexity",
+           "PolynomialDecay", "PruningPlan", "Tradeoff", "errors"]
 __version__ = "0.1.0"

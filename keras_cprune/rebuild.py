@@ -13,7 +13,7 @@ from .ops import spec_for, weight_short_name
 
 
 class _Positions:
-    """Kept channel positions of each node's first input, its first output and (separable) middle."""
+    """Kept channel positions of each tensor once ``removed`` units are gone (cached)."""
 
     def __init__(self, deps: Dependencies, removed: set):
         self.deps, self.removed, self._cache = deps, removed, {}
@@ -22,13 +22,6 @@ class _Positions:
         if key not in self._cache:
             self._cache[key] = self.deps.kept_positions(key, self.removed)
         return self._cache[key]
-
-    def of(self, node) -> dict:
-        kept_in = self.tensor(node.inputs[0]) if node.inputs else None
-        kept_out = self.tensor(node.outputs[0]) if node.outputs else None
-        mult = node.attrs.get("depth_multiplier", 1)
-        mid = None if kept_in is None else (kept_in[:, None] * mult + np.arange(mult)).ravel()
-        return {"in": kept_in, "out": kept_out, "mid": mid}
 
 
 def _first_nodes(graph) -> dict:
@@ -43,20 +36,39 @@ def _slice_rules(graph, node) -> dict:
     return spec_for(node, graph.in_shapes(node), graph.out_shapes(node)).slices
 
 
+def weight_channel_units(deps: Dependencies) -> list[tuple]:
+    """``(layer, weight, {axis: unit id of each position})`` for every weight with channel axes
+    (output filters, input rows, BatchNorm statistics...): what pruning slices or masks."""
+    graph, result = deps.graph, []
+    for node in _first_nodes(graph).values():
+        rules = _slice_rules(graph, node)
+        if not rules or not node.inputs:
+            continue
+        units_in = deps.units[node.inputs[0]]
+        units = {"in": units_in, "out": deps.units[node.outputs[0]],
+                 "mid": np.repeat(units_in, node.attrs.get("depth_multiplier", 1))}
+        for weight in node.layer.weights:
+            axes = {axis: units[kind] for axis, kind in rules.get(weight_short_name(weight), {}).items()}
+            if axes:
+                result.append((node.layer, weight, axes))
+    return result
+
+
 def sliced_weights(deps: Dependencies, removed: set, mask: bool = False):
     """Yield ``(layer id, new weights)``: kept channels only, or (``mask=True``) removed ones zeroed.
 
     One layer at a time, so no copy of all the model's weights is ever held at once."""
-    graph, positions = deps.graph, _Positions(deps, removed)
-    for node in _first_nodes(graph).values():
+    channel_axes = {id(weight): axes for _, weight, axes in weight_channel_units(deps)}
+    gone = list(removed)
+    for node in _first_nodes(deps.graph).values():
         if not getattr(node.layer, "weights", None):
             continue
-        rules, pos = _slice_rules(graph, node), positions.of(node)
         values = []
         for weight in node.layer.weights:
             value = np.asarray(weight.numpy() if hasattr(weight, "numpy") else weight)
-            for axis, kind in rules.get(weight_short_name(weight), {}).items():
-                value = _mask_axis(value, axis, pos[kind]) if mask else np.take(value, pos[kind], axis=axis)
+            for axis, units in channel_axes.get(id(weight), {}).items():
+                kept = np.flatnonzero(~np.isin(units, gone))
+                value = _mask_axis(value, axis, kept) if mask else np.take(value, kept, axis=axis)
             values.append(value)
         yield id(node.layer), values
 

@@ -1,0 +1,155 @@
+"""Keras callbacks: `ComplexityLogger` (model complexity in History/TensorBoard) and
+`FilterPruningStep` (gradual structured pruning, see `keras_cprune.training`).
+
+Both are Keras 3 callbacks that tf_keras' ``fit`` accepts as well.
+"""
+from __future__ import annotations
+
+import os
+
+import keras
+import tensorflow as tf
+
+from .complexity import analyze
+from .errors import PruningError
+from .pruner import PruneContext
+from .selection import check_mode
+from .training import (PruningSchedule, apply_masks, channel_masks, deserialize_schedule, serialize_schedule,
+                       zeroed_units)
+
+UNITS = ("step", "epoch")
+# A float32 scalar tagged for TensorBoard's scalar dashboard, written without the tensorboard package.
+_SCALAR = tf.compat.v1.SummaryMetadata(plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars"))
+
+
+def complexity_values(model) -> dict:
+    """What `ComplexityLogger` logs, by name: the model's `analyze` totals (one entry per column)."""
+    report = analyze(model)
+    return {"params": report.params, "macs": report.macs, "peak_act_bytes_int8": report.peak_act_bytes_int8}
+
+
+class _Callback(keras.callbacks.Callback):
+    """tf_keras' ``CallbackList`` also asks each callback which batch hooks it implements."""
+
+    _train_batch_hooks = False
+
+    def _implements_train_batch_hooks(self) -> bool:
+        return self._train_batch_hooks
+
+    def _implements_test_batch_hooks(self) -> bool:
+        return False
+
+    def _implements_predict_batch_hooks(self) -> bool:
+        return False
+
+
+class ComplexityLogger(_Callback):
+    """Logs the model's parameters, MACs and peak activation memory (int8 bytes) during ``fit``.
+
+    The values are those of `analyze(model)`, measured when training starts (at every epoch with
+    ``every_epoch=True``). They are added to each epoch's ``logs``, so they appear in ``History``,
+    and, with a ``log_dir``, written as TensorBoard scalars ``complexity/<name>`` (float32) at the
+    epoch index.
+    """
+
+    def __init__(self, every_epoch: bool = False, log_dir: str | None = None):
+        super().__init__()
+        self.every_epoch = every_epoch
+        self.log_dir = log_dir
+        self.values: dict = {}
+        self._writer = None
+
+    def on_train_begin(self, logs=None):
+        self.values = {}
+        if self.log_dir:
+            self._writer = tf.summary.create_file_writer(os.fspath(self.log_dir))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.values and not self.every_epoch:
+            return
+        self.values = complexity_values(self.model)
+        if self._writer is not None:
+            with self._writer.as_default(step=epoch):
+                for name, value in self.values.items():
+                    tf.summary.write(f"complexity/{name}", tf.constant(value, tf.float32), metadata=_SCALAR)
+            self._writer.flush()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.update(self.values)
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class FilterPruningStep(_Callback):
+    """Prunes filters of the model being fit on a `PruningSchedule`, by zeroing them.
+
+    ``step`` counts train batches (``unit="step"``; one per ``steps_per_execution``) or epochs
+    (``unit="epoch"``). Where ``schedule.prunes_at(step)``, the filters to remove are chosen anew
+    with ``PruneContext.plan(mode, schedule.ratio_at(step), ...)`` on the current weights (the
+    options are those of `keras_cprune.prune`) and zeroed; after every batch they are zeroed again.
+    When ``fit`` starts, channels already zeroed (by an earlier ``fit``, in a reloaded model) stay so.
+    ``plan`` is the `PruningPlan` of the last re-planning. Made by `prune_during_training`;
+    `keras_cprune.training.save_checkpoint`/`load_checkpoint` keep ``step`` across a reload.
+    """
+
+    _train_batch_hooks = True
+
+    def __init__(self, mode: str, schedule: PruningSchedule, *, importance="l1", rule: str = "mean",
+                 threshold: float = 1.0, coverage: float = 0.8, min_filters: int = 1, round_to: int = 1,
+                 seed: int = 0, unit: str = "step"):
+        super().__init__()
+        if not isinstance(schedule, PruningSchedule):
+            raise PruningError(f"Expected `schedule` to be a PruningSchedule (PolynomialDecay, ConstantRatio). "
+                               f"Received: schedule={schedule!r}.")
+        if unit not in UNITS:
+            raise PruningError(f"Expected `unit` to be one of {UNITS}. Received: unit={unit!r}.")
+        self.mode, self.schedule, self.unit = check_mode(mode), schedule, unit
+        self.options = dict(importance=importance, rule=rule, threshold=threshold, coverage=coverage,
+                            min_filters=min_filters, round_to=round_to, seed=seed)
+        self.step = 0
+        self.plan = None
+        self._context = None
+        self._masks: list = []
+
+    def get_config(self) -> dict:
+        """JSON-ready arguments; a callable ``importance`` is stored as ``None``."""
+        importance = self.options["importance"]
+        return {"mode": self.mode, "schedule": serialize_schedule(self.schedule), "unit": self.unit,
+                **self.options, "importance": importance if isinstance(importance, str) else None}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "FilterPruningStep":
+        config = dict(config)
+        return cls(schedule=deserialize_schedule(config.pop("schedule")), **config)
+
+    def on_train_begin(self, logs=None):
+        self._context = PruneContext.of(self.model)
+        self._masks = channel_masks(self._context.deps, zeroed_units(self._context.deps))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.unit == "epoch":
+            self._maybe_prune()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.unit == "step":
+            self._maybe_prune()
+
+    def on_train_batch_end(self, batch, logs=None):
+        apply_masks(self._masks)
+        if self.unit == "step":
+            self.step += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.unit == "epoch":
+            self.step += 1
+
+    def _maybe_prune(self) -> None:
+        if self.schedule.prunes_at(self.step):
+            ratio = self.schedule.ratio_at(self.step)
+            self.plan, removed = self._context.plan(self.mode, ratio, **self.options)
+            self._masks = channel_masks(self._context.deps, removed)
+            apply_masks(self._masks)

@@ -1,0 +1,34 @@
+"""Quantization-aware training (QAT) of a pruned model with tensorflow-model-optimization.
+
+tfmot 0.8 wraps tf_keras (Keras 2) layers only, so QAT needs the model built with ``tf_keras``.
+"""
+from __future__ import annotations
+
+from .errors import ModelError
+from .graph import check_model
+
+
+def quantize_aware(model):
+    """``tfmot.quantization.keras.quantize_model(model)``: a copy of a tf_keras ``model`` with
+    fake-quantization of weights and activations, to fine-tune before int8 conversion.
+
+    Raises `ModelError` for Keras 3 models, which tfmot cannot wrap.
+    """
+    keras = check_model(model)
+    if keras.__name__ != "tf_keras":
+        raise ModelError(
+            f"quantize_aware needs a tf_keras (Keras 2) model: tensorflow-model-optimization only wraps tf_keras "
+            f"layers. Received: model={model.name!r}, a Keras {keras.__version__} model. To proceed, set "
+            "TF_USE_LEGACY_KERAS=1, build the model with `import tf_keras as keras` (zoo models: "
+            "keras_cprune.zoo.vgg(keras=tf_keras)), prune it with keras_cprune (`apply_plan(model, plan)` repeats a "
+            "saved plan) and call quantize_aware on it; or skip QAT and quantize after training "
+            "(tf.lite.TFLiteConverter with a representative dataset)."
+        )
+    import tensorflow_model_optimization as tfmot
+
+    try:
+        return tfmot.quantization.keras.quantize_model(model)
+    except (ValueError, RuntimeError) as exc:
+        raise ModelError(f"tensorflow-model-optimization cannot quantize model {model.name!r}: {exc} Custom or "
+                         "unsupported layers need a QuantizeConfig (tfmot.quantization.keras.quantize_annotate_layer) "
+                         "and quantize_scope.") from exc

@@ -1,0 +1,71 @@
+"""ComplexityLogger: History and TensorBoard values equal analyze() and hand-counted numbers."""
+import glob
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_cprune import analyze
+from keras_cprune.callbacks import ComplexityLogger
+from keras_cprune.training import ConstantRatio, prune_during_training
+from models import residual
+
+# conv: 3*3*1*4 + 4 = 40 params, 8*8*4 * 9 = 2304 MACs; dense: 256*2 + 2 = 514 params, 512 MACs.
+# Peak int8 activations: Flatten's input and output, 256 + 256 bytes.
+HAND = {"params": 554, "macs": 2816, "peak_act_bytes_int8": 512}
+
+
+def tiny():
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    x = keras.layers.Flatten(name="flatten")(x)
+    return keras.Model(inputs, keras.layers.Dense(2, name="dense")(x))
+
+
+def fit(model, callbacks, epochs=2):
+    model.compile("sgd", "mse")
+    x = np.random.default_rng(0).normal(size=(8,) + tuple(model.inputs[0].shape[1:])).astype("float32")
+    y = np.zeros((8,) + tuple(model.outputs[0].shape[1:]), "float32")
+    return model.fit(x, y, batch_size=4, epochs=epochs, callbacks=callbacks, verbose=0)
+
+
+def scalars(log_dir) -> dict:
+    """``{tag: [(step, value), ...]}`` from the TensorBoard event files under ``log_dir``."""
+    found = {}
+    for path in sorted(glob.glob(f"{log_dir}/events.out.tfevents.*")):
+        for record in tf.data.TFRecordDataset(path):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                assert value.metadata.plugin_data.plugin_name == "scalars"
+                found.setdefault(value.tag, []).append((event.step, float(tf.make_ndarray(value.tensor))))
+    return found
+
+
+def test_history_holds_analyze_values():
+    model = tiny()
+    history = fit(model, [ComplexityLogger()])
+    report = analyze(model)
+    assert (report.params, report.macs, report.peak_act_bytes_int8) == tuple(HAND.values())
+    for name, value in HAND.items():
+        assert history.history[name] == [value, value]
+    assert len(history.history["loss"]) == 2
+
+
+@pytest.mark.parametrize("every_epoch, steps", [(False, [0]), (True, [0, 1, 2])])
+def test_tensorboard_scalars(tmp_path, every_epoch, steps):
+    logger = ComplexityLogger(every_epoch=every_epoch, log_dir=str(tmp_path))
+    fit(tiny(), [logger], epochs=3)
+    found = scalars(tmp_path)
+    assert found == {f"complexity/{name}": [(s, float(value)) for s in steps] for name, value in HAND.items()}
+
+
+def test_logged_values_follow_the_model_being_fit():
+    model = residual(keras)
+    masked, step = prune_during_training(model, schedule=ConstantRatio(0.5), rule="all")
+    logger = ComplexityLogger()
+    history = fit(masked, [step, logger], epochs=1)
+    report = analyze(masked)  # masking keeps the architecture: the logged model is the dense one
+    assert logger.values == {"params": report.params, "macs": report.macs,
+                             "peak_act_bytes_int8": report.peak_act_bytes_int8}
+    assert history.history["params"] == [masked.count_params()] and report.macs == 8 * 16 * 16 * 9 * (3 + 4 * 8) + 40

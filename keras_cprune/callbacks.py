@@ -10,6 +10,7 @@ import os
 import keras
 import tensorflow as tf
 
+from .arena import estimate_arena
 from .complexity import analyze
 from .errors import PruningError
 from .pruner import PruneContext
@@ -23,9 +24,10 @@ _SCALAR = tf.compat.v1.SummaryMetadata(plugin_data=tf.compat.v1.SummaryMetadata.
 
 
 def complexity_values(model) -> dict:
-    """What `ComplexityLogger` logs, by name: the model's `analyze` totals (one entry per column)."""
+    """What `ComplexityLogger` logs, by name: the model's `analyze` totals and predicted TFLM arena."""
     report = analyze(model)
-    return {"params": report.params, "macs": report.macs, "peak_act_bytes_int8": report.peak_act_bytes_int8}
+    return {"params": report.params, "macs": report.macs, "peak_act_bytes_int8": report.peak_act_bytes_int8,
+            "tflm_arena_bytes": estimate_arena(model).bytes}
 
 
 class _Callback(keras.callbacks.Callback):

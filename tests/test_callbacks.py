@@ -4,9 +4,11 @@ import glob
 import keras
 import numpy as np
 import pytest
+
 import tensorflow as tf
 
 from keras_cprune import analyze
+from keras_cprune.arena import estimate_arena
 from keras_cprune.callbacks import ComplexityLogger
 from keras_cprune.training import ConstantRatio, prune_during_training
 from models import residual
@@ -44,10 +46,12 @@ def scalars(log_dir) -> dict:
 
 def test_history_holds_analyze_values():
     model = tiny()
+    arena = estimate_arena(model).bytes  # at train begin (a zero Dense bias is dropped by the converter)
     history = fit(model, [ComplexityLogger()])
     report = analyze(model)
     assert (report.params, report.macs, report.peak_act_bytes_int8) == tuple(HAND.values())
-    for name, value in HAND.items():
+    assert arena > HAND["peak_act_bytes_int8"]  # activations plus TFLM's persistent structs
+    for name, value in {**HAND, "tflm_arena_bytes": arena}.items():
         assert history.history[name] == [value, value]
     assert len(history.history["loss"]) == 2
 
@@ -55,8 +59,11 @@ def test_history_holds_analyze_values():
 @pytest.mark.parametrize("every_epoch, steps", [(False, [0]), (True, [0, 1, 2])])
 def test_tensorboard_scalars(tmp_path, every_epoch, steps):
     logger = ComplexityLogger(every_epoch=every_epoch, log_dir=str(tmp_path))
-    fit(tiny(), [logger], epochs=3)
+    model = tiny()
+    arena = estimate_arena(model).bytes
+    fit(model, [logger], epochs=3)
     found = scalars(tmp_path)
+    assert found.pop("complexity/tflm_arena_bytes")[0] == (0, float(arena))
     assert found == {f"complexity/{name}": [(s, float(value)) for s in steps] for name, value in HAND.items()}
 
 
@@ -64,8 +71,10 @@ def test_logged_values_follow_the_model_being_fit():
     model = residual(keras)
     masked, step = prune_during_training(model, schedule=ConstantRatio(0.5), rule="all")
     logger = ComplexityLogger()
+    arena = estimate_arena(masked).bytes
     history = fit(masked, [step, logger], epochs=1)
     report = analyze(masked)  # masking keeps the architecture: the logged model is the dense one
     assert logger.values == {"params": report.params, "macs": report.macs,
-                             "peak_act_bytes_int8": report.peak_act_bytes_int8}
+                             "peak_act_bytes_int8": report.peak_act_bytes_int8,
+                             "tflm_arena_bytes": arena}
     assert history.history["params"] == [masked.count_params()] and report.macs == 8 * 16 * 16 * 9 * (3 + 4 * 8) + 40

@@ -48,3 +48,25 @@ def plot_tradeoff(table, path: str) -> str:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_accuracy_tradeoff(points: list, path: str) -> str:
+    """Accuracy vs parameters, FLOPs and peak activation memory, one series per mode."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True)
+    panels = (("params", "parameters"), ("flops", "FLOPs"), ("peak_act_bytes_int8", "peak activations int8 (B)"))
+    for ax, (attr, label) in zip(axes, panels):
+        for mode in dict.fromkeys(p["mode"] for p in points):
+            pts = sorted((p for p in points if p["mode"] == mode), key=lambda p: p[attr])
+            style = dict(marker="*", markersize=12, linestyle="none") if mode == "baseline" else dict(marker="o")
+            ax.plot([p[attr] for p in pts], [p["accuracy"] for p in pts], label=mode, **style)
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy")
+    axes[0].legend()
+    fig.suptitle("Accuracy vs resources (pruned models trained from scratch)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

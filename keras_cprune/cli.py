@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import CPruneError, PruningError
+from .errors import CPruneError, ModelFileError, PruningError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,7 +32,15 @@ def _parser() -> argparse.ArgumentParser:
     trade.add_argument("--modes", default="PA,FA,MA")
     trade.add_argument("--json", action="store_true")
     trade.add_argument("--plot", metavar="PNG", help="save resources-vs-ratio plot")
-    for p in (analyze, prune, trade):
+    export = sub.add_parser("export", help="int8 TFLite + TFLM verification + firmware sources")
+    export.add_argument("model", help="a .keras or .h5 model file")
+    export.add_argument("-o", "--output", required=True, help="output folder (must not exist)")
+    export.add_argument("--data", required=True, help=".npy file of representative inputs (N, *input_shape)")
+    export.add_argument("--ram", help="RAM budget, e.g. 256KB")
+    export.add_argument("--flash", help="flash budget, e.g. 1MB")
+    export.add_argument("--board", help="a known board instead of --ram/--flash (e.g. nano33ble)")
+    export.add_argument("--overwrite", action="store_true")
+    for p in (analyze, prune, trade, export):
         p.add_argument("--unsafe", action="store_true", help="allow loading Lambda layers (runs code in the file)")
     return parser
 
@@ -81,14 +89,36 @@ def _tradeoff(args) -> None:
         table.plot(args.plot)
 
 
+def _export(args) -> int:
+    import numpy as np
+
+    import tflm_export
+
+    from .io import load_model
+
+    try:
+        data = np.load(args.data)
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"Could not read representative data {args.data!r} ({exc}); expected a .npy array.") from None
+    budget = tflm_export.Budget(ram=args.ram, flash=args.flash) if args.ram or args.flash else None
+    report = tflm_export.export(load_model(args.model, unsafe=args.unsafe), data, args.output, budget=budget,
+                                board=args.board, overwrite=args.overwrite)
+    report.summary()
+    if not report.fits:
+        over = ", ".join(f"{k} {f.used:,} > {f.limit:,} B" for k, f in report.resources.items() if not f.fits)
+        print(f"keras-cprune: error: the model does not fit the budget: {over}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        {"analyze": _analyze, "prune": _prune, "tradeoff": _tradeoff}[args.command](args)
+        status = {"analyze": _analyze, "prune": _prune, "tradeoff": _tradeoff, "export": _export}[args.command](args)
     except CPruneError as exc:
         print(f"keras-cprune: error: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

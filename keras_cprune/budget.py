@@ -35,6 +35,7 @@ class Step:
     removed_fraction: float
     params: int
     usage: Usage
+    removed: frozenset = frozenset()
 
     def line(self) -> str:
         u = self.usage
@@ -56,6 +57,28 @@ def usage_estimator(context: PruneContext) -> Callable[[set], Usage]:
         return Usage(arena.bytes, flash, context.price(removed).macs, arena.peak_tensors, arena.peak_layer)
 
     return estimate
+
+
+def tflm_verifier(context: PruneContext, representative_data=None, seed: int = 0) -> Callable[[set], Usage]:
+    """``removed -> Usage`` measured for real: rebuild, convert to int8 with tflm_export and find
+    the minimal arena on the TFLM runtime; flash is the flatbuffer size. Without
+    ``representative_data``, 32 uniform [0, 1) samples calibrate (sizes do not depend on values)."""
+    from tflm_export.convert import convert
+    from tflm_export.runtime import find_min_arena
+
+    from .rebuild import rebuild
+    from .tflm_planner import predict_arena_from_tflite
+
+    if representative_data is None:
+        shape = (32,) + tuple(context.graph.tensors[context.graph.inputs[0]].shape)
+        representative_data = np.random.default_rng(seed).uniform(0, 1, shape).astype("float32")
+
+    def measure(removed: set) -> Usage:
+        tflite = convert(rebuild(context.model, context.deps, removed), representative_data)
+        arena = find_min_arena(tflite, predict_arena_from_tflite(tflite).total_bytes).arena
+        return Usage(arena, len(tflite), context.price(removed).macs)
+
+    return measure
 
 
 def over_budget(usage: Usage, budget) -> dict:
@@ -84,7 +107,8 @@ def search(context: PruneContext, mode: str, budget, estimate: Callable[[set], U
     removed, history = set(removed or ()), []
     while True:
         usage = estimate(removed)
-        history.append(Step(len(removed) / max(1, total_free), context.price(removed).params, usage))
+        history.append(Step(len(removed) / max(1, total_free), context.price(removed).params, usage,
+                            frozenset(removed)))
         if progress:
             progress(history[-1].line())
         over = over_budget(usage, budget)

@@ -1,0 +1,47 @@
+"""Budget-targeted pruning checked on the real TFLM runtime (issue: fit a RAM budget)."""
+import keras
+import pytest
+
+from keras_cprune import estimate_arena, prune
+from keras_cprune.budget import Limits, search, tflm_verifier, usage_estimator
+from keras_cprune.pruner import PruneContext
+from keras_cprune.zoo import vgg
+from tflm_export import Budget
+
+KB = 1024
+
+
+def wide_vgg():
+    return vgg(widths=(64, 128, 256))  # unpruned arena ~55 KB at 28x28
+
+
+def mobilenetv2():
+    # logits: an untrained softmax makes TFLM abort (see test_tflm_export)
+    return keras.applications.MobileNetV2(weights=None, input_shape=(96, 96, 3), alpha=0.35, classes=10,
+                                          classifier_activation=None)
+
+
+@pytest.mark.parametrize("build,ram", [(wide_vgg, 32 * KB), (wide_vgg, 48 * KB), (mobilenetv2, 128 * KB)],
+                         ids=["vgg-32KB", "vgg-48KB", "mobilenetv2-128KB"])
+def test_ram_budget_met_on_tflm_and_one_step_less_does_not_fit(build, ram):
+    model = build()
+    assert estimate_arena(model).bytes > ram  # the budget needs pruning
+    context = PruneContext.of(model)
+    removed, history = search(context, "MA", Limits(ram=ram), usage_estimator(context), progress=None)
+    measure = tflm_verifier(context)
+    assert measure(removed).ram <= ram  # measured on TFLM
+    assert measure(set(history[-2].removed)).ram > ram  # one step less would not have fit
+
+
+def test_prune_with_verify_returns_a_model_that_fits():
+    lines = []
+    pruned = prune(wide_vgg(), "MA", budget=Budget(ram="40KB"), verify=True, progress=lines.append)
+    context = PruneContext.of(pruned)
+    assert tflm_verifier(context)(set()).ram <= 40 * KB
+    assert any("arena" in line for line in lines)
+
+
+def test_budget_already_met_prunes_nothing():
+    model = vgg()
+    pruned, plan = prune(model, "MA", budget=Budget(ram="64KB"), return_plan=True, progress=None)
+    assert pruned.count_params() == model.count_params() and plan.after == plan.before

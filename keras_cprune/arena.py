@@ -111,7 +111,11 @@ def _lower_node(low: _Lowering, node, fused: set) -> tuple | None:
         y = low.weighted("FULLY_CONNECTED", node, x, (out_shape[-1], in_shape[-1]), out_shape[-1],
                          bias=_dense_has_bias(node.layer))
     elif cls in _SIMPLE and all(k in low.of_key for k in node.inputs):
-        y = low.op(_SIMPLE[cls], [low.of_key[k] for k in node.inputs], out_shape, node.name)
+        inputs = [low.of_key[k] for k in node.inputs]
+        if len(inputs) == 1 and type(node.layer).__module__.startswith("keras.src.ops."):
+            # a Keras op with a scalar operand (``x * (1 / 6)``): one shared constant per op type
+            inputs.append(low.const((), 1, 1, share=("operand", cls)))
+        y = low.op(_SIMPLE[cls], inputs, out_shape, node.name)
     elif cls == "GlobalAveragePooling2D":
         y = low.op("MEAN", [x, low.const((2,), 4, 0, share=("axis", 1, 2))], out_shape, node.name)
     elif cls in ("Flatten", "Reshape") and role in ("flatten", "pass", "reshape", "pin"):
@@ -163,22 +167,31 @@ def _activation(low: _Lowering, node, x, out_shape):
     return y
 
 
+_WEIGHTED = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense")
+
+
+def _sole_weighted_producer(graph: Graph, node) -> bool:
+    source = graph.tensors[node.inputs[0]]
+    producer = graph.node(source.producer) if source.producer else None
+    return bool(producer and producer.class_name in _WEIGHTED and len(source.consumers) == 1
+                and producer.attrs.get("activation", "linear") == "linear")
+
+
 def _foldable(graph: Graph) -> set:
-    """Layers the converter folds away: a BatchNorm directly after a conv/dense with no other
-    consumer, and a ZeroPadding2D feeding only a valid-padding conv (becomes its padding)."""
+    """Layers the converter folds away: a BatchNorm, or a Keras op adding a scalar (``x + 3.0``),
+    directly after a conv/dense with no other consumer (into its bias), and a ZeroPadding2D
+    feeding only a valid-padding conv (becomes its padding)."""
     folded = set()
     for node in graph.nodes:
+        if type(node.layer).__module__.startswith("keras.src.ops.") and node.class_name in ("Add", "Subtract") \
+                and len(node.inputs) == 1 and _sole_weighted_producer(graph, node):
+            folded.add(node.name)
         if node.class_name == "ZeroPadding2D":
             users = graph.tensors[node.outputs[0]].consumers
             if len(users) == 1 and graph.node(users[0]).class_name in ("Conv2D", "DepthwiseConv2D") \
                     and graph.node(users[0]).attrs.get("padding", "valid") == "valid":
                 folded.add(node.name)
-        if node.class_name != "BatchNormalization":
-            continue
-        source = graph.tensors[node.inputs[0]]
-        producer = graph.node(source.producer) if source.producer else None
-        if producer and producer.class_name in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense") \
-                and len(source.consumers) == 1 and producer.attrs.get("activation", "linear") == "linear":
+        if node.class_name == "BatchNormalization" and _sole_weighted_producer(graph, node):
             folded.add(node.name)
     return folded
 

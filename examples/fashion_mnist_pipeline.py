@@ -1,17 +1,18 @@
-"""The main job: analyze -> prune (MA by default) -> train from scratch -> int8 TFLM export.
+"""The main job on Fashion-MNIST: analyze -> prune to a RAM budget -> train -> int8 TFLM export.
 
-Default settings train on a subset so the whole run finishes in a few minutes on a 2-core CPU;
-``--full`` trains on all 60k images for more epochs. Usage:
+Default settings train on a subset so the whole run takes a few minutes on a 2-core CPU;
+``--full`` trains on all 60k images for 10 epochs. Usage:
 
-    python examples/fashion_mnist_pipeline.py [--mode MA] [--ratio 0.5] [--out out/pipeline] [--full]
+    python examples/fashion_mnist_pipeline.py [--mode MA] [--ram 12KB] [--board nano33ble]
+                                              [--out out/pipeline] [--full]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import time
-
-import numpy as np
 
 
 def train(model, data, epochs: int, batch_size: int = 64, seed: int = 0):
@@ -28,39 +29,52 @@ def train(model, data, epochs: int, batch_size: int = 64, seed: int = 0):
     return float(model.evaluate(xt, yt, verbose=0)[1]), seconds
 
 
-def run(out_dir: str, *, mode: str = "MA", ratio: float = 0.5, train_size: int | None = 12000,
-        test_size: int | None = 2000, epochs: int = 2, seed: int = 0) -> dict:
-    """Run the pipeline; return the before/after table as ``{"baseline": {...}, "pruned": {...}}``."""
+def run(out_dir: str, *, mode: str = "MA", ram: str = "12KB", board: str = "nano33ble",
+        train_size: int | None = 30000, test_size: int | None = 5000, epochs: int = 5, seed: int = 0) -> dict:
+    """Run the pipeline into ``out_dir``; return the before/after table ``{"baseline": {...}, "pruned": {...}}``."""
     import keras
 
-    from keras_cprune import analyze, prune
+    import tflm_export
+    from keras_cprune import analyze, prune, tradeoff
     from keras_cprune.datasets import load_fashion_mnist
     from keras_cprune.zoo import vgg
 
     os.makedirs(out_dir, exist_ok=True)
-    print(f"[1/4] Loading Fashion-MNIST (train {train_size or 'all'}, test {test_size or 'all'})")
+    print(f"[1/5] Loading Fashion-MNIST (train {train_size or 'all'}, test {test_size or 'all'})")
     data = load_fashion_mnist(train_size=train_size, test_size=test_size)
+    (x, _), (xt, yt) = data
     keras.utils.set_random_seed(seed)
     baseline = vgg()
     report = analyze(baseline)
     report.summary()
     report.plot(os.path.join(out_dir, "layer_complexity.png"))
+    tradeoff(baseline).plot(os.path.join(out_dir, "tradeoff.png"))
 
-    print(f"[2/4] Pruning with mode {mode}, ratio {ratio} (pruned architecture trained from scratch)")
-    pruned, plan = prune(baseline, mode, ratio, reinitialize=True, return_plan=True, seed=seed)
+    print(f"[2/5] Pruning with mode {mode} to a tensor-arena budget of {ram} (least pruning that fits)")
+    pruned, plan = prune(baseline, mode, budget=tflm_export.Budget(ram=ram), reinitialize=True, return_plan=True,
+                         seed=seed)
     plan.summary()
     with open(os.path.join(out_dir, "plan.json"), "w") as f:
         f.write(plan.to_json(indent=2))
 
     table = {}
-    for i, (name, model) in enumerate((("baseline", baseline), ("pruned", pruned)), start=3):
-        print(f"[{i}/4] Training the {name} model for {epochs} epoch(s)")
+    for step, (name, model) in enumerate((("baseline", baseline), ("pruned", pruned)), start=3):
+        print(f"[{step}/5] Training the {name} model from scratch for {epochs} epoch(s), then int8 export + TFLM")
         accuracy, seconds = train(model, data, epochs, seed=seed)
+        folder = os.path.join(out_dir, f"{name}_firmware")
+        shutil.rmtree(folder, ignore_errors=True)
+        tflm = tflm_export.export(model, x[:200], folder, board=board, test_inputs=xt, labels=yt, name=name)
+        tflm.summary()
         r = analyze(model)
-        table[name] = {"float_accuracy": accuracy, "train_seconds": seconds, "params": r.params, "macs": r.macs,
-                       "peak_act_bytes_int8": r.peak_act_bytes_int8, "weight_bytes_int8": r.weight_bytes_int8}
+        table[name] = {"float_accuracy": accuracy, "int8_tflm_accuracy": tflm.int8_accuracy,
+                       "params": r.params, "macs": r.macs, "flash_bytes": tflm.flash_bytes,
+                       "arena_bytes": tflm.arena_bytes, "latency_ms": tflm.latency_ms, "train_seconds": seconds,
+                       "fits_" + board: tflm.fits}
         model.save(os.path.join(out_dir, f"{name}.keras"))
+    print("[5/5] Before/after")
     print_table(table)
+    with open(os.path.join(out_dir, "table.json"), "w") as f:
+        json.dump(table, f, indent=2)
     return table
 
 
@@ -68,21 +82,22 @@ def print_table(table: dict) -> None:
     rows = list(next(iter(table.values())))
     print(f"\n{'':<22}" + "".join(f"{name:>14}" for name in table))
     for row in rows:
-        cells = "".join(f"{v[row]:>14.4f}" if isinstance(v[row], float) else f"{v[row]:>14,}" for v in table.values())
+        cells = "".join(f"{v[row]!s:>14}" if isinstance(v[row], bool) else f"{v[row]:>14.4f}"
+                        if isinstance(v[row], float) else f"{v[row]:>14,}" for v in table.values())
         print(f"{row:<22}{cells}")
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", default="MA", choices=["PA", "FA", "MA"])
-    parser.add_argument("--ratio", type=float, default=0.5)
+    parser.add_argument("--ram", default="12KB", help="tensor arena budget of the pruned model")
+    parser.add_argument("--board", default="nano33ble", help="board whose SRAM/flash the exports are checked against")
     parser.add_argument("--out", default="out/pipeline")
     parser.add_argument("--full", action="store_true", help="all 60k training images, 10 epochs")
     args = parser.parse_args(argv)
     sizes = dict(train_size=None, test_size=None, epochs=10) if args.full else {}
-    run(args.out, mode=args.mode, ratio=args.ratio, **sizes)
+    run(args.out, mode=args.mode, ram=args.ram, board=args.board, **sizes)
 
 
 if __name__ == "__main__":
-    np.set_printoptions(precision=4)
     main()

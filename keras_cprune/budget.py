@@ -185,6 +185,10 @@ class Limits:
     flash: int | None = None
     macs: int | None = None
 
+    def __str__(self) -> str:
+        units = {"ram": " B arena", "flash": " B flash", "macs": " MACs"}
+        return ", ".join(f"{n} <= {v:,}{units[n]}" for n in RESOURCES if (v := getattr(self, n)) is not None)
+
     @classmethod
     def of(cls, budget) -> "Limits":
         limits = cls(*(getattr(budget, name, None) for name in RESOURCES))
@@ -224,5 +228,5 @@ def fit_budget(context: PruneContext, mode: str, budget, *, verify=None, progres
                                options.get("threshold", 1.0), options.get("coverage", 0.8))
     fraction = history[-1].removed_fraction
     plan = context.describe(mode, fraction, removed, selections, options.get("importance", "l1"),
-                            options.get("rule", "mean"), reason=f"pruned to fit the budget {limits}")
+                            options.get("rule", "mean"), reason=f"pruned to fit {limits}")
     return plan, removed

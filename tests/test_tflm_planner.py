@@ -4,11 +4,9 @@ The runtime tests convert small Keras models to int8, find the smallest ``arena_
 ``tflite_micro.runtime`` accepts by bisection in a subprocess (TFLM can crash on arenas that
 are too small, a crash counts as "too small") and compare with the prediction.
 """
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+from models import randomize
 
 from keras_cprune.tflm_planner import (MicroGraph, OpSpec, PlannedTensor, TensorSpec,
                                        greedy_arena_bytes, greedy_offsets, planned_tensors,
@@ -83,45 +81,12 @@ def test_mean_scratch_buffers_live_only_during_their_op():
 
 
 # --------------------------------------------------------------------------- real runtime
-MEASURE = r"""
-import os, sys, numpy as np
-from tflite_micro import runtime
-os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
-model, lo, hi = open(sys.argv[1], "rb").read(), int(sys.argv[2]), int(sys.argv[3])
-def fits(n):
-    try:
-        interpreter = runtime.Interpreter.from_bytes(model, arena_size=n)
-        for k in range(int(sys.argv[4])):
-            d = interpreter.get_input_details(k)
-            interpreter.set_input(np.zeros(d["shape"], d["dtype"]), k)
-        interpreter.invoke()
-        return True
-    except RuntimeError:
-        return False
-while hi - lo > 1:
-    n = (lo + hi) // 2
-    print("probe", n, flush=True)
-    lo, hi = (lo, n) if fits(n) else (n, hi)
-    print("bounds", lo, hi, flush=True)
-"""
+def measured_arena(path):
+    """Smallest arena_size (bytes, 1-byte steps) with which the runtime allocates and invokes."""
+    from tflm_export.runtime import find_min_arena
 
-
-def measured_arena(path, n_inputs=1, lo=0, hi=1 << 20):
-    """Smallest arena_size (bytes) with which the runtime allocates and invokes the model."""
-    for _ in range(20):  # a probe that crashes the runtime counts as too small
-        run = subprocess.run([sys.executable, "-c", MEASURE, path, str(lo), str(hi), str(n_inputs)],
-                             capture_output=True, text=True, timeout=120)
-        probe = None
-        for words in (line.split() for line in run.stdout.splitlines()):
-            if words[0] == "probe":
-                probe = int(words[1])
-            else:
-                lo, hi, probe = int(words[1]), int(words[2]), None
-        if probe is not None and run.returncode:
-            lo = probe
-        if hi - lo <= 1:
-            return hi
-    raise AssertionError(f"arena search on {path} did not converge: {run.stderr[-500:]}")
+    data = open(path, "rb").read()
+    return find_min_arena(data, predict_arena_from_tflite(data).total_bytes, step=1, max_probes=40).arena
 
 
 def build(name, size):
@@ -161,25 +126,11 @@ def build(name, size):
 
 
 def to_int8(model, seed=0):
-    """Full-int8 TFLite bytes; random weights (non-zero biases are kept by the converter)."""
-    import tensorflow as tf
+    """Full-int8 TFLite bytes of ``model`` with random weights (non-zero biases are kept)."""
+    from tflm_export import convert
 
-    rng = np.random.default_rng(seed)
-    for weight in model.weights:
-        positive = weight.name in ("gamma", "moving_variance")
-        weight.assign(rng.uniform(0.5, 1.5, weight.shape) if positive
-                      else rng.uniform(-0.3, 0.3, weight.shape))
-
-    def representative():
-        for _ in range(4):
-            yield [rng.uniform(-1, 1, (1, *x.shape[1:])).astype("float32") for x in model.inputs]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = converter.inference_output_type = tf.int8
-    return converter.convert()
+    randomize(model, seed)
+    return convert(model, np.random.default_rng(seed).uniform(-1, 1, (4, *model.inputs[0].shape[1:])))
 
 
 ARCHITECTURES = ["conv_chain", "conv_pool_flatten_dense", "residual", "inverted_residual",

@@ -1,6 +1,6 @@
 """Child process of `tflm_export.runtime`: the TFLM runtime can abort, so it only runs here.
 
-    python -m tflm_export._worker search MODEL LO HI      bisection; prints TRY/OK/FAIL lines
+    python -m tflm_export._worker search MODEL LO HI STEP KNOWN   bisection; prints TRY/OK/FAIL lines
     python -m tflm_export._worker run MODEL ARENA INPUTS.npy OUT.npz RUNS
 """
 import sys
@@ -28,14 +28,15 @@ def _fits(model: bytes, arena: int) -> bool:
     return True
 
 
-def search(model: bytes, lo: int, hi: int) -> None:
-    """Smallest 16-byte multiple in (lo, hi] that allocates and invokes; lo fails, hi fits."""
-    while not _fits(model, hi):
+def search(model: bytes, lo: int, hi: int, step: int, known: bool) -> None:
+    """Smallest multiple of ``step`` in (lo, hi] that allocates and invokes. Unless ``known``
+    (lo already failed and hi already fit), the bracket is first checked and widened."""
+    while not known and not _fits(model, hi):
         lo, hi = hi, 2 * hi
-    while lo > 0 and _fits(model, lo):
-        lo, hi = max(0, lo - 4 * (hi - lo) - 1024) // 16 * 16, lo
-    while hi - lo > 16:
-        middle = (lo + hi) // 32 * 16
+    while not known and lo > 0 and _fits(model, lo):
+        lo, hi = max(0, lo - 4 * (hi - lo) - 1024) // step * step, lo
+    while hi - lo > step:
+        middle = (lo + hi) // (2 * step) * step
         lo, hi = (lo, middle) if _fits(model, middle) else (middle, hi)
     _say(f"MIN {hi}")
 
@@ -64,6 +65,6 @@ if __name__ == "__main__":
     with open(path, "rb") as f:
         data = f.read()
     if command == "search":
-        search(data, int(sys.argv[3]), int(sys.argv[4]))
+        search(data, int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6] == "1")
     else:
         run(data, int(sys.argv[3]), sys.argv[4], sys.argv[5], int(sys.argv[6]))

@@ -20,7 +20,7 @@ _TIMEOUT_S = 600
 
 @dataclass(frozen=True)
 class ArenaSearch:
-    """Minimal arena (bytes, a multiple of 16) and the subprocesses it took."""
+    """Minimal arena (bytes, a multiple of the search step) and the subprocesses it took."""
 
     arena: int
     probes: int
@@ -42,21 +42,23 @@ def _crash(result: subprocess.CompletedProcess, what: str) -> TFLMRuntimeError:
                             f"Runtime output:\n{tail}")
 
 
-def find_min_arena(tflite_bytes: bytes, guess: int) -> ArenaSearch:
-    """Bisect the smallest working ``arena_size`` to 16 bytes, starting from ``guess`` (e.g. the
+def find_min_arena(tflite_bytes: bytes, guess: int, step: int = 16, max_probes: int = MAX_PROBES) -> ArenaSearch:
+    """Bisect the smallest working ``arena_size`` to ``step`` bytes, starting from ``guess`` (e.g. the
     `tflm_planner` prediction): the bracket is [guess - 1 KB, guess + 64 B], widened as needed.
     One subprocess bisects the whole bracket. If it crashes (TFLM can segfault on a too-small
     arena), the next one first tries a generous arena (4x + 4 KB): a crash there too means the
-    runtime aborts on this model whatever the arena, a `TFLMRuntimeError`. At most `MAX_PROBES`."""
-    lo, hi = max(0, (guess - 1024) // 16 * 16), -(-(guess + 64) // 16) * 16
+    runtime aborts on this model whatever the arena, a `TFLMRuntimeError`. At most ``max_probes``
+    processes (tiny models can segfault across a band of sizes below the minimum: each crash costs one)."""
+    lo, hi = max(0, (guess - 1024) // step * step), -(-(guess + 64) // step) * step
     tried: list = []
     generous = None
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.tflite")
         with open(path, "wb") as f:
             f.write(tflite_bytes)
-        for probe in range(1, MAX_PROBES + 1):
-            result = _child(["search", path, lo, hi])
+        for probe in range(1, max_probes + 1):
+            known = any(ok for _, ok in tried) and any(not ok for _, ok in tried)
+            result = _child(["search", path, lo, hi, step, int(known)])
             last = None
             for line in result.stdout.splitlines():
                 word, _, value = line.partition(" ")
@@ -73,8 +75,9 @@ def find_min_arena(tflite_bytes: bytes, guess: int) -> ArenaSearch:
                              f"allocating and invoking the model with a {last}-byte arena")
             tried.append((last, False))  # crashed on a too-small arena
             lo = max(lo, last)
-            generous = hi = max(hi, 4 * last + 4096)
-    raise TFLMRuntimeError(f"The arena search did not converge within {MAX_PROBES} runtime processes; "
+            if not working:  # nothing known to fit yet: check a generous arena first
+                generous = hi = -(-max(hi, 4 * last + 4096) // step) * step
+    raise TFLMRuntimeError(f"The arena search did not converge within {max_probes} runtime processes; "
                            f"last bracket ({lo}, {hi}] bytes.")
 
 

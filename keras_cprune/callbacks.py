@@ -155,3 +155,57 @@ class FilterPruningStep(_Callback):
             self.plan, removed = self._context.plan(self.mode, ratio, **self.options)
             self._masks = channel_masks(self._context.deps, removed)
             apply_masks(self._masks)
+
+
+class ExportOnTrainEnd(_Callback):
+    """Exports the model for TFLite Micro with `tflm_export.export` when training ends, or at each
+    new best epoch of ``monitor`` with ``save_best_only=True``: int8 flatbuffer verified on the
+    TFLM runtime, firmware sources and ``report.json`` in ``out_dir`` (written atomically).
+
+    A gradually pruned (masked) model is stripped to its dense smaller form first. A result over
+    ``budget``/``board`` is a loud warning and ``report.fits == False``, or a `BudgetError` with
+    ``strict=True``. ``self.report`` holds the last `TFLMReport`.
+    """
+
+    def __init__(self, out_dir: str, representative_data, *, budget=None, board=None, monitor: str = "val_accuracy",
+                 save_best_only: bool = True, strict: bool = False, test_inputs=None, labels=None):
+        super().__init__()
+        self.out_dir, self.representative_data = out_dir, representative_data
+        self.budget, self.board, self.monitor, self.save_best_only = budget, board, monitor, save_best_only
+        self.strict, self.test_inputs, self.labels = strict, test_inputs, labels
+        self.best, self.report, self.exported_epoch = None, None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.save_best_only:
+            return
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            raise PruningError(f"ExportOnTrainEnd monitors {self.monitor!r}, which is not in the epoch logs "
+                               f"({sorted(logs or {})}). Pass validation data or set monitor=.")
+        better = self.best is None or (value < self.best if "loss" in self.monitor else value > self.best)
+        if better:
+            self.best = value
+            self._export(epoch)
+
+    def on_train_end(self, logs=None):
+        if not self.save_best_only:
+            self._export(None)
+
+    def _export(self, epoch) -> None:
+        import warnings
+
+        import tflm_export
+
+        from .errors import BudgetError
+        from .training import strip
+
+        self.report = tflm_export.export(strip(self.model), self.representative_data, self.out_dir,
+                                         budget=self.budget, board=self.board, test_inputs=self.test_inputs,
+                                         labels=self.labels, overwrite=True, latency_runs=5)
+        self.exported_epoch = epoch
+        if not self.report.fits:
+            over = ", ".join(f"{k} {f.used:,} > {f.limit:,}" for k, f in self.report.resources.items() if not f.fits)
+            message = f"The exported model in {self.out_dir!r} does not fit the budget: {over}."
+            if self.strict:
+                raise BudgetError(message + " Prune further (prune(..., budget=...)) or raise the budget.")
+            warnings.warn(message, RuntimeWarning, stacklevel=2)

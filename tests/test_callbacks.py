@@ -78,3 +78,39 @@ def test_logged_values_follow_the_model_being_fit():
                              "peak_act_bytes_int8": report.peak_act_bytes_int8,
                              "tflm_arena_bytes": arena}
     assert history.history["params"] == [masked.count_params()] and report.macs == 8 * 16 * 16 * 9 * (3 + 4 * 8) + 40
+
+
+def test_export_on_best_epochs_and_over_budget_warning(tmp_path):
+    import json
+    import os
+
+    from keras_cprune.callbacks import ExportOnTrainEnd
+    from tflm_export import Budget
+
+    model = tiny()
+    x = np.random.default_rng(0).uniform(0, 1, (32, 8, 8, 1)).astype("float32")
+    y = (x.mean(axis=(1, 2, 3)) > 0.5).astype("int32")
+    export = ExportOnTrainEnd(str(tmp_path / "fw"), x[:8], budget=Budget(ram="1KB"), monitor="loss")
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with pytest.warns(RuntimeWarning, match="does not fit the budget: ram"):
+        model.fit(x, y, epochs=2, verbose=0, callbacks=[export])
+    report = json.load(open(tmp_path / "fw" / "report.json"))
+    assert report["arena_bytes"] == export.report.arena_bytes and report["fits"] is False
+    assert export.exported_epoch is not None and os.path.exists(tmp_path / "fw" / "model_data.cc")
+
+
+def test_export_strict_raises_and_plain_export_at_train_end(tmp_path):
+    from keras_cprune.callbacks import ExportOnTrainEnd
+    from keras_cprune.errors import BudgetError
+    from tflm_export import Budget
+
+    x = np.random.default_rng(0).uniform(0, 1, (16, 8, 8, 1)).astype("float32")
+    y = np.zeros(16, "int32")
+    model = tiny()
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    fitting = ExportOnTrainEnd(str(tmp_path / "ok"), x, budget=Budget(ram="64KB"), save_best_only=False)
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[fitting])
+    assert fitting.report.fits and fitting.exported_epoch is None
+    strict = ExportOnTrainEnd(str(tmp_path / "strict"), x, budget=Budget(ram="1KB"), save_best_only=False, strict=True)
+    with pytest.raises(BudgetError, match="does not fit"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[strict])

@@ -4,12 +4,14 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import keras
 import numpy as np
 import pytest
 
-from keras_cprune import analyze, apply_plan, prune
+import tflm_export
+from keras_cprune import ConstantRatio, analyze, apply_plan, estimate_arena, prune, prune_during_training, strip, tradeoff
 from keras_cprune.cli import main as cli_main
 from models import ARCHITECTURES, randomize
 
@@ -35,8 +37,19 @@ def user_model():
     return model
 
 
+def _data(model):
+    return np.random.default_rng(0).uniform(0, 1, (8,) + tuple(model.inputs[0].shape[1:])).astype("float32")
+
+
 PUBLIC_CALLS = {
     "analyze": lambda m: analyze(m),
+    "estimate_arena": lambda m: estimate_arena(m),
+    "tradeoff": lambda m: tradeoff(m, ratios=(0.5,)),
+    "prune_budget": lambda m: prune(m, "MA", budget=tflm_export.Budget(ram="7KB"), progress=None),
+    "prune_during_training": lambda m: prune_during_training(m, "PA", schedule=ConstantRatio(0.5)),
+    "strip": lambda m: strip(m),
+    "convert": lambda m: tflm_export.convert(m, _data(m)),
+    "export": lambda m: tflm_export.export(m, _data(m), tempfile.mkdtemp() + "/fw", latency_runs=1),
     "prune_PA": lambda m: prune(m, "PA", 0.5),
     "prune_FA_random": lambda m: prune(m, "FA", 0.7, importance="random", rule="all"),
     "prune_MA_reinit": lambda m: prune(m, "MA", 0.3, reinitialize=True, round_to=4),

@@ -6,8 +6,11 @@ import keras
 import pytest
 
 from keras_cprune import analyze, apply_plan, prune
-from keras_cprune.errors import (BudgetError, ModelError, ModelFileError, OutputPathError, PlanError, PruningError,
-                                 SubclassedModelError, UnbuiltModelError)
+import numpy as np
+
+import tflm_export
+from keras_cprune.errors import (BudgetError, ConversionError, ModelError, ModelFileError, OutputPathError, PlanError,
+                                 PruningError, SubclassedModelError, TFLMRuntimeError, UnbuiltModelError)
 from keras_cprune.io import load_model, save_model
 from keras_cprune.plan import PruningPlan
 from keras_cprune.zoo import vgg
@@ -43,6 +46,26 @@ def file_with(tmp_path, name, content):
     return str(path)
 
 
+def small():
+    return vgg(input_shape=(8, 8, 1), widths=(2,))
+
+
+def erf_model():
+    inputs = keras.Input((4,))
+    return keras.Model(inputs, keras.layers.Lambda(lambda t: keras.ops.erf(t))(keras.layers.Dense(3)(inputs)))
+
+
+def softmax_untrained():
+    inputs = keras.Input((8,))
+    logits = keras.layers.Dense(4, kernel_initializer="zeros", bias_initializer="zeros")(inputs)
+    return tflm_export.convert(keras.Model(inputs, keras.layers.Softmax()(logits)), np.random.rand(10, 8))
+
+
+def sources_into(folder):
+    tflite = tflm_export.convert(small(), np.random.rand(4, 8, 8, 1))
+    return tflm_export.write_sources(tflite, str(folder), tflm_export.verify(tflite, latency_runs=1))
+
+
 CASES = {
     "not a model": (lambda t: analyze([1, 2]), ModelError, ["Received: model=list", "keras.Model"]),
     "subclassed model": (lambda t: prune(subclassed()), SubclassedModelError, ["Subclassed", "Functional"]),
@@ -67,6 +90,20 @@ CASES = {
                       ["out.keras", "exists already"]),
     "output folder missing": (lambda t: save_model(vgg(), str(t / "no" / "m.keras")), OutputPathError,
                               ["does not exist", "Create it"]),
+    "representative data of wrong shape": (lambda t: tflm_export.convert(small(), np.zeros((2, 9, 9, 1))),
+                                           ConversionError, ["(9, 9, 1)", "expects (8, 8, 1)"]),
+    "representative data with NaN": (lambda t: tflm_export.convert(small(), np.full((2, 8, 8, 1), np.nan)),
+                                     ConversionError, ["NaN", "clean the data"]),
+    "empty representative data": (lambda t: tflm_export.convert(small(), np.zeros((0, 8, 8, 1))), ConversionError,
+                                  ["empty", "typical inputs"]),
+    "float-only op for int8": (lambda t: tflm_export.convert(erf_model(), np.random.rand(4, 4)), ConversionError,
+                               ["Erf", "int8"]),
+    "corrupt .tflite": (lambda t: tflm_export.verify(b"\x00" * 64), ModelFileError, ["64 bytes", ".tflite"]),
+    "TFLM abort": (lambda t: tflm_export.verify(softmax_untrained()), TFLMRuntimeError,
+                   ["signal 6", "softmax"]),
+    "output folder exists": (lambda t: sources_into(t), OutputPathError, ["exists already", "overwrite=True"]),
+    "unknown board": (lambda t: tflm_export.board_budget("uno"), BudgetError, ["'uno'", "nano33ble"]),
+    "malformed size": (lambda t: tflm_export.Budget(ram="lots"), BudgetError, ["ram='lots'", "'64KB'"]),
 }
 
 

@@ -1,4 +1,4 @@
-"""tflm_export on the real TFLM runtime: conversion, minimal arena, agreement, sources, budgets."""
+"""tflm_export on the real TFLite Micro runtime: minimal arena, agreement, crashes, sources, budgets."""
 import json
 import os
 import shutil
@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 
 import tflm_export
-from keras_cprune import estimate_arena
-from keras_cprune.errors import BudgetError, ConversionError, OutputPathError, TFLMRuntimeError
+from keras_cprune.errors import ConversionError, ModelError, OutputPathError, TFLMRuntimeError
 from keras_cprune.zoo import vgg
-from models import concat_branches, inverted_residual, randomize, residual
-from tflm_export.runtime import run_model
+from models import concat_branches, inverted_residual, random_model, randomize, residual
+from tflm_export.runtime import find_min_arena, run_model
+from tflm_export.flatbuffer import read_model
+from tflm_export.sources import arena_with_margin
+from tflm_export.verify import quantize
 
 
 def gap_head(keras):
@@ -28,11 +30,33 @@ def dense_head(keras):
     inputs = keras.Input((6, 6, 1))
     x = keras.layers.Flatten(name="flatten")(keras.layers.Conv2D(4, 3, name="conv")(inputs))
     x = keras.layers.Dense(8, activation="relu", name="fc")(x)
-    return keras.Model(inputs, keras.layers.Dense(3, name="logits")(x), name="dense_head")
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="probs")(x), name="dense_head")
+
+
+def fully_conv(keras):
+    """No Dense layer: every op is one that TFLM and tf.lite compute bit-exactly."""
+    inputs = keras.Input((10, 10, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv")(inputs)
+    y = keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(x)
+    x = keras.layers.Add(name="add")([x, keras.layers.ReLU(6.0, name="relu6")(y)])
+    x = keras.layers.Concatenate(name="cat")([x, keras.layers.AveragePooling2D(1, name="avg")(x)])
+    x = keras.layers.MaxPooling2D(2, name="pool")(keras.layers.Conv2D(5, 1, name="head")(x))
+    return keras.Model(inputs, keras.layers.GlobalAveragePooling2D(name="gap")(x), name="fully_conv")
 
 
 MODELS = {"conv_chain": lambda k: vgg(k, input_shape=(16, 16, 1), widths=(4, 8)), "residual": residual,
-          "depthwise": inverted_residual, "concat": concat_branches, "gap_head": gap_head, "dense_head": dense_head}
+          "depthwise": inverted_residual, "concat": concat_branches, "gap_head": gap_head, "dense_head": dense_head,
+          "random1": lambda k: random_model(k, 1), "fully_conv": fully_conv}
+# MicroMutableOpResolver methods each model needs, read off its layers (Flatten: SHAPE/STRIDED_SLICE/PACK/RESHAPE
+# in Keras 3; GlobalAveragePooling2D: MEAN; SeparableConv2D: DEPTHWISE_CONV_2D + CONV_2D)
+RESOLVER = {"conv_chain": ["AddConv2D", "AddFullyConnected", "AddMaxPool2D", "AddPack", "AddReshape", "AddShape",
+                           "AddStridedSlice"],
+            "residual": ["AddAdd", "AddConv2D", "AddFullyConnected", "AddMean"],
+            "depthwise": ["AddAdd", "AddConv2D", "AddDepthwiseConv2D", "AddFullyConnected", "AddLogistic",
+                          "AddMean", "AddMul"],
+            "gap_head": ["AddConv2D", "AddFullyConnected", "AddMean"],
+            "fully_conv": ["AddAdd", "AddAveragePool2D", "AddConcatenation", "AddConv2D", "AddDepthwiseConv2D",
+                           "AddMaxPool2D", "AddMean"]}
 
 
 def data_for(model, n=16, seed=0):
@@ -41,7 +65,7 @@ def data_for(model, n=16, seed=0):
 
 @pytest.fixture(scope="module")
 def converted():
-    """Each test model, randomized, with its int8 flatbuffer."""
+    """Each test model, randomized (as if trained), with its int8 flatbuffer."""
     result = {}
     for name, build in MODELS.items():
         model = build(keras)
@@ -51,134 +75,207 @@ def converted():
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_verify_measures_arena_that_works_and_minus_16_fails(converted, name):
+def test_arena_found_works_and_16_bytes_less_fails(converted, name):
     model, tflite = converted[name]
     x = data_for(model, 8, seed=3)
     report = tflm_export.verify(tflite, test_inputs=x, keras_model=model, latency_runs=3)
-    assert report.arena_bytes % 16 == 0 and report.arena_probes <= 12
+    arena = report.arena_bytes
+    assert arena % 16 == 0 and 1024 < arena < 64 * 1024 and report.arena_probes <= 12
     inputs = np.zeros((1,) + tuple(model.inputs[0].shape[1:]), np.int8)
-    assert run_model(tflite, report.arena_bytes, inputs, 1).outputs.shape[0] == 1
+    assert run_model(tflite, arena, inputs, 1).outputs[0].shape == (1,) + tuple(model.outputs[0].shape[1:])
+    with pytest.raises(TFLMRuntimeError, match=f"with a {arena - 16:,}-byte arena"):
+        run_model(tflite, arena - 16, inputs, 1)
+    assert (arena, True) in report.tried and (arena - 16, False) in report.tried
+    breakdown = report.arena_breakdown  # the runtime's own record of the run at the minimal arena
+    assert breakdown["head"] + breakdown["tail"] == breakdown["total"] <= arena
+    assert sum(kind["bytes"] for kind in breakdown["persistent"].values()) < breakdown["tail"]
+    assert breakdown["persistent"]["NodeAndRegistration struct"]["count"] == sum(report.ops.values())
+    # TFLM and tf.lite's reference kernels compute the same int8 outputs, but for FULLY_CONNECTED's rounding
+    if "FULLY_CONNECTED" in report.ops:
+        assert report.tflite_max_abs_diff <= 1 and report.tflite_mismatches <= 8 * model.outputs[0].shape[-1] // 4
+    else:
+        assert report.tflite_max_abs_diff == report.tflite_mismatches == 0
+    assert report.samples == 8
+    assert report.keras_top1_agreement >= 0.75 and report.latency_ms > 0 and report.latency_runs == 3
+    assert report.flatbuffer_bytes == report.flash_bytes == len(tflite) and report.macs > 0
+
+
+def test_search_starts_from_the_runtime_record_and_gallops_when_init_needs_more(converted):
+    _, tflite = converted["residual"]
+    search = find_min_arena(tflite)
+    assert search.probes == 3 and search.arena == search.recorded_total  # generous, T, T - 16
+    assert search.tried == ((64 * 2 ** 20, True), (search.arena, True), (search.arena - 16, False))
+    _, tflite = converted["random1"]  # init's temporary allocations peak above the recorded total
+    search = find_min_arena(tflite)
+    assert search.arena > search.recorded_total and (search.recorded_total, False) in search.tried
+    assert search.probes <= 12 and (search.arena - 16, False) in search.tried
+
+
+def test_byte_step_search(converted):
+    _, tflite = converted["conv_chain"]
+    exact, by16 = find_min_arena(tflite, step=1, max_probes=24).arena, find_min_arena(tflite).arena
+    assert by16 - 16 < exact <= by16
+    inputs = np.zeros((1, 16, 16, 1), np.int8)
+    run_model(tflite, exact, inputs, 0)
     with pytest.raises(TFLMRuntimeError):
-        run_model(tflite, report.arena_bytes - 16, inputs, 1)
-    # the Keras-side predictor (no conversion) equals the flatbuffer-side planner, whose byte-exact
-    # minimum rounded up to the search's 16-byte step is what TFLM measured
-    assert estimate_arena(model).bytes == report.predicted_arena_bytes
-    assert report.arena_bytes == -(-report.predicted_arena_bytes // 16) * 16
-    assert report.tflite_vs_tflm_max_diff is not None and report.tflite_vs_tflm_max_diff <= 1
-    assert report.keras_top1_agreement is not None and report.latency_ms > 0
-    assert "Arena allocation total" in report.allocations
-    assert sum(report.ops.values()) >= 2 and report.flatbuffer_bytes == len(tflite)
+        run_model(tflite, exact - 1, inputs, 0)
+    with pytest.raises(TFLMRuntimeError, match="did not converge within max_probes=4"):
+        find_min_arena(tflite, step=1, max_probes=4)
 
 
-def test_export_writes_sources_that_compile(tmp_path, converted):
-    model, _ = converted["residual"]
-    out = str(tmp_path / "fw")
-    report = tflm_export.export(model, data_for(model), out, board="nano33ble", latency_runs=2)
-    files = sorted(os.listdir(out))
-    assert files == ["model.tflite", "model_data.cc", "model_data.h", "model_settings.h", "op_resolver.h",
-                     "report.json"]
-    data = open(os.path.join(out, "model_data.cc")).read()
-    tflite = open(os.path.join(out, "model.tflite"), "rb").read()
-    assert "alignas(16) const unsigned char g_model[]" in data and f"g_model_len = {len(tflite)};" in data
-    settings = open(os.path.join(out, "model_settings.h")).read()
-    assert f"kMeasuredArenaSize = {report.arena_bytes};" in settings
-    assert f"kTensorArenaSize = {tflm_export.sources.arena_with_margin(report.arena_bytes)};" in settings
-    assert "kInputDims[kInputRank] = {1, 16, 16, 3};" in settings
-    resolver = open(os.path.join(out, "op_resolver.h")).read()
-    assert "MicroMutableOpResolver<kNumOps>" in resolver and f"kNumOps = {len(report.ops)};" in resolver
-    for op in ("AddConv2D", "AddAdd", "AddMean", "AddFullyConnected"):
-        assert f"resolver.{op}()" in resolver
-    assert "AddSoftmax" not in resolver  # exactly the model's ops
-    assert json.load(open(os.path.join(out, "report.json")))["arena_bytes"] == report.arena_bytes
-    if shutil.which("arm-none-eabi-g++") is None:
-        pytest.skip("arm-none-eabi-g++ is not installed (apt-get install gcc-arm-none-eabi); CI has it")
-    assert report.compile["compiled"], report.compile
-    assert len(tflite) <= report.flash_bytes <= len(tflite) + 64  # the array, aligned, and its length
-    assert report.fits and report.resources["ram"].headroom == 256 * 1024 - report.arena_bytes
+def test_runtime_abort_becomes_an_error_not_a_dead_process():
+    inputs = keras.Input((8,))
+    logits = keras.layers.Dense(4, kernel_initializer="zeros", bias_initializer="zeros")(inputs)
+    model = keras.Model(inputs, keras.layers.Softmax()(logits))  # untrained: constant logits, TFLM aborts
+    tflite = tflm_export.convert(model, np.random.default_rng(0).uniform(size=(10, 8)))
+    with pytest.raises(TFLMRuntimeError, match=r"signal 6 \(SIGABRT\)") as error:
+        tflm_export.verify(tflite)
+    assert "near-zero quantization scale" in str(error.value) and "input of SOFTMAX" in str(error.value)
+
+
+def test_runtime_segfault_becomes_an_error(converted):
+    _, tflite = converted["gap_head"]
+    with pytest.raises(TFLMRuntimeError, match=r"(?s)signal 11 \(SIGSEGV\).*Failed to allocate tail memory"):
+        run_model(tflite, 64, np.zeros((1, 12, 12, 2), np.int8), 1)  # the runtime dereferences a failed allocation
+
+
+def test_verify_accuracy_and_argument_errors(converted):
+    model, tflite = converted["dense_head"]
+    x = data_for(model, 12, seed=5)
+    float_top1 = model.predict(x, verbose=0).argmax(1)
+    labels = float_top1.copy()
+    labels[:3] = (labels[:3] + 1) % 3  # 3 of 12 wrong for the float model
+    report = tflm_export.verify(tflite, test_inputs=x, keras_model=model, labels=labels, latency_runs=1)
+    assert report.float_accuracy == 0.75
+    int8_top1 = run_model(tflite, report.arena_bytes, quantize(x, read_model(tflite).inputs[0]), 0).outputs[0].argmax(1)
+    assert report.int8_accuracy == np.mean(int8_top1 == labels) and report.int8_accuracy >= 0.5
+    assert report.keras_top1_agreement == np.mean(int8_top1 == float_top1)
+    with pytest.raises(ModelError, match=r"shape \(N, \*\(6, 6, 1\)\).*Received: shape \(2, 5, 5, 1\)"):
+        tflm_export.verify(tflite, test_inputs=np.zeros((2, 5, 5, 1)))
+    with pytest.raises(ModelError, match="one entry per test input"):
+        tflm_export.verify(tflite, test_inputs=x, labels=labels[:5])
 
 
 def test_over_budget_is_reported_with_numbers(converted):
     _, tflite = converted["conv_chain"]
-    report = tflm_export.verify(tflite, budget=tflm_export.Budget(ram="1KB", flash="1MB"), latency_runs=1)
-    assert not report.fits and not report.resources["ram"].fits and report.resources["flash"].fits
-    assert report.resources["ram"].headroom == 1024 - report.arena_bytes
-    assert "DOES NOT FIT" in report.summary(print_fn=None)
+    report = tflm_export.verify(tflite, budget=tflm_export.Budget(ram="1KB", flash="1MB", macs=10_000),
+                                latency_runs=1)
+    assert not report.fits and set(report.resources) == {"ram", "flash", "macs"}
+    ram, flash, macs = report.resources["ram"], report.resources["flash"], report.resources["macs"]
+    assert (ram.used, ram.limit, ram.headroom, ram.fits) == (report.arena_bytes, 1024, 1024 - report.arena_bytes, False)
+    assert flash.fits and flash.headroom == 2 ** 20 - len(tflite)
+    assert (macs.used, macs.fits) == (32064, False)  # 16x16x4x9 + 8x8x8x9x4 + 128x32 + 32x10
+    text = report.summary(print_fn=None)
+    assert "DOES NOT FIT" in text and f"{report.arena_bytes:,} B of        1,024 B" in text and "OVER" in text
+    saved = json.loads(report.to_json())
+    assert saved["fits"] is False and saved["resources"]["ram"]["headroom"] == 1024 - report.arena_bytes
+    assert saved["budget"] == {"ram": 1024, "flash": 2 ** 20, "macs": 10_000}
+
+
+def test_export_writes_sources_that_compile(tmp_path, converted):
+    model, tflite = converted["residual"]
+    out = tmp_path / "fw"
+    report = tflm_export.export(model, data_for(model), str(out), board="nano33ble", latency_runs=2)
+    assert sorted(os.listdir(out)) == ["model.tflite", "model_data.cc", "model_data.h", "model_settings.h",
+                                       "op_resolver.h", "report.json"]
+    assert sorted(os.listdir(tmp_path)) == ["fw"]  # no staging folder left
+    assert (out / "model.tflite").read_bytes() == tflite  # same data, same flatbuffer
+    data = (out / "model_data.cc").read_text()
+    assert "alignas(16) const unsigned char g_model[] = {\n    0x" in data and f"g_model_len = {len(tflite)};" in data
+    assert data.count("0x") == len(tflite)
+    settings = (out / "model_settings.h").read_text()
+    assert f"kTensorArenaSize = {arena_with_margin(report.arena_bytes)};" in settings
+    assert "kInputDims[kInputRank] = {1, 16, 16, 3};" in settings and "kOutputDims[kOutputRank] = {1, 5};" in settings
+    assert f"kInputZeroPoint = {report.inputs[0].zero_point};" in settings
+    resolver = (out / "op_resolver.h").read_text()
+    assert "tflite::MicroMutableOpResolver<kNumOps>" in resolver and "kNumOps = 4;" in resolver
+    assert resolver.count("resolver.Add") == 4 and "AddSoftmax" not in resolver
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["arena_bytes"] == report.arena_bytes and saved["board"] == "nano33ble" and saved["fits"] is True
+    if shutil.which("arm-none-eabi-g++") is None:
+        pytest.skip("arm-none-eabi-g++ is not installed (apt-get install gcc-arm-none-eabi); CI has it")
+    assert report.compile.compiled and report.compile.ram_bytes == 0, report.compile  # the array stays in flash
+    assert len(tflite) + 4 <= report.flash_bytes <= len(tflite) + 4 + 15  # array + g_model_len + alignment
+    assert saved["flash_bytes"] == report.flash_bytes and saved["compile"]["compiled"] is True
+    assert report.resources["ram"].headroom == 256 * 1024 - report.arena_bytes
+    assert report.resources["flash"].headroom == 1024 * 1024 - report.flash_bytes
+
+
+def test_arena_margin():
+    assert arena_with_margin(4368) == 4368 + 1024  # under 10 KB: 1 KB
+    assert arena_with_margin(11280) == 12416  # 11280 + 1128 (10%), rounded up to 16
+    assert arena_with_margin(210112) == 231136  # 210112 + 21011 = 231123, rounded up to 16
+
+
+@pytest.mark.parametrize("name", RESOLVER)
+def test_resolver_registers_exactly_the_models_ops(tmp_path, converted, name):
+    _, tflite = converted[name]
+    report = tflm_export.verify(tflite, latency_runs=0)
+    tflm_export.write_sources(tflite, str(tmp_path / "fw"), report)
+    resolver = (tmp_path / "fw" / "op_resolver.h").read_text()
+    assert sorted(line.split("resolver.")[1].split("()")[0] for line in resolver.splitlines()
+                  if "resolver.Add" in line) == RESOLVER[name]
+    assert f"kNumOps = {len(RESOLVER[name])};" in resolver
+    if shutil.which("arm-none-eabi-g++"):
+        result = tflm_export.compile_check(str(tmp_path / "fw"))
+        assert result.compiled and result.flash_bytes >= len(tflite), result
+
+
+def test_compile_check_without_the_compiler_says_so(tmp_path, monkeypatch, converted):
+    _, tflite = converted["gap_head"]
+    tflm_export.write_sources(tflite, str(tmp_path / "fw"), tflm_export.verify(tflite, latency_runs=0))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result = tflm_export.compile_check(str(tmp_path / "fw"))
+    assert not result.compiled and "arm-none-eabi-g++ is not on PATH" in result.reason
+
+
+def test_existing_output_folder_is_refused_and_untouched(tmp_path, converted):
+    model, tflite = converted["gap_head"]
+    out = tmp_path / "fw"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    report = tflm_export.verify(tflite, latency_runs=0)
+    with pytest.raises(OutputPathError, match="exists already"):
+        tflm_export.write_sources(tflite, str(out), report)
+    with pytest.raises(OutputPathError, match="exists already"):
+        tflm_export.export(model, data_for(model), str(out))
+    assert os.listdir(out) == ["keep.txt"] and (out / "keep.txt").read_text() == "mine"
+    assert sorted(os.listdir(tmp_path)) == ["fw"]
+    tflm_export.write_sources(tflite, str(out), report, overwrite=True)
+    assert "keep.txt" not in os.listdir(out) and "model_data.cc" in os.listdir(out)
+    assert sorted(os.listdir(tmp_path)) == ["fw"]
+
+
+def test_failures_leave_no_partial_output(tmp_path, monkeypatch, converted):
+    _, tflite = converted["gap_head"]
+    _, other = converted["residual"]
+    report = tflm_export.verify(tflite, latency_runs=0)
+    with pytest.raises(ModelError, match="describes another flatbuffer"):
+        tflm_export.write_sources(other, str(tmp_path / "a"), report)
+    with pytest.raises(OutputPathError, match="C identifier"):
+        tflm_export.write_sources(tflite, str(tmp_path / "b"), report, name="my-model")
+    monkeypatch.delitem(tflm_export.sources.RESOLVER_METHODS, "MEAN")
+    with pytest.raises(ConversionError, match="No tflite::MicroMutableOpResolver method is known for op.s. MEAN"):
+        tflm_export.write_sources(tflite, str(tmp_path / "c"), report)
+    monkeypatch.undo()
+    monkeypatch.setattr(tflm_export.sources, "write_files", _fail_after_first_file)
+    with pytest.raises(OSError, match="disk full"):
+        tflm_export.write_sources(tflite, str(tmp_path / "d"), report)
+    assert os.listdir(tmp_path) == []
+
+
+def _fail_after_first_file(folder, tflite_bytes, files, name):
+    with open(os.path.join(folder, "model_data.h"), "w") as f:
+        f.write("// partial")
+    raise OSError(28, "disk full")
 
 
 def test_cli_export_over_budget_exits_nonzero(tmp_path):
     model = vgg(input_shape=(16, 16, 1), widths=(4, 8))
     model.save(tmp_path / "m.keras")
     np.save(tmp_path / "x.npy", data_for(model))
-    cmd = [sys.executable, "-m", "keras_cprune.cli", "export", str(tmp_path / "m.keras"), "-o", str(tmp_path / "o"),
-           "--data", str(tmp_path / "x.npy"), "--ram", "2KB"]
+    cmd = [sys.executable, "-m", "keras_cprune.cli", "export", str(tmp_path / "m.keras"), "-o",
+           str(tmp_path / "o"), "--data", str(tmp_path / "x.npy"), "--ram", "2KB"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stderr[-2000:]
     assert "does not fit the budget: ram" in result.stderr and "> 2,048 B" in result.stderr
-
-
-def test_runtime_abort_becomes_an_error_not_a_dead_process():
-    inputs = keras.Input((8,))
-    logits = keras.layers.Dense(4, kernel_initializer="zeros", bias_initializer="zeros")(inputs)
-    model = keras.Model(inputs, keras.layers.Softmax()(logits))  # untrained softmax: TFLM aborts
-    tflite = tflm_export.convert(model, np.random.default_rng(0).uniform(size=(10, 8)))
-    with pytest.raises(TFLMRuntimeError, match="signal 6|aborted"):
-        tflm_export.verify(tflite)
-
-
-@pytest.mark.parametrize("data,match", [
-    (np.zeros((4, 10, 10, 1), "float32"), r"shape \(10, 10, 1\).*expects \(16, 16, 1\)"),
-    (np.full((4, 16, 16, 1), np.nan, "float32"), "NaN or infinite"),
-    (np.zeros((0, 16, 16, 1), "float32"), "empty"),
-    (np.array([["a"] * 16] * 16)[None, ..., None], "numeric"),
-])
-def test_bad_representative_data(data, match):
-    with pytest.raises(ConversionError, match=match):
-        tflm_export.convert(vgg(input_shape=(16, 16, 1), widths=(4,)), data)
-
-
-def test_representative_data_as_dataset_and_generator():
-    import tensorflow as tf
-
-    model = vgg(input_shape=(16, 16, 1), widths=(4,))
-    x = data_for(model, 8)
-    from_array = tflm_export.convert(model, x)
-    dataset = tf.data.Dataset.from_tensor_slices((x, np.zeros(8))).batch(4)
-    assert tflm_export.convert(model, dataset) == from_array
-    assert tflm_export.convert(model, lambda: iter(x)) == from_array
-
-
-def test_float_only_op_is_named():
-    inputs = keras.Input((4,))
-    x = keras.layers.Lambda(lambda t: keras.ops.erf(t))(keras.layers.Dense(3)(inputs))
-    with pytest.raises(ConversionError, match="Erf"):
-        tflm_export.convert(keras.Model(inputs, keras.layers.Dense(2)(x)), np.random.rand(8, 4))
-
-
-def test_existing_output_folder_is_refused_and_untouched(tmp_path, converted):
-    _, tflite = converted["gap_head"]
-    out = tmp_path / "fw"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
-    report = tflm_export.verify(tflite, latency_runs=1)
-    with pytest.raises(OutputPathError, match="exists already"):
-        tflm_export.write_sources(tflite, str(out), report)
-    assert os.listdir(out) == ["keep.txt"] and sorted(os.listdir(tmp_path)) == ["fw"]
-
-
-@pytest.mark.parametrize("text,expected", [("256KB", 262144), ("1MB", 1048576), ("512 KiB", 524288),
-                                           (65536, 65536), ("1.5MB", 1572864)])
-def test_budget_sizes(text, expected):
-    assert tflm_export.parse_size(text) == expected
-
-
-@pytest.mark.parametrize("bad", ["12 parsecs", "-4KB", "", 0])
-def test_bad_budget_sizes(bad):
-    with pytest.raises(BudgetError, match="ram="):
-        tflm_export.Budget(ram=bad)
-
-
-def test_boards_table():
-    assert tflm_export.board_budget("nano33ble") == tflm_export.Budget(ram="256KB", flash="1MB")
-    assert all(b.source and b.sram > 0 and b.flash > 0 for b in tflm_export.BOARDS.values())
-    with pytest.raises(BudgetError, match="Known boards: nano33ble"):
-        tflm_export.board_budget("arduino-uno-q")

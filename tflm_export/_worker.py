@@ -1,70 +1,156 @@
-"""Child process of `tflm_export.runtime`: the TFLM runtime can abort, so it only runs here.
+"""The TFLite Micro runtime's process, started by `tflm_export.runtime` as
 
-    python -m tflm_export._worker search MODEL LO HI STEP KNOWN   bisection; prints TRY/OK/FAIL lines
-    python -m tflm_export._worker run MODEL ARENA INPUTS.npy OUT.npz RUNS
+    python -I _worker.py REQUEST.json
+
+It imports numpy and ``tflite_micro`` only (about 0.2 s, no TensorFlow) and runs every interpreter
+in a ``fork()``ed child: the runtime segfaults on some too-small arenas and aborts on some models,
+and such a death then costs one child, reported as a failed attempt. Writes JSON lines to stdout
+(``kind``: attempt, found, failed, run). REQUEST keys: ``model`` (path), ``n_inputs``, ``step``,
+``first`` (a generous arena, bytes), ``max_probes``, ``arena`` (fixed arena: no search), ``run``
+(``{"inputs": [.npy paths], "out": .npz path, "latency_runs": n, "n_outputs": n}`` or null),
+``timeout_s`` (per attempt).
 """
+import json
+import os
+import re
+import signal
 import sys
+import tempfile
 import time
 
 import numpy as np
 from tflite_micro import runtime
 
-
-def _say(line: str) -> None:
-    print(line, flush=True)
+_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
 
 
-def _fits(model: bytes, arena: int) -> bool:
-    _say(f"TRY {arena}")
-    try:
-        interpreter = runtime.Interpreter.from_bytes(model, arena_size=arena)
-        details = interpreter.get_input_details(0)
-        interpreter.set_input(np.zeros(details["shape"], details["dtype"]), 0)
+def _emit(**fields) -> None:
+    print(json.dumps(fields), flush=True)
+
+
+def _attempt(model: bytes, arena: int, job, timeout_s: int) -> dict:
+    """Build an interpreter with ``arena`` bytes in a forked child and run ``job`` on it."""
+    sys.stdout.flush()
+    with tempfile.TemporaryFile() as log:
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            code = 1
+            try:
+                os.dup2(log.fileno(), 2)
+                signal.alarm(timeout_s)
+                job(runtime.Interpreter.from_bytes(model, arena_size=arena))
+                code = 0
+            except BaseException as exc:  # the runtime raises RuntimeError; report anything
+                print(f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        log.seek(0)
+        text = log.read().decode(errors="replace").replace("\r", "")
+    how = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+           else "ok" if os.WEXITSTATUS(status) == 0 else "error")
+    return {"arena": arena, "ok": how == "ok", "how": how, "log": text[-4000:]}
+
+
+def _zeros_job(n_inputs: int):
+    def job(interpreter) -> None:
+        for k in range(n_inputs):
+            details = interpreter.get_input_details(k)
+            interpreter.set_input(np.zeros(details["shape"], details["dtype"]), k)
         interpreter.invoke()
-    except RuntimeError:
-        _say(f"FAIL {arena}")
-        return False
-    _say(f"OK {arena}")
-    return True
+        interpreter.print_allocations()
+    return job
 
 
-def search(model: bytes, lo: int, hi: int, step: int, known: bool) -> None:
-    """Smallest multiple of ``step`` in (lo, hi] that allocates and invokes. Unless ``known``
-    (lo already failed and hi already fit), the bracket is first checked and widened."""
-    while not known and not _fits(model, hi):
-        lo, hi = hi, 2 * hi
-    while not known and lo > 0 and _fits(model, lo):
-        lo, hi = max(0, lo - 4 * (hi - lo) - 1024) // step * step, lo
+def _run_job(inputs: list, out: str, latency_runs: int, n_outputs: int):
+    """Invoke once per sample (row of each input array), then time ``latency_runs`` invokes."""
+    def job(interpreter) -> None:
+        outputs = [[] for _ in range(n_outputs)]
+        for i in range(len(inputs[0])):
+            for k, array in enumerate(inputs):
+                interpreter.set_input(array[i:i + 1], k)
+            interpreter.invoke()
+            for k in range(n_outputs):
+                outputs[k].append(np.array(interpreter.get_output(k))[0])
+        latencies = []
+        for _ in range(latency_runs):
+            start = time.perf_counter()
+            interpreter.invoke()
+            latencies.append(time.perf_counter() - start)
+        np.savez(out, latencies=np.array(latencies), **{f"output_{k}": np.array(o) for k, o in enumerate(outputs)})
+        interpreter.print_allocations()
+    return job
+
+
+def _search(fits, first: int, total: int, step: int) -> int:
+    """Smallest multiple of ``step`` that fits, knowing ``first`` fits and 0 does not.
+
+    The runtime's recorded ``total`` (rounded up to ``step``) is tried first with the size one
+    step below: usually the answer in 2 attempts. Otherwise gallop away from it to a bracket and
+    bisect that: downwards by 16 B, x4 each time; upwards (init's temporary allocations, e.g. the
+    memory planner's 36 B per buffer, can peak above the recorded total) by 256 B, x8 each time.
+    """
+    lo, hi = 0, first  # lo does not fit, hi fits
+    guess = -(-total // step) * step
+    if guess < hi and fits(guess):
+        hi, delta = guess, max(step, 16)
+        while hi - delta > lo:
+            below = (hi - delta) // step * step
+            if not fits(below):
+                lo = below
+                break
+            hi, delta = below, delta * 4
+    elif guess < hi:
+        lo, delta = guess, 256
+        while lo + delta < hi:
+            above = -(-(lo + delta) // step) * step
+            if fits(above):
+                hi = above
+                break
+            lo, delta = above, delta * 8
     while hi - lo > step:
-        middle = (lo + hi) // (2 * step) * step
-        lo, hi = (lo, middle) if _fits(model, middle) else (middle, hi)
-    _say(f"MIN {hi}")
+        middle = (lo + hi) // 2 // step * step
+        lo, hi = (lo, middle) if fits(middle) else (middle, hi)
+    return hi
 
 
-def run(model: bytes, arena: int, inputs_path: str, out_path: str, runs: int) -> None:
-    interpreter = runtime.Interpreter.from_bytes(model, arena_size=arena)
-    inputs = np.load(inputs_path)
-    outputs = []
-    for sample in inputs:
-        interpreter.set_input(sample[None], 0)
-        interpreter.invoke()
-        outputs.append(np.array(interpreter.get_output(0))[0])
-    details = interpreter.get_input_details(0)
-    interpreter.set_input(np.zeros(details["shape"], details["dtype"]), 0)
-    latencies = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        interpreter.invoke()
-        latencies.append(time.perf_counter() - start)
-    np.savez(out_path, outputs=np.array(outputs), latencies=np.array(latencies))
-    interpreter.print_allocations()  # to stderr
+class _Limit(Exception):
+    pass
+
+
+def main(request: dict) -> int:
+    with open(request["model"], "rb") as f:
+        model = f.read()
+    timeout_s, arena = request["timeout_s"], request["arena"]
+    if arena is None:
+        attempts = []
+
+        def fits(size: int) -> bool:
+            if len(attempts) == request["max_probes"]:
+                raise _Limit
+            attempts.append(_attempt(model, size, _zeros_job(request["n_inputs"]), timeout_s))
+            _emit(kind="attempt", **attempts[-1])
+            return attempts[-1]["ok"]
+
+        if not fits(request["first"]):
+            _emit(kind="failed", reason="generous")
+            return 0
+        total = int(_TOTAL.search(attempts[0]["log"]).group(1))
+        try:
+            arena = _search(fits, request["first"], total, request["step"])
+        except _Limit:
+            _emit(kind="failed", reason="limit")
+            return 0
+        _emit(kind="found", arena=arena, recorded_total=total)
+    if request["run"] is not None:
+        run = request["run"]
+        inputs = [np.load(path) for path in run["inputs"]]
+        result = _attempt(model, arena, _run_job(inputs, run["out"], run["latency_runs"], run["n_outputs"]),
+                          timeout_s)
+        _emit(kind="run", **result)
+    return 0
 
 
 if __name__ == "__main__":
-    command, path = sys.argv[1], sys.argv[2]
-    with open(path, "rb") as f:
-        data = f.read()
-    if command == "search":
-        search(data, int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6] == "1")
-    else:
-        run(data, int(sys.argv[3]), sys.argv[4], sys.argv[5], int(sys.argv[6]))
+    with open(sys.argv[1]) as f:
+        sys.exit(main(json.load(f)))

@@ -1,4 +1,8 @@
-"""Common microcontroller boards: on-chip SRAM and flash from their datasheets."""
+"""Common microcontroller boards: on-chip SRAM and program flash, each from its datasheet.
+
+Adding a board is adding one `Board` entry. The tensor arena must be one contiguous block, so
+where a chip's SRAM is split into banks at distant addresses the `note` says the largest one.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,34 +16,55 @@ KB = 1024
 
 @dataclass(frozen=True)
 class Board:
+    """A target: ``sram`` and ``flash`` in bytes, the ``source`` of the figures, a ``note``."""
+
     name: str
     mcu: str
-    sram: int  # bytes of on-chip SRAM
-    flash: int  # bytes of program flash
-    source: str  # where the figures come from
+    sram: int
+    flash: int
+    source: str
+    note: str = ""
 
     def budget(self) -> Budget:
         return Budget(ram=self.sram, flash=self.flash)
 
 
-BOARDS = {b.name: b for b in (
-    Board("nano33ble", "nRF52840 (Cortex-M4F, 64 MHz)", 256 * KB, 1024 * KB,
+BOARDS = {board.name: board for board in (
+    Board("nano33ble", "Nordic nRF52840 (Cortex-M4F, 64 MHz) on the Arduino Nano 33 BLE", 256 * KB, 1024 * KB,
           "Nordic nRF52840 Product Specification v1.7, section 1 'Key features': 1 MB flash, 256 KB RAM"),
-    Board("stm32f746", "STM32F746NG (Cortex-M7, 216 MHz)", 320 * KB, 1024 * KB,
-          "ST DS10916 (STM32F745xx/F746xx datasheet), section 1 'Description': up to 1 MB flash, 320 KB SRAM"),
-    Board("stm32h743", "STM32H743ZI (Cortex-M7, 480 MHz)", 1024 * KB, 2048 * KB,
-          "ST DS12110 (STM32H742/743/753 datasheet), section 1: up to 2 MB flash, 1 MB RAM (incl. TCM)"),
-    Board("rp2040", "RP2040 (dual Cortex-M0+, 133 MHz) on Raspberry Pi Pico", 264 * KB, 2048 * KB,
-          "Raspberry Pi RP2040 Datasheet, section 1 (264 KB SRAM); Pico Datasheet section 1 (2 MB QSPI flash)"),
-    Board("esp32s3", "ESP32-S3 (dual Xtensa LX7, 240 MHz), ESP32-S3-WROOM-1-N8", 512 * KB, 8192 * KB,
-          "Espressif ESP32-S3 Series Datasheet v1.8, section 1 (512 KB SRAM); WROOM-1 datasheet (N8: 8 MB flash)"),
+    Board("stm32f746", "ST STM32F746NG (Cortex-M7, 216 MHz) on the 32F746G-DISCO", 320 * KB, 1024 * KB,
+          "ST DS10916 (STM32F745xx/STM32F746xx datasheet), 'Features': 1 Mbyte flash, 320 Kbytes SRAM "
+          "(incl. 64 Kbytes DTCM)", "DTCM, SRAM1 and SRAM2 are contiguous from 0x20000000"),
+    Board("stm32h743", "ST STM32H743ZI (Cortex-M7, 480 MHz) on the NUCLEO-H743ZI", 1024 * KB, 2048 * KB,
+          "ST DS12110 (STM32H742xI/G STM32H743xI/G datasheet), 'Features': 2 Mbytes flash, 1 Mbyte RAM "
+          "(192 Kbytes TCM, 864 Kbytes user SRAM, 4 Kbytes backup SRAM)",
+          "the largest contiguous bank is the 512 KB AXI SRAM; a bigger arena does not fit one block"),
+    Board("rp2040", "Raspberry Pi RP2040 (dual Cortex-M0+, 133 MHz) on the Raspberry Pi Pico", 264 * KB, 2048 * KB,
+          "Raspberry Pi RP2040 Datasheet, section 1 'Introduction': 264 kB on-chip SRAM in six banks; "
+          "Raspberry Pi Pico Datasheet, section 1: 2 MB on-board QSPI flash (external to the chip)"),
+    Board("esp32s3", "Espressif ESP32-S3 (dual Xtensa LX7, 240 MHz) on the ESP32-S3-WROOM-1-N8", 512 * KB, 8192 * KB,
+          "Espressif ESP32-S3 Series Datasheet, 'Product Overview': 512 KB SRAM; ESP32-S3-WROOM-1 Datasheet, "
+          "ordering table: N8 = 8 MB quad SPI flash (flash depends on the module)",
+          "ESP-IDF reserves part of the SRAM for caches and its own code"),
 )}
 
 
+def resolve_budget(budget: Budget | None = None, board: str | Board | None = None) -> tuple:
+    """``(Budget or None, board name or None)`` from either argument; `BudgetError` for both or
+    an unknown board."""
+    if board is None:
+        return budget, None
+    if budget is not None:
+        raise BudgetError(f"Give either budget= or board=, not both. Received: budget={budget!r}, board={board!r}.")
+    if isinstance(board, Board):
+        return board.budget(), board.name
+    found = BOARDS.get(str(board).lower())
+    if found is None:
+        raise BudgetError(f"Unknown board={board!r}. Known boards: {', '.join(BOARDS)}; or pass "
+                          "budget=Budget(ram=..., flash=...).")
+    return found.budget(), found.name
+
+
 def board_budget(name: str) -> Budget:
-    """The `Budget` of a board of `BOARDS` (SRAM, flash)."""
-    try:
-        return BOARDS[name.lower()].budget()
-    except (KeyError, AttributeError):
-        raise BudgetError(f"Unknown board {name!r}. Known boards: {', '.join(BOARDS)}; or pass "
-                          "budget=Budget(ram=..., flash=...).") from None
+    """The `Budget` of a board of `BOARDS` (its SRAM and flash)."""
+    return resolve_budget(board=name)[0]

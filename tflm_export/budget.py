@@ -1,4 +1,8 @@
-"""Budget: RAM (tensor arena), flash and MAC limits, written as ``"256KB"``, ``"1MB"`` or bytes."""
+"""Budget: the RAM, flash and MAC limits of a target, and how a measured model compares (`Fit`).
+
+Sizes are bytes: ``65536``, ``"64KB"``, ``"512 KiB"``, ``"1.5MB"``; KB = KiB = 1024 bytes and
+MB = MiB = 1024 KiB, the convention of microcontroller datasheets.
+"""
 from __future__ import annotations
 
 import re
@@ -6,32 +10,58 @@ from dataclasses import dataclass
 
 from keras_cprune.errors import BudgetError
 
-_UNITS = {"": 1, "B": 1, "KB": 1024, "KIB": 1024, "K": 1024, "MB": 1024 ** 2, "MIB": 1024 ** 2, "M": 1024 ** 2}
+_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 1024 ** 2, "MB": 1024 ** 2, "MIB": 1024 ** 2}
+_FORMS = "bytes (65536) or a string such as '64KB', '512 KiB' or '1.5MB' (KB = KiB = 1024 bytes)"
 
 
 def parse_size(value, name: str = "size") -> int | None:
-    """Bytes from ``65536``, ``"64KB"``, ``"64 KiB"``, ``"1.5MB"`` (KB = KiB = 1024 bytes)."""
+    """Bytes from an int or a size string; None stays None. `BudgetError` naming ``name`` otherwise."""
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise BudgetError(f"{name}= must be a size. Received: {name}={value!r}.")
-    if isinstance(value, (int, float)):
-        number, unit = float(value), ""
-    else:
-        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(value))
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise BudgetError(f"{name}= must be {_FORMS}. Received: {name}={value!r}.")
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", value)
         if not match or match.group(2).upper() not in _UNITS:
-            raise BudgetError(f"{name}={value!r} is not a size. Use bytes (65536) or a string such as '64KB', "
-                              "'512 KiB' or '1MB' (KB = KiB = 1024 bytes).")
-        number, unit = float(match.group(1)), match.group(2).upper()
-    size = int(round(number * _UNITS[unit]))
-    if size <= 0:
-        raise BudgetError(f"{name}= must be positive. Received: {name}={value!r}.")
-    return size
+            raise BudgetError(f"{name}={value!r} is not a size. Use {_FORMS}.")
+        value = float(match.group(1)) * _UNITS[match.group(2).upper()]
+    if value != value or value <= 0 or value == float("inf"):
+        raise BudgetError(f"{name}= must be a positive size. Received: {name}={value!r}.")
+    return int(round(value))
+
+
+def format_size(size: int) -> str:
+    """``"256KB"``, ``"1MB"`` or ``"1,234 B"``: the shortest exact form, for people."""
+    for unit, factor in (("MB", 1024 ** 2), ("KB", 1024)):
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return f"{size:,} B"
+
+
+@dataclass(frozen=True)
+class Fit:
+    """One resource against its limit: ``used`` and ``limit`` in bytes (MACs for ``macs``)."""
+
+    used: int
+    limit: int
+
+    @property
+    def fits(self) -> bool:
+        return self.used <= self.limit
+
+    @property
+    def headroom(self) -> int:
+        """``limit - used``: negative when over budget."""
+        return self.limit - self.used
+
+    def to_dict(self) -> dict:
+        return {"used": self.used, "limit": self.limit, "fits": self.fits, "headroom": self.headroom}
 
 
 @dataclass(frozen=True)
 class Budget:
-    """Resource limits of a target: ``ram`` and ``flash`` in bytes, ``macs`` per inference."""
+    """Limits of a target: ``ram`` (bytes for the tensor arena), ``flash`` (bytes for the model
+    data), ``macs`` (multiply-accumulates per inference). None sets no limit."""
 
     ram: int | None = None
     flash: int | None = None
@@ -40,11 +70,27 @@ class Budget:
     def __init__(self, ram=None, flash=None, macs=None):
         object.__setattr__(self, "ram", parse_size(ram, "ram"))
         object.__setattr__(self, "flash", parse_size(flash, "flash"))
-        if macs is not None and (not isinstance(macs, int) or isinstance(macs, bool) or macs <= 0):
+        if macs is not None and (isinstance(macs, bool) or not isinstance(macs, int) or macs <= 0):
             raise BudgetError(f"macs= must be a positive integer (multiply-accumulates per inference). "
                               f"Received: macs={macs!r}.")
         object.__setattr__(self, "macs", macs)
 
+    def check(self, *, ram: int, flash: int, macs: int) -> dict:
+        """``{"ram"|"flash"|"macs": Fit}`` for each resource this budget limits."""
+        used = {"ram": ram, "flash": flash, "macs": macs}
+        return {name: Fit(int(used[name]), limit) for name, limit in self.get_config().items() if limit is not None}
+
+    def get_config(self) -> dict:
+        return {"ram": self.ram, "flash": self.flash, "macs": self.macs}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Budget":
+        return cls(**config)
+
     def __repr__(self) -> str:
-        parts = [f"{n}={getattr(self, n):,}" for n in ("ram", "flash", "macs") if getattr(self, n) is not None]
+        def size(n):  # a string where it is a whole number of KB, so that the repr reads like the call
+            return repr(format_size(n)) if n % 1024 == 0 else n
+
+        limits = {"ram": self.ram and size(self.ram), "flash": self.flash and size(self.flash), "macs": self.macs}
+        parts = [f"{name}={value}" for name, value in limits.items() if value is not None]
         return f"Budget({', '.join(parts)})"

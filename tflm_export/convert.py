@@ -1,99 +1,139 @@
-"""Full-integer int8 conversion of a Keras 3 or tf_keras model for TFLite Micro."""
+"""Full-integer int8 conversion of a Keras 3 or tf_keras model for TFLite Micro.
+
+Both go through ``TFLiteConverter.from_keras_model``: in TF 2.21, ``from_concrete_functions`` on a
+Keras 3 model keeps its variables as READ_VARIABLE ops and calibration fails.
+"""
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
-import itertools
+import re
+import warnings
 
 import numpy as np
 
-from keras_cprune.errors import ConversionError
-from keras_cprune.graph import check_model
-from keras_cprune.tflm_planner import graph_from_tflite
+from keras_cprune.errors import ConversionError, ModelError
+
+from .flatbuffer import read_model
 
 IO_DTYPES = ("int8", "uint8", "float32")
-_QUANTIZE_OPS = {"QUANTIZE", "DEQUANTIZE"}
+NUM_SAMPLES = 100  # representative samples used for calibration, at most
 
 
-def representative_samples(model, data, num_samples: int = 100) -> list:
-    """Up to ``num_samples`` float32 samples of shape ``(1, *input_shape)`` from an array, a
-    ``tf.data.Dataset`` (of inputs or ``(inputs, labels)``), an iterable or a callable."""
-    shape = tuple(model.inputs[0].shape[1:])
+def _keras_of(model):
+    """The keras module (``keras`` or ``tf_keras``) that built ``model``; `ModelError` otherwise."""
+    for name in ("keras", "tf_keras"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # tf_keras is optional
+            continue
+        if isinstance(model, module.Model):
+            return module
+    raise ModelError(f"Expected `model` to be a `keras.Model` (Keras 3) or a `tf_keras.Model`. "
+                     f"Received: model={type(model).__name__} object.")
+
+
+def _declared_shape(model) -> tuple | None:
+    """Input shape without batch (None for free dimensions), or None for a subclassed model."""
+    try:
+        inputs = model.inputs
+    except AttributeError:  # subclassed Keras 3 model
+        return None
+    if not inputs:
+        return None
+    if len(inputs) != 1:
+        raise ConversionError(f"Model {model.name!r} has {len(inputs)} inputs; tflm_export converts single-input "
+                              "models (one sensor tensor, the TFLite Micro norm). Concatenate the inputs into one.")
+    dtype = str(getattr(inputs[0].dtype, "name", inputs[0].dtype))
+    if "float" not in dtype:
+        raise ConversionError(f"The input of model {model.name!r} is {dtype}; int8 export calibrates and quantizes "
+                              "a float input. Feed floats (e.g. cast inside the model after a float Input).")
+    return tuple(inputs[0].shape[1:])
+
+
+def representative_samples(data, shape: tuple | None, num_samples: int = NUM_SAMPLES) -> list:
+    """Up to ``num_samples`` float32 arrays of shape ``(1, *shape)`` from an array ``(N, *shape)``, a
+    ``tf.data.Dataset``, an iterable or a callable returning one. Elements may be batched or single
+    samples, bare or as ``(x, y)`` / ``[x]``. ``None`` entries of ``shape`` match any size."""
     if callable(data) and not hasattr(data, "shape"):
         data = data()
-    if hasattr(data, "shape"):
-        array = np.asarray(data)
-        if array.shape[1:] != shape and array.shape == shape:
-            array = array[None]
-        batches = [array]
-    else:
-        batches = (b[0] if isinstance(b, (tuple, list)) else b for b in data)
-    samples = []
+    batches = [data] if hasattr(data, "shape") else (b[0] if isinstance(b, (tuple, list)) else b for b in data)
+    samples, rank = [], None if shape is None else len(shape)
     for batch in batches:
         batch = np.asarray(batch)
-        if batch.shape == shape:
+        if not (np.issubdtype(batch.dtype, np.integer) or np.issubdtype(batch.dtype, np.floating)):
+            raise ConversionError(f"Representative data must be real numbers. Received dtype {batch.dtype}.")
+        received = batch.shape
+        rank = rank if rank is not None else batch.ndim - 1
+        if batch.ndim == rank:
             batch = batch[None]
-        if batch.shape[1:] != shape:
-            raise ConversionError(f"Representative data has samples of shape {batch.shape[1:]}; the model input "
-                                  f"{model.inputs[0].name!r} expects {shape}. Pass an array of shape (N, *{shape}).")
-        if not np.issubdtype(batch.dtype, np.number):
-            raise ConversionError(f"Representative data must be numeric; received dtype {batch.dtype}.")
-        samples.extend(batch[i:i + 1].astype("float32") for i in range(len(batch)))
-        if len(samples) >= num_samples:
+        if batch.ndim != rank + 1 or not _matches(batch.shape[1:], shape):
+            raise ConversionError(f"Representative data has samples of shape {batch.shape[1:]} (received an array "
+                                  f"of shape {received}); the model input expects {shape}. Pass an array "
+                                  f"(N, *{shape}) or a dataset of such.")
+        samples.extend(batch[i:i + 1].astype("float32") for i in range(min(len(batch), num_samples - len(samples))))
+        if len(samples) == num_samples:
             break
-    samples = samples[:num_samples]
     if not samples:
-        raise ConversionError("Representative data is empty; the int8 converter needs a few (e.g. 100) "
-                              "typical inputs to calibrate activation ranges.")
-    bad = [i for i, s in enumerate(samples) if not np.all(np.isfinite(s))]
+        raise ConversionError("Representative data is empty; the int8 converter needs typical inputs (e.g. 100) "
+                              "to calibrate the activation ranges.")
+    bad = [i for i, s in enumerate(samples) if not np.isfinite(s).all()]
     if bad:
-        raise ConversionError(f"Representative data has NaN or infinite values (sample {bad[0]} of {len(samples)}); "
-                              "clean the data before calibration.")
+        raise ConversionError(f"Representative data has NaN or infinite values (in {len(bad)} of {len(samples)} "
+                              f"samples, first: sample {bad[0]}); clean the data before calibration.")
     return samples
 
 
-def convert(model, representative_data, *, io_dtype: str = "int8", num_samples: int = 100) -> bytes:
-    """Int8 TFLite flatbuffer of ``model``: per-channel int8 weights, int8 kernels only.
+def _matches(received: tuple, expected: tuple | None) -> bool:
+    return expected is None or (len(received) == len(expected) and all(
+        e is None or e == r for r, e in zip(received, expected)))
 
-    ``io_dtype`` sets the input/output tensor type ("int8", "uint8" or "float32"); the model
-    is never modified. Raises `ConversionError` for bad data or ops that cannot be int8.
+
+def convert(model, representative_data, *, io_dtype: str = "int8", num_samples: int = NUM_SAMPLES) -> bytes:
+    """Int8 TFLite flatbuffer of ``model`` (Keras 3 or tf_keras) for TFLite Micro.
+
+    Weights int8 (per channel for convolutions), activations int8, only ``TFLITE_BUILTINS_INT8``
+    kernels; ``io_dtype`` ("int8", "uint8" or "float32") is the input/output tensor type. The
+    first ``num_samples`` samples of ``representative_data`` calibrate the activation ranges.
+    ``model`` is not modified. Raises `ConversionError` for bad data or ops left in float.
     """
     import tensorflow as tf
 
-    keras = check_model(model)
+    keras = _keras_of(model)
     if io_dtype not in IO_DTYPES:
         raise ConversionError(f"io_dtype must be one of {IO_DTYPES}. Received: io_dtype={io_dtype!r}.")
-    samples = representative_samples(model, representative_data, num_samples)
-    if keras.__name__ == "tf_keras":
-        spec = tf.TensorSpec((None,) + tuple(model.inputs[0].shape[1:]), tf.float32)
-        function = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
-    else:
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if not isinstance(num_samples, int) or num_samples < 1:
+        raise ConversionError(f"num_samples must be a positive integer. Received: num_samples={num_samples!r}.")
+    name, declared = model.name, _declared_shape(model)
+    samples = representative_samples(representative_data, declared, num_samples)
+    if declared is None or None in declared:  # subclassed or free dimensions: fix them from the data
+        inputs = keras.Input(samples[0].shape[1:])
+        model = keras.Model(inputs, model(inputs))  # a wrapper; the model itself is unchanged
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([s] for s in samples)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = converter.inference_output_type = getattr(tf, io_dtype)
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             flatbuffer = converter.convert()
-    except Exception as exc:  # the converter raises ConverterError / RuntimeError with op names
-        raise ConversionError(f"The int8 conversion of {model.name!r} failed: {_first_lines(exc)}. Layers whose "
-                              "ops have no int8 TFLite kernel must be replaced (see the op named above).") from exc
-    _check_integer_only(flatbuffer, io_dtype)
+    except Exception as exc:  # ConverterError, RuntimeError... with the op names in the text
+        raise ConversionError(f"The int8 conversion of {name!r} failed: {_explain(exc)}") from exc
+    floats = read_model(flatbuffer).float_ops
+    if floats:
+        raise ConversionError(f"The converted model still computes in float: {', '.join(floats)}. TFLite Micro int8 "
+                              "deployment needs integer kernels; replace the layers that produce these ops.")
     return flatbuffer
 
 
-def _first_lines(exc: Exception, n: int = 6) -> str:
-    return " ".join(itertools.islice((line.strip() for line in str(exc).splitlines() if line.strip()), n))
-
-
-def _check_integer_only(flatbuffer: bytes, io_dtype: str) -> None:
-    graph = graph_from_tflite(flatbuffer)
-    floats = {op.op for op in graph.ops if op.op not in _QUANTIZE_OPS
-              and any(t >= 0 and not graph.tensors[t].constant and graph.tensors[t].itemsize == 4
-                      and graph.tensors[t].quant_channels == 0 and len(graph.tensors[t].shape) > 1
-                      for t in op.inputs + op.outputs)}
-    if floats:
-        raise ConversionError(f"The converted model still runs float ops: {', '.join(sorted(floats))}. TFLite "
-                              "Micro int8 deployment needs integer kernels; replace the layers that produce them.")
+def _explain(exc: Exception) -> str:
+    """The ops named in a converter error, or its first lines."""
+    text = str(exc)
+    ops = sorted(set(re.findall(r"'tf\.(\w+)' op", text)) | set(re.findall(r"not yet supported for op: '(\w+)'", text)))
+    if ops:
+        return (f"TensorFlow op(s) {', '.join(ops)} have no int8 TFLite builtin kernel. Replace the layers that "
+                "produce them (e.g. a Lambda layer) with layers that lower to int8 builtins.")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " ".join(lines[:3])[:600] or type(exc).__name__

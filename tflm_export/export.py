@@ -1,4 +1,4 @@
-"""export(): convert -> verify on TFLM -> firmware sources -> Arm compile check, in one call."""
+"""export(): convert -> verify on TFLite Micro -> firmware sources -> Arm compile check, in one call."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,35 +6,28 @@ import os
 
 from .convert import convert
 from .firmware import compile_check
-from .sources import atomic_dir, render
-from .verify import resources, verify
+from .report import TFLMReport
+from .sources import atomic_dir, check_out_dir, render, write_files
+from .verify import verify
 
 
 def export(model, representative_data, out_dir: str, *, budget=None, board=None, test_inputs=None, labels=None,
-           name: str = "model", io_dtype: str = "int8", overwrite: bool = False, latency_runs: int = 20):
-    """Export ``model`` for TFLite Micro into ``out_dir``; return the `TFLMReport`.
+           name: str = "model", io_dtype: str = "int8", overwrite: bool = False, latency_runs: int = 20) -> TFLMReport:
+    """Export ``model`` for TFLite Micro into ``out_dir`` and return its `TFLMReport`.
 
-    The folder gets ``{name}.tflite``, ``{name}_data.h/.cc``, ``{name}_settings.h``,
-    ``op_resolver.h`` and ``report.json``; it appears only once everything succeeded.
+    The folder gets ``{name}_data.h/.cc``, ``{name}_settings.h``, ``op_resolver.h``,
+    ``{name}.tflite`` and ``report.json`` (with the compiled flash size when arm-none-eabi-g++ is
+    installed); it appears only once everything succeeded. ``budget``/``board``, ``test_inputs``
+    and ``labels`` are passed to `verify`; ``keras_model`` is ``model``.
     """
+    check_out_dir(out_dir, overwrite)  # fail before the slow stages
     tflite = convert(model, representative_data, io_dtype=io_dtype)
-    report = verify(tflite, test_inputs=test_inputs, labels=labels, keras_model=model, latency_runs=latency_runs)
+    report = verify(tflite, test_inputs=test_inputs, labels=labels, keras_model=model, budget=budget, board=board,
+                    latency_runs=latency_runs)
     with atomic_dir(out_dir, overwrite) as staging:
-        for file_name, text in render(tflite, report, name).items():
-            with open(os.path.join(staging, file_name), "w") as f:
-                f.write(text)
+        write_files(staging, tflite, render(tflite, report, name), name)
         compiled = compile_check(staging, name)
-        flash = compiled.get("flash_bytes", len(tflite))
-        report = dataclasses.replace(report, flash_bytes=flash, compile=compiled, resources=resources(
-            report.arena_bytes, flash, _macs(model), budget, board))
+        report = dataclasses.replace(report, compile=compiled, flash_bytes=compiled.flash_bytes or report.flash_bytes)
         with open(os.path.join(staging, "report.json"), "w") as f:
             f.write(report.to_json(indent=2) + "\n")
-        with open(os.path.join(staging, f"{name}.tflite"), "wb") as f:
-            f.write(tflite)
     return report
-
-
-def _macs(model) -> int:
-    from keras_cprune.complexity import analyze
-
-    return analyze(model).macs

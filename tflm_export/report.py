@@ -1,85 +1,109 @@
-"""TFLMReport: what the real TFLM runtime measured on an int8 model, and whether it fits."""
+"""TFLMReport: what the real TFLite Micro runtime measured on an int8 model, and whether it fits."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
-
-@dataclass(frozen=True)
-class Fit:
-    """One resource against its limit: ``used`` and ``limit`` in bytes (MACs for macs)."""
-
-    used: int
-    limit: int
-
-    @property
-    def fits(self) -> bool:
-        return self.used <= self.limit
-
-    @property
-    def headroom(self) -> int:
-        return self.limit - self.used
+from .budget import Budget
+from .firmware import CompileResult
 
 
 @dataclass(frozen=True)
 class TFLMReport:
-    """Measurements of one flatbuffer on the PyPI ``tflite-micro`` runtime (x86-64 host).
+    """Measurements of one flatbuffer on the PyPI ``tflite-micro`` runtime (x86-64 host build).
 
-    ``arena_bytes`` is the smallest ``arena_size`` (16-byte steps) that allocates and invokes;
-    in TFLM the input and output tensors live inside the arena, so it is all the RAM the model
-    needs besides the runtime's code and stack. ``flash_bytes`` is the compiled ``g_model``
-    array when the Arm compiler ran, else the flatbuffer size.
+    ``arena_bytes``: the smallest ``arena_size`` (16-byte steps) that allocates and invokes. TFLM
+    plans the input and output tensors inside the arena, so it is all the RAM the model needs
+    besides the interpreter object, op resolver and stack (not counted); ``ram`` of a budget is
+    compared with it. ``arena_breakdown``: the runtime's ``print_allocations()`` (head: planned
+    activations and scratch buffers; tail: persistent data by kind), bytes. ``flash_bytes``: the
+    compiled model array when the Arm compiler ran (``compile``), else the flatbuffer size.
+    ``tflite_max_abs_diff``: largest difference, in output quantization steps, between TFLM and
+    ``tf.lite.Interpreter`` (reference kernels) on ``samples`` test inputs; 0 is bit-exact. Only
+    FULLY_CONNECTED was seen to differ, by 1 step in a few values (the two runtimes round its
+    requantization differently); convolutions, pooling, ADD, MUL, MEAN... match exactly.
     """
 
     flatbuffer_bytes: int
     arena_bytes: int
-    predicted_arena_bytes: int
-    arena_probes: int
+    arena_probes: int  # arena sizes the search tried, each in its own runtime process
+    arena_breakdown: dict
     ops: dict  # builtin op name -> count
-    latency_ms: float | None = None  # median host invoke time
-    allocations: str = field(default="", repr=False)
-    tflite_vs_tflm_max_diff: int | None = None  # 0: bit-exact with tf.lite.Interpreter
-    keras_top1_agreement: float | None = None
+    macs: int
+    inputs: tuple  # TensorInfo per input: name, shape, dtype, scale, zero_point
+    outputs: tuple
+    flash_bytes: int
+    latency_ms: float | None = None  # median host time per invoke
+    latency_runs: int = 0
+    samples: int = 0
+    tflite_max_abs_diff: int | float | None = None  # float for float32 outputs
+    tflite_mismatches: int | None = None  # output values (of samples x output size) that differ
+    keras_top1_agreement: float | None = None  # fraction of samples, TFLM int8 vs the Keras float model
     int8_accuracy: float | None = None
     float_accuracy: float | None = None
-    flash_bytes: int | None = None
-    compile: dict | None = None  # arm-none-eabi result (see firmware.compile_check)
-    resources: dict = field(default_factory=dict)  # name -> Fit
+    compile: CompileResult | None = None
+    budget: Budget | None = None
+    board: str | None = None
+    tried: tuple = field(default=(), repr=False)  # (arena bytes, fits) per search probe
+
+    @property
+    def resources(self) -> dict:
+        """``{"ram"|"flash"|"macs": Fit}`` for each limit of ``budget``."""
+        if self.budget is None:
+            return {}
+        return self.budget.check(ram=self.arena_bytes, flash=self.flash_bytes, macs=self.macs)
 
     @property
     def fits(self) -> bool:
+        """True when every limit of the budget is met (and when there is no budget)."""
         return all(f.fits for f in self.resources.values())
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["resources"] = {k: {"used": f.used, "limit": f.limit, "fits": f.fits, "headroom": f.headroom}
-                             for k, f in self.resources.items()}
-        data["fits"] = self.fits
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data.update(inputs=[t.to_dict() for t in self.inputs], outputs=[t.to_dict() for t in self.outputs],
+                    tried=[list(t) for t in self.tried],
+                    compile=self.compile and self.compile.to_dict(), budget=self.budget and self.budget.get_config(),
+                    resources={name: fit.to_dict() for name, fit in self.resources.items()}, fits=self.fits)
         return data
 
     def to_json(self, **kwargs) -> str:
         return json.dumps(self.to_dict(), **kwargs)
 
+    def __repr__(self) -> str:
+        fit = "" if self.budget is None else f", fits={self.fits}"
+        latency = "" if self.latency_ms is None else f", latency_ms={self.latency_ms:.3f}"
+        return (f"TFLMReport(arena_bytes={self.arena_bytes:,}, flash_bytes={self.flash_bytes:,}, "
+                f"ops={sum(self.ops.values())}, macs={self.macs:,}{latency}{fit})")
+
     def summary(self, print_fn=print) -> str:
-        lines = [f"TFLM report: flatbuffer {self.flatbuffer_bytes:,} B, arena {self.arena_bytes:,} B "
-                 f"(predicted {self.predicted_arena_bytes:,} B, {self.arena_probes} runtime process(es))",
-                 "ops: " + ", ".join(f"{op} x{n}" for op, n in sorted(self.ops.items()))]
+        """The report as text; printed with ``print_fn`` unless it is None."""
+        lines = [f"TFLM report: flatbuffer {self.flatbuffer_bytes:,} B, {self.macs:,} MACs",
+                 f"  tensor arena {self.arena_bytes:,} B (head {self.arena_breakdown.get('head', 0):,} B activations "
+                 f"and scratch, tail {self.arena_breakdown.get('tail', 0):,} B persistent; {self.arena_probes} probes)",
+                 "  ops: " + ", ".join(f"{op} x{n}" for op, n in self.ops.items())]
+        for kind, tensors in (("input", self.inputs), ("output", self.outputs)):
+            lines += [f"  {kind} {list(t.shape)} {t.dtype}" + ("" if t.scale is None else
+                      f", scale {t.scale:.6g}, zero point {t.zero_point}") for t in tensors]
         if self.latency_ms is not None:
-            lines.append(f"host latency: {self.latency_ms:.3f} ms per invoke (median)")
-        if self.tflite_vs_tflm_max_diff is not None:
-            lines.append(f"TFLM vs tf.lite.Interpreter: max |diff| {self.tflite_vs_tflm_max_diff} "
-                         f"({'bit-exact' if self.tflite_vs_tflm_max_diff == 0 else 'not bit-exact'})")
+            lines.append(f"  host latency {self.latency_ms:.3f} ms per invoke (median of {self.latency_runs})")
+        if self.tflite_max_abs_diff is not None:
+            exact = "bit-exact" if self.tflite_max_abs_diff == 0 else (
+                f"max |diff| {self.tflite_max_abs_diff} steps in {self.tflite_mismatches} output values")
+            lines.append(f"  TFLM vs tf.lite.Interpreter on {self.samples} inputs: {exact}")
         if self.keras_top1_agreement is not None:
-            lines.append(f"top-1 agreement with the Keras float model: {100 * self.keras_top1_agreement:.2f}%")
+            lines.append(f"  top-1 agreement with the Keras float model: {100 * self.keras_top1_agreement:.1f}%")
         if self.int8_accuracy is not None:
-            lines.append(f"accuracy: int8 on TFLM {100 * self.int8_accuracy:.2f}%"
-                         + (f", Keras float {100 * self.float_accuracy:.2f}%" if self.float_accuracy is not None else ""))
-        if self.flash_bytes is not None:
-            lines.append(f"flash: {self.flash_bytes:,} B")
-        for name, f in self.resources.items():
-            lines.append(f"{name}: {f.used:,} of {f.limit:,} -> {'fits' if f.fits else 'DOES NOT FIT'} "
-                         f"(headroom {f.headroom:,})")
+            float_part = "" if self.float_accuracy is None else f", Keras float {100 * self.float_accuracy:.1f}%"
+            lines.append(f"  accuracy: int8 on TFLM {100 * self.int8_accuracy:.1f}%{float_part}")
+        compiled = self.compile is not None and self.compile.compiled
+        lines.append(f"  flash {self.flash_bytes:,} B ({'compiled for Cortex-M4' if compiled else 'flatbuffer'})")
+        if self.budget is not None:
+            lines.append(f"  budget {self.board or self.budget}: " + ("fits" if self.fits else "DOES NOT FIT"))
+            for name, fit in self.resources.items():
+                unit = "" if name == "macs" else " B"
+                lines.append(f"    {name:<5} {fit.used:>12,}{unit} of {fit.limit:>12,}{unit}  headroom "
+                             f"{fit.headroom:,}{unit}" + ("" if fit.fits else "  OVER"))
         text = "\n".join(lines)
-        if print_fn:
+        if print_fn is not None:
             print_fn(text)
         return text

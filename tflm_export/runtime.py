@@ -1,9 +1,16 @@
-"""The TFLite Micro runtime (PyPI ``tflite-micro``) in subprocesses: it aborts the whole process
-on some models, so nothing here runs it in the caller's interpreter."""
+"""The TFLite Micro runtime (PyPI ``tflite-micro``) in a child process, never in the caller's:
+it segfaults on some too-small arenas and aborts (SIGABRT, no message) on some models.
+
+One worker process (`_worker.py`, no TensorFlow import) serves a whole request; each interpreter
+it builds lives in a forked child of it, so a crash becomes a failed attempt or a
+`TFLMRuntimeError` carrying the runtime's output.
+"""
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -13,93 +20,161 @@ import numpy as np
 
 from keras_cprune.errors import TFLMRuntimeError
 
-MAX_PROBES = 12
-_NOISE = re.compile(r"^(WARNING: All log messages|[IWE]\d{4} |To enable the following instructions)")
-_TIMEOUT_S = 600
+from .flatbuffer import read_model
+
+MAX_PROBES = 12  # arena sizes one search may try
+GENEROUS_ARENA = 64 * 1024 * 1024  # bytes: the first try; pages the runtime does not touch cost nothing
+TIMEOUT_S = 300  # per interpreter (allocation + invokes)
+_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_worker.py")
+_ALLOCATION = re.compile(r"'([^']+)' used (\d+) bytes with alignment overhead \(requested (\d+) bytes for (\d+)")
+_SECTION = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
 
 
 @dataclass(frozen=True)
 class ArenaSearch:
-    """Minimal arena (bytes, a multiple of the search step) and the subprocesses it took."""
+    """Smallest working ``arena`` (bytes, a multiple of the step). ``probes``: arena sizes tried,
+    each by its own (forked) process; ``tried``: ``(size, fits)`` in order; ``recorded_total``:
+    the bytes the runtime recorded as used with a generous arena, where the search starts."""
 
     arena: int
     probes: int
-    tried: tuple  # (size, fits) in the order tried
-
-
-def _child(args: list, timeout: int = _TIMEOUT_S) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, "-m", "tflm_export._worker", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, env=env, cwd=os.path.dirname(os.path.dirname(__file__)))
-
-
-def _crash(result: subprocess.CompletedProcess, what: str) -> TFLMRuntimeError:
-    how = f"killed by signal {-result.returncode}" if result.returncode < 0 else f"exit code {result.returncode}"
-    lines = [line for line in (result.stderr or "").splitlines() if line.strip() and not _NOISE.match(line)]
-    tail = "\n".join(lines[-15:]) or "(nothing: the runtime aborted without a message)"
-    return TFLMRuntimeError(f"The TFLite Micro runtime failed while {what} ({how}). This happens e.g. when an "
-                            f"untrained model's softmax cannot be quantized; train or recalibrate the model. "
-                            f"Runtime output:\n{tail}")
-
-
-def find_min_arena(tflite_bytes: bytes, guess: int, step: int = 16, max_probes: int = MAX_PROBES) -> ArenaSearch:
-    """Bisect the smallest working ``arena_size`` to ``step`` bytes, starting from ``guess`` (e.g. the
-    `tflm_planner` prediction): the bracket is [guess - 1 KB, guess + 64 B], widened as needed.
-    One subprocess bisects the whole bracket. If it crashes (TFLM can segfault on a too-small
-    arena), the next one first tries a generous arena (4x + 4 KB): a crash there too means the
-    runtime aborts on this model whatever the arena, a `TFLMRuntimeError`. At most ``max_probes``
-    processes (tiny models can segfault across a band of sizes below the minimum: each crash costs one)."""
-    lo, hi = max(0, (guess - 1024) // step * step), -(-(guess + 64) // step) * step
-    tried: list = []
-    generous = None
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.tflite")
-        with open(path, "wb") as f:
-            f.write(tflite_bytes)
-        for probe in range(1, max_probes + 1):
-            known = any(ok for _, ok in tried) and any(not ok for _, ok in tried)
-            result = _child(["search", path, lo, hi, step, int(known)])
-            last = None
-            for line in result.stdout.splitlines():
-                word, _, value = line.partition(" ")
-                if word in ("OK", "FAIL"):
-                    tried.append((int(value), word == "OK"))
-                    lo, hi = (lo, int(value)) if word == "OK" else (int(value), hi)
-                elif word == "TRY":
-                    last = int(value)
-                elif word == "MIN":
-                    return ArenaSearch(int(value), probe, tuple(tried))
-            working = [size for size, ok in tried if ok]
-            if last is None or (generous is not None and last >= generous) or (working and last >= min(working)):
-                raise _crash(result, "allocating and invoking the model" if last is None else
-                             f"allocating and invoking the model with a {last}-byte arena")
-            tried.append((last, False))  # crashed on a too-small arena
-            lo = max(lo, last)
-            if not working:  # nothing known to fit yet: check a generous arena first
-                generous = hi = -(-max(hi, 4 * last + 4096) // step) * step
-    raise TFLMRuntimeError(f"The arena search did not converge within {max_probes} runtime processes; "
-                           f"last bracket ({lo}, {hi}] bytes.")
+    tried: tuple
+    recorded_total: int
 
 
 @dataclass(frozen=True)
 class RunResult:
-    outputs: np.ndarray
+    """``outputs``: one array ``(N, *shape)`` per model output; ``latencies_s``: seconds per
+    timed invoke; ``allocations``: the runtime's arena breakdown (see `parse_allocations`)."""
+
+    outputs: tuple
     latencies_s: np.ndarray
-    allocations: str  # the runtime's print_allocations() breakdown (head, tail, per kind)
+    allocations: dict
 
 
-def run_model(tflite_bytes: bytes, arena: int, inputs: np.ndarray, latency_runs: int = 20) -> RunResult:
-    """Invoke the model on each of ``inputs`` (already in the input dtype), then time
-    ``latency_runs`` invokes, in a subprocess with ``arena`` bytes of tensor arena."""
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = [os.path.join(tmp, n) for n in ("model.tflite", "inputs.npy", "out.npz")]
-        with open(paths[0], "wb") as f:
-            f.write(tflite_bytes)
-        np.save(paths[1], inputs)
-        result = _child(["run", paths[0], arena, paths[1], paths[2], latency_runs])
-        if result.returncode != 0 or not os.path.exists(paths[2]):
-            raise _crash(result, "running inference")
-        data = np.load(paths[2])
-        allocations = "\n".join(line.split("] ", 1)[-1] for line in result.stderr.splitlines()
-                                if line.startswith("[RecordingMicroAllocator]"))
-        return RunResult(data["outputs"], data["latencies"], allocations)
+def parse_allocations(text: str) -> dict:
+    """``print_allocations()`` as ``{"total"|"head"|"tail": bytes, "persistent": {kind: {"bytes",
+    "requested", "count"}}}``: head = planned activations and scratch buffers, tail = persistent data."""
+    result = {name: int(value) for name, value in _SECTION.findall(text)}
+    result["persistent"] = {kind: {"bytes": int(used), "requested": int(req), "count": int(n)}
+                            for kind, used, req, n in _ALLOCATION.findall(text)}
+    return result
+
+
+def _how(attempt: dict) -> str:
+    if attempt["how"].startswith("signal "):  # the only other outcome of a failed attempt is "error"
+        number = int(attempt["how"].split()[1])
+        return f"killed by signal {number} ({signal.Signals(number).name})"
+    return "it reported an error"
+
+
+def _failure(tflite_bytes: bytes, attempt: dict, what: str) -> TFLMRuntimeError:
+    lines = [line for line in attempt["log"].splitlines() if line.strip()]
+    output = "\n".join(lines[-15:]) or "(nothing: the runtime aborted without a message)"
+    tiny = read_model(tflite_bytes).tiny_scales
+    hint = ""
+    if tiny and attempt["how"] == f"signal {signal.SIGABRT.value}":
+        named = "; ".join(f"{name!r} (scale {scale:.2g}, input of {', '.join(ops) or 'nothing'})"
+                          for name, scale, ops in tiny[:3])
+        hint = (f"\nLikely cause: {len(tiny)} tensor(s) have a near-zero quantization scale, i.e. calibration saw "
+                f"a constant tensor (an untrained model, or constant representative data): {named}. TFLM's "
+                "softmax kernel aborts on such an input. Train the model, or calibrate with data that exercises it.")
+    return TFLMRuntimeError(f"The TFLite Micro runtime failed while {what}: {_how(attempt)}. "
+                            f"Runtime output:\n{output}{hint}")
+
+
+def _work(tflite_bytes: bytes, tmp: str, request: dict, timeout_s: int) -> list:
+    """Run the worker on ``request``; its JSON lines."""
+    path = os.path.join(tmp, "model.tflite")
+    with open(path, "wb") as f:
+        f.write(tflite_bytes)
+    request_path = os.path.join(tmp, "request.json")
+    with open(request_path, "w") as f:
+        json.dump({"model": path, "timeout_s": timeout_s, **request}, f)
+    worker = subprocess.Popen([sys.executable, "-I", _WORKER, request_path], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = worker.communicate(timeout=timeout_s * (request["max_probes"] + 2))
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its forked interpreters
+        worker.communicate()
+        raise TFLMRuntimeError(f"The TFLite Micro worker did not finish within its time limit "
+                               f"({timeout_s} s per interpreter).") from None
+    if worker.returncode != 0:
+        raise TFLMRuntimeError(f"The TFLite Micro worker failed (exit status {worker.returncode}):\n{err[-2000:]}")
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def _request(tflite_bytes: bytes, tmp: str, inputs, latency_runs: int) -> dict | None:
+    if inputs is None:
+        return None
+    arrays = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    paths = []
+    for k, array in enumerate(arrays):
+        paths.append(os.path.join(tmp, f"input_{k}.npy"))
+        np.save(paths[-1], np.ascontiguousarray(array))
+    return {"inputs": paths, "out": os.path.join(tmp, "out.npz"), "latency_runs": latency_runs,
+            "n_outputs": len(read_model(tflite_bytes).outputs)}
+
+
+def _search_result(tflite_bytes: bytes, lines: list, first: int, max_probes: int) -> ArenaSearch | None:
+    attempts = [line for line in lines if line["kind"] == "attempt"]
+    for line in lines:
+        if line["kind"] == "failed" and line["reason"] == "generous":
+            raise _failure(tflite_bytes, attempts[0], f"allocating and invoking the model with a {first:,}-byte "
+                           "arena (more RAM than any microcontroller has)")
+        if line["kind"] == "failed":
+            tried = sorted((a["arena"], a["ok"]) for a in attempts)
+            raise TFLMRuntimeError(f"The arena search did not converge within max_probes={max_probes} attempts; "
+                                   f"tried (bytes, fits): {tried}. Pass a larger max_probes.")
+        if line["kind"] == "found":
+            return ArenaSearch(line["arena"], len(attempts), tuple((a["arena"], a["ok"]) for a in attempts),
+                               line["recorded_total"])
+    return None
+
+
+def _run_result(tflite_bytes: bytes, lines: list, run: dict) -> RunResult:
+    attempt = next(line for line in lines if line["kind"] == "run")
+    if not attempt["ok"]:
+        raise _failure(tflite_bytes, attempt, f"running inference with a {attempt['arena']:,}-byte arena")
+    with np.load(run["out"]) as data:
+        outputs = tuple(data[f"output_{k}"] for k in range(run["n_outputs"]))
+        return RunResult(outputs, data["latencies"], parse_allocations(attempt["log"]))
+
+
+def _measure(tflite_bytes: bytes, *, arena=None, guess=None, step=16, max_probes=MAX_PROBES, inputs=None,
+             latency_runs=0, timeout_s=TIMEOUT_S) -> tuple:
+    """``(ArenaSearch or None, RunResult or None)``: search unless ``arena`` is given, run if ``inputs``."""
+    if not isinstance(step, int) or step < 1:
+        raise ValueError(f"step must be a positive number of bytes. Received: step={step!r}.")
+    n_inputs = len(read_model(tflite_bytes).inputs)
+    first = -(-max(GENEROUS_ARENA, 4 * (guess or 0)) // step) * step
+    with tempfile.TemporaryDirectory(prefix="tflm-") as tmp:
+        run = _request(tflite_bytes, tmp, inputs, latency_runs)
+        lines = _work(tflite_bytes, tmp, {"n_inputs": n_inputs, "step": step, "first": first,
+                                          "max_probes": max_probes, "arena": arena, "run": run}, timeout_s)
+        search = None if arena is not None else _search_result(tflite_bytes, lines, first, max_probes)
+        return search, None if run is None else _run_result(tflite_bytes, lines, run)
+
+
+def find_min_arena(tflite_bytes: bytes, guess: int | None = None, step: int = 16,
+                   max_probes: int = MAX_PROBES) -> ArenaSearch:
+    """Smallest ``arena_size`` (a multiple of ``step`` bytes) with which TFLM allocates and
+    invokes the model. Bracket: the runtime's recorded usage T at a generous arena (64 MiB, or
+    4 x ``guess`` if larger), rounded up to ``step``; T and T - ``step`` are tried, which settles
+    it in 3 probes unless init's temporary allocations peak above T (then a gallop + bisection).
+    `TFLMRuntimeError` if even the generous arena fails or the search needs over ``max_probes``."""
+    return _measure(tflite_bytes, guess=guess, step=step, max_probes=max_probes)[0]
+
+
+def run_model(tflite_bytes: bytes, arena: int, inputs, latency_runs: int = 20) -> RunResult:
+    """Invoke the model on each row of ``inputs`` (an array, or one per model input, in the input
+    dtype) with ``arena`` bytes, then time ``latency_runs`` invokes. `TFLMRuntimeError` if it fails."""
+    return _measure(tflite_bytes, arena=arena, inputs=inputs, latency_runs=latency_runs)[1]
+
+
+def measure(tflite_bytes: bytes, inputs, latency_runs: int = 20, step: int = 16,
+            max_probes: int = MAX_PROBES) -> tuple:
+    """`find_min_arena` then `run_model` at the arena found, by one worker process:
+    ``(ArenaSearch, RunResult)``."""
+    return _measure(tflite_bytes, step=step, max_probes=max_probes, inputs=inputs, latency_runs=latency_runs)

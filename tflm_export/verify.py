@@ -1,106 +1,122 @@
-"""verify(): measure an int8 flatbuffer on the real TFLM runtime and check it against references."""
+"""verify(): measure an int8 flatbuffer on the real TFLite Micro runtime and check it against
+``tf.lite.Interpreter`` and the Keras float model."""
 from __future__ import annotations
 
-from collections import Counter
+import warnings
 
 import numpy as np
 
-from keras_cprune.errors import BudgetError
-from keras_cprune.tflm_planner import graph_from_tflite, predict_arena
+from keras_cprune.errors import ModelError
 
-from .boards import board_budget
-from .report import Fit, TFLMReport
-from .runtime import find_min_arena, run_model
+from .boards import resolve_budget
+from .flatbuffer import TensorInfo, read_model
+from .report import TFLMReport
+from .runtime import measure
 
 
-def _input_details(tflite_bytes: bytes):
+def quantize(x: np.ndarray, tensor: TensorInfo) -> np.ndarray:
+    """Float inputs in ``tensor``'s dtype: ``round(x / scale + zero_point)`` clipped, for int8/uint8."""
+    if tensor.scale is None:
+        return x.astype(tensor.dtype)
+    info = np.iinfo(tensor.dtype)
+    return np.clip(np.round(x / tensor.scale + tensor.zero_point), info.min, info.max).astype(tensor.dtype)
+
+
+def _tflite_outputs(tflite_bytes: bytes, samples: np.ndarray) -> list:
+    """Outputs of ``tf.lite.Interpreter`` with its reference kernels (TFLM's arithmetic; the default
+    XNNPACK/optimized kernels round differently), one array per output."""
     import tensorflow as tf
 
-    # Reference kernels, as TFLM runs them (the default XNNPACK delegate rounds differently).
-    interpreter = tf.lite.Interpreter(model_content=tflite_bytes,
-                                      experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+    with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": it is still the reference here
+        warnings.simplefilter("ignore")
+        interpreter = tf.lite.Interpreter(model_content=tflite_bytes,
+                                          experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
     interpreter.allocate_tensors()
-    return interpreter, interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-
-
-def quantize_inputs(x: np.ndarray, details: dict) -> np.ndarray:
-    """Float inputs in the model's input dtype (int8/uint8 with its scale and zero point)."""
-    dtype = details["dtype"]
-    if np.issubdtype(dtype, np.floating):
-        return x.astype(dtype)
-    scale, zero = details["quantization"]
-    info = np.iinfo(dtype)
-    return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
-
-
-def _tflite_outputs(interpreter, inp: dict, out: dict, samples: np.ndarray) -> np.ndarray:
-    outputs = []
+    index = interpreter.get_input_details()[0]["index"]
+    outputs = [[] for _ in interpreter.get_output_details()]
     for sample in samples:
-        interpreter.set_tensor(inp["index"], sample[None])
+        interpreter.set_tensor(index, sample[None])
         interpreter.invoke()
-        outputs.append(interpreter.get_tensor(out["index"])[0].copy())
-    return np.array(outputs)
+        for k, details in enumerate(interpreter.get_output_details()):
+            outputs[k].append(interpreter.get_tensor(details["index"])[0].copy())
+    return [np.array(o) for o in outputs]
 
 
-def resources(arena: int, flash: int, macs: int | None, budget=None, board=None) -> dict:
-    """``{"ram"|"flash"|"macs": Fit}`` for each limit the budget (or board) sets."""
-    if budget is not None and board is not None:
-        raise BudgetError("Give either budget= or board=, not both.")
-    budget = board_budget(board) if board is not None else budget
-    if budget is None:
-        return {}
-    used = {"ram": arena, "flash": flash, "macs": macs}
-    result = {}
-    for name, value in used.items():
-        limit = getattr(budget, name, None)
-        if limit is None:
-            continue
-        if value is None:
-            raise BudgetError(f"A macs= budget needs the MACs of the model: pass keras_model= to verify().")
-        result[name] = Fit(int(value), int(limit))
-    return result
+def _float_inputs(test_inputs, tensor: TensorInfo, n_inputs: int) -> np.ndarray:
+    if n_inputs != 1:
+        raise ModelError(f"test_inputs= needs a single-input model; this flatbuffer has {n_inputs} inputs.")
+    x = np.asarray(test_inputs, dtype="float32")
+    if x.shape[1:] != tensor.shape[1:] or len(x) == 0:
+        raise ModelError(f"test_inputs must have shape (N, *{tensor.shape[1:]}) like the model input "
+                         f"{tensor.name!r}. Received: shape {x.shape}.")
+    return x
+
+
+def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> int | float:
+    """In quantization steps for integer outputs."""
+    if np.issubdtype(a.dtype, np.integer):
+        return int(np.abs(a.astype(np.int64) - b.astype(np.int64)).max())
+    return float(np.abs(a - b).max())
+
+
+def _top1(outputs, n: int) -> np.ndarray:
+    return np.asarray(outputs).reshape(n, -1).argmax(axis=1)
+
+
+def _agreement(run_outputs: tuple, x: np.ndarray, expected, labels, keras_model) -> dict:
+    """Top-1 agreement with the float model and accuracies, from TFLM's first output."""
+    n, fields = len(x), {}
+    tflm_top1 = _top1(run_outputs[0], n)
+    if expected is None and keras_model is not None:
+        expected = keras_model.predict(x, verbose=0)
+    if isinstance(expected, (list, tuple, dict)):
+        raise ModelError("Top-1 agreement needs one float output per sample; the Keras model has several "
+                         "outputs. Pass expected= with the float outputs that match the TFLM output 0.")
+    if labels is not None:
+        labels = np.asarray(labels)
+        labels = labels.argmax(axis=1) if labels.ndim == 2 else labels.ravel()
+        if len(labels) != n:
+            raise ModelError(f"labels must have one entry per test input ({n}). Received: {len(labels)} labels.")
+        fields["int8_accuracy"] = float((tflm_top1 == labels).mean())
+    if expected is not None:
+        if len(expected) != n:
+            raise ModelError(f"expected= must hold one float output per test input ({n}). Received: {len(expected)}.")
+        float_top1 = _top1(expected, n)
+        fields["keras_top1_agreement"] = float((tflm_top1 == float_top1).mean())
+        if labels is not None:
+            fields["float_accuracy"] = float((float_top1 == labels).mean())
+    return fields
 
 
 def verify(tflite_bytes: bytes, *, test_inputs=None, expected=None, labels=None, keras_model=None, budget=None,
-           board=None, latency_runs: int = 20, flash_bytes: int | None = None, compile_result=None) -> TFLMReport:
-    """Run ``tflite_bytes`` on the TFLM runtime (in subprocesses) and report what it needs.
+           board=None, latency_runs: int = 20) -> TFLMReport:
+    """Run ``tflite_bytes`` on the TFLite Micro runtime (in a subprocess) and report what it needs.
 
-    Finds the minimal tensor arena by bisection, reads the runtime's allocation breakdown,
-    times ``latency_runs`` invokes. With float ``test_inputs``: compares TFLM's int8 outputs
-    with ``tf.lite.Interpreter`` (bit-exact or the max difference) and the top-1 class with
-    ``keras_model`` (or with ``expected`` float outputs); with ``labels`` also accuracy.
-    ``budget``/``board`` add fits/headroom per resource.
+    Finds the minimal tensor arena (16-byte steps, see `runtime.find_min_arena`), reads the
+    runtime's arena breakdown and the ops, times ``latency_runs`` invokes (median). With float
+    ``test_inputs`` ``(N, *input_shape)``: TFLM's outputs against ``tf.lite.Interpreter``
+    (bit-exact or the max difference), top-1 against ``keras_model`` (or ``expected`` float
+    outputs) and, with ``labels`` (class ids or one-hot), accuracy. ``budget`` (a `Budget`) or
+    ``board`` (a name of `BOARDS`) adds fits/headroom per resource. Raises `TFLMRuntimeError`
+    when the runtime fails, aborts or crashes on the model.
     """
-    graph = graph_from_tflite(tflite_bytes)
-    predicted = predict_arena(graph).total_bytes
-    search = find_min_arena(tflite_bytes, predicted)
-    interpreter, inp, out = _input_details(tflite_bytes)
-    samples = None if test_inputs is None else quantize_inputs(np.asarray(test_inputs, dtype="float32"), inp)
-    run = run_model(tflite_bytes, search.arena, samples if samples is not None else
-                    np.zeros((1,) + tuple(inp["shape"][1:]), inp["dtype"]), latency_runs)
+    info = read_model(tflite_bytes)
+    budget, board = resolve_budget(budget, board)
+    tensor = info.inputs[0]
+    x = None if test_inputs is None else _float_inputs(test_inputs, tensor, len(info.inputs))
+    samples = (quantize(x, tensor) if x is not None else
+               [np.zeros((1,) + t.shape[1:], t.dtype) for t in info.inputs])
+    search, run = measure(tflite_bytes, samples, latency_runs=latency_runs)
     fields = {}
-    if samples is not None:
-        fields["tflite_vs_tflm_max_diff"] = int(np.abs(
-            _tflite_outputs(interpreter, inp, out, samples).astype(np.int64) - run.outputs.astype(np.int64)).max())
-        tflm_top1 = run.outputs.reshape(len(samples), -1).argmax(1)
-        if keras_model is not None and expected is None:
-            expected = keras_model.predict(np.asarray(test_inputs, dtype="float32"), verbose=0)
-        if expected is not None:
-            float_top1 = np.asarray(expected).reshape(len(samples), -1).argmax(1)
-            fields["keras_top1_agreement"] = float((tflm_top1 == float_top1).mean())
-            if labels is not None:
-                fields["float_accuracy"] = float((float_top1 == np.asarray(labels).ravel()).mean())
-        if labels is not None:
-            fields["int8_accuracy"] = float((tflm_top1 == np.asarray(labels).ravel()).mean())
-    macs = None
-    if keras_model is not None:
-        from keras_cprune.complexity import analyze
-
-        macs = analyze(keras_model).macs
-    flash = flash_bytes if flash_bytes is not None else len(tflite_bytes)
+    if x is not None:
+        reference = _tflite_outputs(tflite_bytes, samples)
+        fields["tflite_max_abs_diff"] = max(_max_abs_diff(r, o) for r, o in zip(reference, run.outputs))
+        fields["tflite_mismatches"] = sum(int((r != o).sum()) for r, o in zip(reference, run.outputs))
+        fields.update(_agreement(run.outputs, x, expected, labels, keras_model), samples=len(x))
     return TFLMReport(
-        flatbuffer_bytes=len(tflite_bytes), arena_bytes=search.arena, predicted_arena_bytes=predicted,
-        arena_probes=search.probes, ops=dict(Counter(op.op for op in graph.ops)),
-        latency_ms=float(np.median(run.latencies_s) * 1e3) if len(run.latencies_s) else None,
-        allocations=run.allocations, flash_bytes=flash, compile=compile_result,
-        resources=resources(search.arena, flash, macs, budget, board), **fields)
+        flatbuffer_bytes=len(tflite_bytes), arena_bytes=search.arena, arena_probes=search.probes,
+        arena_breakdown=run.allocations, ops=info.op_counts, macs=info.macs,
+        inputs=info.inputs, outputs=info.outputs,
+        flash_bytes=len(tflite_bytes), latency_runs=latency_runs,
+        latency_ms=float(np.median(run.latencies_s) * 1e3) if latency_runs else None,
+        budget=budget, board=board, tried=search.tried, **fields)

@@ -1,0 +1,59 @@
+"""tflm_export budgets and boards: size parsing, the board table, fits/headroom arithmetic."""
+import pytest
+
+import tflm_export
+from keras_cprune.errors import BudgetError
+from tflm_export import BOARDS, Budget, Fit, board_budget, parse_size
+from tflm_export.boards import resolve_budget
+
+
+@pytest.mark.parametrize("text,expected", [("256KB", 262144), ("1MB", 1048576), ("512 KiB", 524288), (65536, 65536),
+                                           ("1.5MB", 1572864), ("7 kb", 7168), ("300B", 300), (" 2 MiB ", 2097152)])
+def test_sizes_use_1024_byte_kilobytes(text, expected):
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["12 parsecs", "-4KB", "", "1e3KB", "inf", 0, -5, float("nan"), True, [64]])
+def test_bad_sizes_name_the_argument_and_the_accepted_forms(bad):
+    with pytest.raises(BudgetError, match=r"ram=") as error:
+        Budget(ram=bad)
+    assert "'64KB'" in str(error.value) or "positive" in str(error.value)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "1M", True])
+def test_macs_must_be_a_positive_integer(bad):
+    with pytest.raises(BudgetError, match="macs="):
+        Budget(macs=bad)
+
+
+def test_budget_config_round_trip_and_repr():
+    budget = Budget(ram="256KB", flash=1000, macs=5_000_000)
+    assert budget.get_config() == {"ram": 262144, "flash": 1000, "macs": 5_000_000}
+    assert Budget.from_config(budget.get_config()) == budget
+    assert repr(budget) == "Budget(ram='256KB', flash=1000, macs=5000000)" and eval(repr(budget)) == budget
+
+
+def test_check_reports_headroom_per_limited_resource():
+    fits = Budget(ram="64KB", macs=1000).check(ram=70_000, flash=123, macs=1000)
+    assert set(fits) == {"ram", "macs"}  # flash has no limit
+    assert fits["ram"] == Fit(70_000, 65_536) and not fits["ram"].fits and fits["ram"].headroom == -4_464
+    assert fits["macs"].fits and fits["macs"].headroom == 0
+    assert fits["ram"].to_dict() == {"used": 70_000, "limit": 65_536, "fits": False, "headroom": -4_464}
+
+
+def test_boards_table():
+    assert board_budget("nano33ble") == Budget(ram="256KB", flash="1MB")
+    assert board_budget("STM32F746") == Budget(ram="320KB", flash="1MB")
+    assert board_budget("stm32h743") == Budget(ram="1MB", flash="2MB")
+    assert board_budget("rp2040") == Budget(ram="264KB", flash="2MB")
+    assert board_budget("esp32s3").ram == 512 * 1024
+    assert all("atasheet" in b.source or "Specification" in b.source for b in BOARDS.values())
+    assert resolve_budget(board=BOARDS["rp2040"]) == (Budget(ram="264KB", flash="2MB"), "rp2040")
+
+
+def test_unknown_board_and_budget_with_board_are_errors():
+    with pytest.raises(BudgetError, match="Known boards: nano33ble, stm32f746"):
+        board_budget("arduino-uno-q")
+    with pytest.raises(BudgetError, match="either budget= or board="):
+        resolve_budget(Budget(ram=1), "rp2040")
+    assert tflm_export.Budget is Budget

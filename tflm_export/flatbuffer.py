@@ -1,0 +1,127 @@
+"""What tflm_export needs to know about a TFLite flatbuffer: ops, I/O tensors, MACs, float ops.
+
+Read with the schema bindings the ``tflite-micro`` wheel ships (lazy accessors, no TensorFlow).
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass
+
+from keras_cprune.errors import ModelFileError
+
+# A quantization scale below this means calibration saw an (almost) constant tensor, e.g. the
+# all-zero logits of an untrained model; TFLM's SOFTMAX aborts on such an input scale.
+TINY_SCALE = 1e-6
+_BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE"}  # float I/O conversion, allowed at the model's edges
+
+
+def _schema():
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    return schema
+
+
+def _enum_names(enum) -> dict:
+    return {value: name for name, value in vars(enum).items() if not name.startswith("_")}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """An input or output tensor: ``shape`` with batch, numpy ``dtype`` name, int8 ``scale`` and
+    ``zero_point`` (None for float tensors)."""
+
+    name: str
+    shape: tuple
+    dtype: str
+    scale: float | None
+    zero_point: int | None
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "shape": list(self.shape)}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The first subgraph of a flatbuffer: ``ops`` in execution order, I/O tensors, ``macs``
+    (multiply-accumulates of CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED and TRANSPOSE_CONV; other
+    ops count 0), ops that compute on float tensors and tensors with a near-zero scale."""
+
+    ops: tuple
+    inputs: tuple
+    outputs: tuple
+    macs: int
+    float_ops: tuple
+    tiny_scales: tuple  # (tensor name, scale, consumer op names)
+
+    @property
+    def op_counts(self) -> dict:
+        """``{op name: count}`` in order of first use."""
+        return dict(Counter(self.ops))
+
+
+def read_model(tflite_bytes: bytes) -> ModelInfo:
+    """Parse ``tflite_bytes``; `ModelFileError` if it is not a TFLite flatbuffer."""
+    schema = _schema()
+    if not isinstance(tflite_bytes, (bytes, bytearray)):
+        raise ModelFileError(f"Expected the bytes of a .tflite flatbuffer, as returned by tflm_export.convert(). "
+                             f"Received: {type(tflite_bytes).__name__} object.")
+    if bytes(tflite_bytes[4:8]) != b"TFL3":
+        raise ModelFileError(f"Expected a .tflite flatbuffer (file identifier 'TFL3' at offset 4). Received: "
+                             f"{len(tflite_bytes)} bytes starting with {bytes(tflite_bytes[:8])!r}.")
+    try:
+        return _read(schema, schema.Model.GetRootAs(bytearray(tflite_bytes), 0))
+    except Exception as exc:  # truncated or corrupt: the bindings raise IndexError, struct.error...
+        raise ModelFileError(f"The .tflite flatbuffer ({len(tflite_bytes):,} bytes) is corrupt and cannot be parsed: "
+                             f"{type(exc).__name__}: {exc}. Convert the model again.") from exc
+
+
+def _read(schema, model) -> ModelInfo:
+    op_names, type_names = _enum_names(schema.BuiltinOperator), _enum_names(schema.TensorType)
+    graph = model.Subgraphs(0)
+    tensors = [graph.Tensors(i) for i in range(graph.TensorsLength())]
+    shapes = [tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else () for t in tensors]
+
+    def constant(index: int) -> bool:
+        buffer = model.Buffers(tensors[index].Buffer())
+        return buffer is not None and (buffer.DataLength() > 0 or buffer.Offset() > 1)
+
+    def info(index: int) -> TensorInfo:
+        tensor, quant = tensors[index], tensors[index].Quantization()
+        scales = quant.ScaleAsNumpy() if quant is not None and quant.ScaleLength() else None
+        return TensorInfo(tensor.Name().decode(), shapes[index], type_names[tensor.Type()].lower(),
+                          None if scales is None else float(scales[0]),
+                          None if scales is None else int(quant.ZeroPointAsNumpy()[0]))
+
+    ops, macs, float_ops, consumers = [], 0, set(), {}
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        name = op_names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())]
+        ins = [int(t) for t in op.InputsAsNumpy()] if op.InputsLength() else []
+        outs = [int(t) for t in op.OutputsAsNumpy()] if op.OutputsLength() else []
+        ops.append(name)
+        macs += _macs(name, [shapes[t] if t >= 0 else () for t in ins], [shapes[t] for t in outs])
+        if name not in _BOUNDARY_OPS and any(t >= 0 and tensors[t].Type() in (schema.TensorType.FLOAT32,
+                                             schema.TensorType.FLOAT16) and not constant(t) for t in ins + outs):
+            float_ops.add(name)
+        for t in ins:
+            consumers.setdefault(t, []).append(name)
+    tiny = [(t.name, t.scale, tuple(consumers.get(i, ()))) for i, t in enumerate(map(info, range(len(tensors))))
+            if t.scale is not None and t.scale < TINY_SCALE and not constant(i)]
+    inputs = tuple(info(int(t)) for t in graph.InputsAsNumpy())
+    outputs = tuple(info(int(t)) for t in graph.OutputsAsNumpy())
+    return ModelInfo(tuple(ops), inputs, outputs, macs, tuple(sorted(float_ops)), tuple(tiny))
+
+
+def _macs(op: str, ins: list, outs: list) -> int:
+    """Multiply-accumulates of one op from its tensor shapes (batch included)."""
+    if op == "CONV_2D":  # filter (out_c, kh, kw, in_c)
+        return math.prod(outs[0]) * math.prod(ins[1][1:])
+    if op == "DEPTHWISE_CONV_2D":  # filter (1, kh, kw, out_c)
+        return math.prod(outs[0]) * ins[1][1] * ins[1][2]
+    if op == "FULLY_CONNECTED":  # weights (units, in)
+        return math.prod(outs[0]) * ins[1][1]
+    if op == "TRANSPOSE_CONV":  # (output_shape, filter (out_c, kh, kw, in_c), input)
+        return math.prod(ins[2]) * math.prod(ins[1][:3])
+    return 0

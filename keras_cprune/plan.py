@@ -10,7 +10,8 @@ from .dependency import Dependencies
 from .errors import PlanError
 
 METRICS = (("params", "Parameters"), ("macs", "MACs"), ("weight_bytes_int8", "Weights int8 (B)"),
-           ("act_bytes_f32", "Activations f32 (B)"), ("peak_act_bytes_int8", "Peak act. int8 (B)"))
+           ("act_bytes_f32", "Activations f32 (B)"), ("peak_act_bytes_int8", "Peak act. int8 (B)"),
+           ("arena_bytes", "TFLM arena (B, pred.)"))
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ class PruningPlan:
         for key, label in METRICS:
             b, a = self.before[key], self.after[key]
             lines.append(f"{label:<22}{b:>14,}{a:>14,}{(100 * (a - b) / b if b else 0):>8.1f}%")
+        for key, label in (("peak_layer", "Activation peak at"), ("arena_peak_layer", "Arena peak at")):
+            lines.append(f"{label:<22}{self.before[key]!r:>14}{self.after[key]!r:>14}")
         pruned = [g for g in self.groups if g.kept_channels < g.channels]
         lines.append(f"Groups pruned: {len(pruned)} of {len(self.groups)}")
         for g in pruned:

@@ -60,7 +60,16 @@ class PruneContext:
         groups = tuple(self._group_plan(sel, removed, reason) for sel in selections)
         name = importance if isinstance(importance, str) else getattr(importance, "__name__", "callable")
         return PruningPlan(self.graph.model_name, check_mode(mode), float(ratio), name, rule, groups,
-                           _totals(self.report), _totals(self.price(removed)))
+                           self._totals(set()), self._totals(removed))
+
+    def _totals(self, removed: set) -> dict:
+        """Plan totals of a state: `analyze` metrics, activation peak, predicted TFLM arena and its peak."""
+        from .arena import estimate_graph_arena
+
+        report = self.price(removed) if removed else self.report
+        arena = estimate_graph_arena(self.graph, self.deps.pruned_shapes(removed))
+        return {**{key: getattr(report, key) for key, _ in METRICS if hasattr(report, key)},
+                "arena_bytes": arena.bytes, "peak_layer": report.peak_node, "arena_peak_layer": arena.peak_layer}
 
     def _group_plan(self, sel, removed: set, reason: str | None) -> GroupPlan:
         group = sel.group
@@ -73,10 +82,6 @@ class PruneContext:
         why = sel.reason if reason is None or not dropped else reason
         return GroupPlan(group.id, tuple(group.producers), tuple(group.layers), len(group.units),
                          len(group.units) - dropped, sel.share, why, kept, widths)
-
-
-def _totals(report: ComplexityReport) -> dict:
-    return {key: getattr(report, key) for key, _ in METRICS}
 
 
 def _check_args(ratio, min_filters, round_to) -> None:

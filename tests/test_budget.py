@@ -72,3 +72,11 @@ def test_tradeoff_table_and_plot(tmp_path):
     assert pa.params < ma.params and ma.arena_bytes < pa.arena_bytes
     assert table.to_csv().startswith("mode,ratio,params,macs")
     assert open(table.plot(str(tmp_path / "t.png")), "rb").read(4) == b"\x89PNG"
+
+
+def test_plan_reports_arena_and_its_peak_before_and_after():
+    _, plan = prune(vgg(), "MA", budget=budget(ram=12_000), return_plan=True, progress=None)
+    assert plan.before["arena_bytes"] == estimate_arena(vgg()).bytes > 12_000 >= plan.after["arena_bytes"]
+    assert plan.before["arena_peak_layer"] == "pool0"  # conv0's output and pool0's output alive together
+    text = plan.summary(print_fn=None)
+    assert "Arena peak at" in text and "TFLM arena (B, pred.)" in text

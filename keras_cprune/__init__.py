@@ -1,7 +1,7 @@
 """keras-cprune: complexity-driven structured pruning of Keras CNNs for TFLite Micro.
 
 Public API: `analyze`, `prune`, `apply_plan`, `estimate_arena`, `tradeoff`,
-`prune_during_training`, `strip`, `quantize_aware`, `callbacks`, the result types and `errors`.
+`prune_during_training`, `strip`, `quantize_aware`, `Budget`, `callbacks`, the result types and `errors`.
 """
 from . import callbacks, errors
 from .arena import ArenaEstimate, estimate_arena
@@ -11,8 +11,9 @@ from .pruner import apply_plan, prune
 from .qat import quantize_aware
 from .tradeoff import Tradeoff, tradeoff
 from .training import ConstantRatio, PolynomialDecay, prune_during_training, strip
+from tflm_export.budget import Budget  # one Budget for prune(budget=) and the exporter
 
 __all__ = ["analyze", "prune", "apply_plan", "estimate_arena", "tradeoff", "prune_during_training", "strip",
-           "quantize_aware", "callbacks", "ArenaEstimate", "ComplexityReport", "ConstantRatio", "LayerComplexity",
-           "PolynomialDecay", "PruningPlan", "Tradeoff", "errors"]
+           "quantize_aware", "callbacks", "ArenaEstimate", "Budget", "ComplexityReport", "ConstantRatio",
+           "LayerComplexity", "PolynomialDecay", "PruningPlan", "Tradeoff", "errors"]
 __version__ = "0.1.0"

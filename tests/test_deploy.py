@@ -2,11 +2,10 @@
 import keras
 import pytest
 
-from keras_cprune import estimate_arena, prune
+from keras_cprune import Budget, estimate_arena, prune
 from keras_cprune.budget import Limits, search, tflm_verifier, usage_estimator
 from keras_cprune.pruner import PruneContext
 from keras_cprune.zoo import vgg
-from tflm_export import Budget
 
 KB = 1024
 

@@ -100,6 +100,19 @@ def test_arena_found_works_and_16_bytes_less_fails(converted, name):
     assert report.flatbuffer_bytes == report.flash_bytes == len(tflite) and report.macs > 0
 
 
+def test_many_inputs_split_over_cores_keep_their_order(converted):
+    """600 samples run as one shard per core (>= 256 samples each); outputs stay in sample order."""
+    model, tflite = converted["fully_conv"]
+    x = data_for(model, 600, seed=4)
+    report = tflm_export.verify(tflite, test_inputs=x, latency_runs=2)
+    assert report.samples == 600 and report.tflite_max_abs_diff == report.tflite_mismatches == 0
+    inputs = quantize(x, read_model(tflite).inputs[0])
+    whole = run_model(tflite, report.arena_bytes, inputs, 2)
+    parts = [run_model(tflite, report.arena_bytes, inputs[i:i + 200], 0).outputs[0] for i in (0, 200, 400)]
+    np.testing.assert_array_equal(whole.outputs[0], np.concatenate(parts))
+    assert len(whole.latencies_s) == 2 and whole.allocations["total"] <= report.arena_bytes
+
+
 def test_search_starts_from_the_runtime_record_and_gallops_when_init_needs_more(converted):
     _, tflite = converted["residual"]
     search = find_min_arena(tflite)

@@ -7,8 +7,8 @@ in a ``fork()``ed child: the runtime segfaults on some too-small arenas and abor
 and such a death then costs one child, reported as a failed attempt. Writes JSON lines to stdout
 (``kind``: attempt, found, failed, run). REQUEST keys: ``model`` (path), ``n_inputs``, ``step``,
 ``first`` (a generous arena, bytes), ``max_probes``, ``arena`` (fixed arena: no search), ``run``
-(``{"inputs": [.npy paths], "out": .npz path, "latency_runs": n, "n_outputs": n}`` or null),
-``timeout_s`` (per attempt).
+(``{"inputs": [.npy paths], "out": .npz path, "latency_runs": n, "n_outputs": n}`` or null: the
+samples are split over one interpreter per core), ``timeout_s`` (per attempt).
 """
 import json
 import os
@@ -22,34 +22,47 @@ import numpy as np
 from tflite_micro import runtime
 
 _TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
+MIN_SHARD = 256  # samples: below this, another forked interpreter costs more than it saves
 
 
 def _emit(**fields) -> None:
     print(json.dumps(fields), flush=True)
 
 
-def _attempt(model: bytes, arena: int, job, timeout_s: int) -> dict:
-    """Build an interpreter with ``arena`` bytes in a forked child and run ``job`` on it."""
+def _spawn(model: bytes, arena: int, job, timeout_s: int) -> tuple:
+    """Fork a child that builds an interpreter with ``arena`` bytes and runs ``job`` on it;
+    ``(pid, log)``, the log holding the child's stderr."""
     sys.stdout.flush()
-    with tempfile.TemporaryFile() as log:
-        pid = os.fork()
-        if pid == 0:  # the child: never returns
-            code = 1
-            try:
-                os.dup2(log.fileno(), 2)
-                signal.alarm(timeout_s)
-                job(runtime.Interpreter.from_bytes(model, arena_size=arena))
-                code = 0
-            except BaseException as exc:  # the runtime raises RuntimeError; report anything
-                print(f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
+    log = tempfile.TemporaryFile()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        code = 1
+        try:
+            os.dup2(log.fileno(), 2)
+            signal.alarm(timeout_s)
+            job(runtime.Interpreter.from_bytes(model, arena_size=arena))
+            code = 0
+        except BaseException as exc:  # the runtime raises RuntimeError; report anything
+            print(f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        finally:
+            os._exit(code)
+    return pid, log
+
+
+def _reap(arena: int, pid: int, log) -> dict:
+    """Wait for a `_spawn`ed child: ``{"arena", "ok", "how", "log"}``."""
+    _, status = os.waitpid(pid, 0)
+    with log:
         log.seek(0)
         text = log.read().decode(errors="replace").replace("\r", "")
     how = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
            else "ok" if os.WEXITSTATUS(status) == 0 else "error")
     return {"arena": arena, "ok": how == "ok", "how": how, "log": text[-4000:]}
+
+
+def _attempt(model: bytes, arena: int, job, timeout_s: int) -> dict:
+    """Build an interpreter with ``arena`` bytes in a forked child and run ``job`` on it."""
+    return _reap(arena, *_spawn(model, arena, job, timeout_s))
 
 
 def _zeros_job(n_inputs: int):
@@ -143,12 +156,39 @@ def main(request: dict) -> int:
             return 0
         _emit(kind="found", arena=arena, recorded_total=total)
     if request["run"] is not None:
-        run = request["run"]
-        inputs = [np.load(path) for path in run["inputs"]]
-        result = _attempt(model, arena, _run_job(inputs, run["out"], run["latency_runs"], run["n_outputs"]),
-                          timeout_s)
-        _emit(kind="run", **result)
+        _emit(kind="run", **_run(model, arena, request["run"], timeout_s))
     return 0
+
+
+def _run(model: bytes, arena: int, run: dict, timeout_s: int) -> dict:
+    """Outputs for every sample, by one forked interpreter per core (each a contiguous shard of
+    at least `MIN_SHARD` samples), then ``latency_runs`` invokes timed in an interpreter of their
+    own, with no shard competing for the CPU. Writes ``run["out"]``; the first failed attempt, or
+    the timing one."""
+    inputs = [np.load(path) for path in run["inputs"]]
+    n, n_outputs = len(inputs[0]), run["n_outputs"]
+    bounds = np.linspace(0, n, max(1, min(_cores(), n // MIN_SHARD)) + 1).astype(int)
+    paths = [f"{run['out']}.{i}.npz" for i in range(len(bounds) - 1)]
+    children = [_spawn(model, arena, _run_job([a[lo:hi] for a in inputs], path, 0, n_outputs), timeout_s)
+                for lo, hi, path in zip(bounds, bounds[1:], paths)]
+    results = [_reap(arena, *child) for child in children]
+    failed = [r for r in results if not r["ok"]]
+    if failed:
+        return failed[0]
+    timing = _attempt(model, arena, _run_job([a[:1] for a in inputs], run["out"], run["latency_runs"], 0),
+                      timeout_s)
+    if timing["ok"]:
+        with np.load(run["out"]) as data:
+            merged = {"latencies": data["latencies"]}
+        for k in range(n_outputs):
+            merged[f"output_{k}"] = np.concatenate([np.load(path)[f"output_{k}"] for path in paths])
+        np.savez(run["out"], **merged)
+    return timing
+
+
+def _cores() -> int:
+    """CPUs this process may run on (its affinity mask, as in a container), else the machine's."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 if __name__ == "__main__":

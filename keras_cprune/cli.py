@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import CPruneError, ModelFileError, PruningError
+from .errors import CPruneError, ModelFileError, OutputPathError, PruningError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,12 +34,17 @@ def _parser() -> argparse.ArgumentParser:
     trade.add_argument("--plot", metavar="PNG", help="save resources-vs-ratio plot")
     export = sub.add_parser("export", help="int8 TFLite + TFLM verification + firmware sources")
     export.add_argument("model", help="a .keras or .h5 model file")
-    export.add_argument("-o", "--output", required=True, help="output folder (must not exist)")
-    export.add_argument("--data", required=True, help=".npy file of representative inputs (N, *input_shape)")
+    export.add_argument("-o", "--output", "--out", required=True, help="output folder (must not exist)")
+    data = export.add_mutually_exclusive_group(required=True)
+    data.add_argument("--data", "--calib", help=".npy file of representative inputs (N, *input_shape); "
+                      "its first samples also check int8 against the float model")
+    data.add_argument("--dataset", choices=["fashion-mnist"], help="calibrate on 200 training images and "
+                      "measure int8-on-TFLM and float accuracy on the test set")
+    export.add_argument("--test-samples", type=int, default=1000, help="samples run on TFLM (default 1000)")
     export.add_argument("--ram", help="RAM budget, e.g. 256KB")
     export.add_argument("--flash", help="flash budget, e.g. 1MB")
     export.add_argument("--board", help="a known board instead of --ram/--flash (e.g. nano33ble)")
-    export.add_argument("--overwrite", action="store_true")
+    export.add_argument("--overwrite", "--force", action="store_true", help="replace an existing output folder")
     for p in (analyze, prune, trade, export):
         p.add_argument("--unsafe", action="store_true", help="allow loading Lambda layers (runs code in the file)")
     return parser
@@ -96,13 +101,24 @@ def _export(args) -> int:
 
     from .io import load_model
 
-    try:
-        data = np.load(args.data)
-    except (OSError, ValueError) as exc:
-        raise ModelFileError(f"Could not read representative data {args.data!r} ({exc}); expected a .npy array.") from None
+    if args.dataset:
+        from .datasets import load_fashion_mnist
+
+        (data, _), (test_inputs, labels) = load_fashion_mnist(train_size=200, test_size=args.test_samples)
+    else:
+        try:
+            data = np.load(args.data)
+        except (OSError, ValueError) as exc:
+            raise ModelFileError(f"Could not read representative data {args.data!r} ({exc}); "
+                                 "expected a .npy array.") from None
+        test_inputs, labels = data[:args.test_samples], None
     budget = tflm_export.Budget(ram=args.ram, flash=args.flash) if args.ram or args.flash else None
-    report = tflm_export.export(load_model(args.model, unsafe=args.unsafe), data, args.output, budget=budget,
-                                board=args.board, overwrite=args.overwrite)
+    try:
+        report = tflm_export.export(load_model(args.model, unsafe=args.unsafe), data, args.output, budget=budget,
+                                    board=args.board, test_inputs=test_inputs, labels=labels,
+                                    overwrite=args.overwrite)
+    except OutputPathError as exc:
+        raise OutputPathError(f"{exc} On the command line: pass --force to replace it.") from None
     report.summary()
     if not report.fits:
         over = ", ".join(f"{k} {f.used:,} > {f.limit:,} B" for k, f in report.resources.items() if not f.fits)

@@ -292,3 +292,22 @@ def test_cli_export_over_budget_exits_nonzero(tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stderr[-2000:]
     assert "does not fit the budget: ram" in result.stderr and "> 2,048 B" in result.stderr
+
+
+@pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist") and "FASHION_MNIST_DIR" not in os.environ,
+                    reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist); CI installs it")
+def test_cli_export_fashion_mnist_reports_accuracy_and_force_replaces(tmp_path):
+    model = vgg(widths=(4, 8, 8))
+    randomize(model, seed=1)
+    model.save(tmp_path / "m.keras")
+    out = tmp_path / "fw"
+    out.mkdir()
+    cmd = [sys.executable, "-m", "keras_cprune.cli", "export", str(tmp_path / "m.keras"), "--out", str(out),
+           "--dataset", "fashion-mnist", "--test-samples", "300", "--board", "nano33ble"]
+    refused = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 1 and "exists already" in refused.stderr and "--force" in refused.stderr
+    result = subprocess.run(cmd + ["--force"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["samples"] == 300 and 0 <= report["int8_accuracy"] <= 1 and report["keras_top1_agreement"] > 0.5
+    assert "accuracy: int8 on TFLM" in result.stdout and "budget nano33ble: fits" in result.stdout

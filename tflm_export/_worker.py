@@ -7,8 +7,8 @@ in a ``fork()``ed child: the runtime segfaults on some too-small arenas and abor
 and such a death then costs one child, reported as a failed attempt. Writes JSON lines to stdout
 (``kind``: attempt, found, failed, run). REQUEST keys: ``model`` (path), ``n_inputs``, ``step``,
 ``first`` (a generous arena, bytes), ``max_probes``, ``arena`` (fixed arena: no search), ``run``
-(``{"inputs": [.npy paths], "out": .npz path, "latency_runs": n, "n_outputs": n}`` or null: the
-samples are split over one interpreter per core), ``timeout_s`` (per attempt).
+(``{"inputs": [.npy paths], "out": .npz path, "latency_runs": n, "n_outputs": n, "bounds": split
+points of the samples, one shard per interpreter}`` or null), ``timeout_s`` (per attempt).
 """
 import json
 import os
@@ -22,7 +22,6 @@ import numpy as np
 from tflite_micro import runtime
 
 _TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
-MIN_SHARD = 256  # samples: below this, another forked interpreter costs more than it saves
 
 
 def _emit(**fields) -> None:
@@ -161,13 +160,13 @@ def main(request: dict) -> int:
 
 
 def _run(model: bytes, arena: int, run: dict, timeout_s: int) -> dict:
-    """Outputs for every sample, by one forked interpreter per core (each a contiguous shard of
-    at least `MIN_SHARD` samples), then ``latency_runs`` invokes timed in an interpreter of their
+    """Outputs for every sample, by one forked interpreter per shard (``run["bounds"]``, split
+    points: one shard per core), then ``latency_runs`` invokes timed in an interpreter of their
     own, with no shard competing for the CPU. Writes ``run["out"]``; the first failed attempt, or
     the timing one."""
     inputs = [np.load(path) for path in run["inputs"]]
     n, n_outputs = len(inputs[0]), run["n_outputs"]
-    bounds = np.linspace(0, n, max(1, min(_cores(), n // MIN_SHARD)) + 1).astype(int)
+    bounds = run["bounds"]
     paths = [f"{run['out']}.{i}.npz" for i in range(len(bounds) - 1)]
     children = [_spawn(model, arena, _run_job([a[lo:hi] for a in inputs], path, 0, n_outputs), timeout_s)
                 for lo, hi, path in zip(bounds, bounds[1:], paths)]
@@ -184,11 +183,6 @@ def _run(model: bytes, arena: int, run: dict, timeout_s: int) -> dict:
             merged[f"output_{k}"] = np.concatenate([np.load(path)[f"output_{k}"] for path in paths])
         np.savez(run["out"], **merged)
     return timing
-
-
-def _cores() -> int:
-    """CPUs this process may run on (its affinity mask, as in a container), else the machine's."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from keras_cprune.errors import TFLMRuntimeError
 from .flatbuffer import read_model
 
 MAX_PROBES = 12  # arena sizes one search may try
+MIN_SHARD = 256  # samples: below this, one more interpreter in parallel costs more than it saves
 GENEROUS_ARENA = 64 * 1024 * 1024  # bytes: the first try; pages the runtime does not touch cost nothing
 TIMEOUT_S = 300  # per interpreter (allocation + invokes)
 _WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_worker.py")
@@ -105,6 +106,13 @@ def _work(tflite_bytes: bytes, tmp: str, request: dict, timeout_s: int) -> list:
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
+def shard_bounds(n: int) -> list:
+    """Split points ``[0, ..., n]`` of ``n`` samples into one contiguous shard per usable core,
+    each of at least `MIN_SHARD` samples: how TFLM and the tf.lite reference spread a test set."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return np.linspace(0, n, max(1, min(cores, n // MIN_SHARD)) + 1).astype(int).tolist()
+
+
 def _request(tflite_bytes: bytes, tmp: str, inputs, latency_runs: int) -> dict | None:
     if inputs is None:
         return None
@@ -114,7 +122,7 @@ def _request(tflite_bytes: bytes, tmp: str, inputs, latency_runs: int) -> dict |
         paths.append(os.path.join(tmp, f"input_{k}.npy"))
         np.save(paths[-1], np.ascontiguousarray(array))
     return {"inputs": paths, "out": os.path.join(tmp, "out.npz"), "latency_runs": latency_runs,
-            "n_outputs": len(read_model(tflite_bytes).outputs)}
+            "n_outputs": len(read_model(tflite_bytes).outputs), "bounds": shard_bounds(len(arrays[0]))}
 
 
 def _search_result(tflite_bytes: bytes, lines: list, first: int, max_probes: int) -> ArenaSearch | None:

@@ -33,12 +33,13 @@ def _tflite_outputs(tflite_bytes: bytes, samples: np.ndarray) -> list:
                                           experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
     interpreter.allocate_tensors()
     index = interpreter.get_input_details()[0]["index"]
-    outputs = [[] for _ in interpreter.get_output_details()]
+    out_indices = [details["index"] for details in interpreter.get_output_details()]
+    outputs = [[] for _ in out_indices]
     for sample in samples:
         interpreter.set_tensor(index, sample[None])
         interpreter.invoke()
-        for k, details in enumerate(interpreter.get_output_details()):
-            outputs[k].append(interpreter.get_tensor(details["index"])[0].copy())
+        for k, out in enumerate(out_indices):
+            outputs[k].append(interpreter.get_tensor(out)[0].copy())
     return [np.array(o) for o in outputs]
 
 

@@ -3,7 +3,7 @@
 `micro_graph` lowers the Keras graph the way the TFLite converter does (int8 input/output,
 BatchNorm folded into the preceding conv, ReLU/ReLU6 fused into conv/dense/add/..., Flatten as
 SHAPE-STRIDED_SLICE-PACK-RESHAPE, global average pooling as MEAN, SeparableConv as
-DEPTHWISE + CONV, an all-zero Dense bias dropped) and `tflm_planner.predict_arena` replays
+DEPTHWISE + CONV, an all-zero Dense bias dropped unless ``assume_trained``) and `tflm_planner.predict_arena` replays
 TFLM's allocator on it. Tensor order follows the converter: the input, then constants, then
 activations in op order. Layers without a known lowering make the estimate approximate
 (``exact=False``) but never fail.
@@ -44,8 +44,8 @@ class ArenaEstimate:
 
 
 class _Lowering:
-    def __init__(self, graph: Graph, shapes: dict):
-        self.graph, self.shapes = graph, shapes
+    def __init__(self, graph: Graph, shapes: dict, assume_trained: bool):
+        self.graph, self.shapes, self.assume_trained = graph, shapes, assume_trained
         self.consts: list[TensorSpec] = []
         self.acts: list[tuple] = []  # (TensorSpec, graph key or None)
         self.ops: list[tuple] = []  # (op name, inputs, outputs, node name) with ("c", i) / ("a", i) refs
@@ -80,9 +80,12 @@ class _Lowering:
         return self.op(name, inputs, self.shape(node.outputs[0]), node.name)
 
 
-def _dense_has_bias(layer) -> bool:
+def _dense_has_bias(layer, assume_trained: bool) -> bool:
+    """The converter drops an all-zero Dense bias; a trained one never is."""
     bias = getattr(layer, "bias", None)
-    return bias is not None and bool(np.any(np.asarray(bias.numpy() if hasattr(bias, "numpy") else bias)))
+    if bias is None or assume_trained:
+        return bias is not None
+    return bool(np.any(np.asarray(bias.numpy() if hasattr(bias, "numpy") else bias)))
 
 
 def _lower_node(low: _Lowering, node, fused: set) -> tuple | None:
@@ -109,7 +112,7 @@ def _lower_node(low: _Lowering, node, fused: set) -> tuple | None:
         y = low.weighted("CONV_2D", node, h, (out_shape[-1], 1, 1, mid), out_shape[-1])
     elif cls == "Dense" and len(in_shape) == 2:
         y = low.weighted("FULLY_CONNECTED", node, x, (out_shape[-1], in_shape[-1]), out_shape[-1],
-                         bias=_dense_has_bias(node.layer))
+                         bias=_dense_has_bias(node.layer, low.assume_trained))
     elif cls in _SIMPLE and all(k in low.of_key for k in node.inputs):
         inputs = [low.of_key[k] for k in node.inputs]
         if len(inputs) == 1 and type(node.layer).__module__.startswith("keras.src.ops."):
@@ -196,13 +199,14 @@ def _foldable(graph: Graph) -> set:
     return folded
 
 
-def micro_graph(graph: Graph, shapes: dict | None = None) -> tuple:
-    """Lower ``graph`` (tensor shapes overridden by ``shapes``) to the converter's `MicroGraph`.
+def micro_graph(graph: Graph, shapes: dict | None = None, *, assume_trained: bool = False) -> tuple:
+    """Lower ``graph`` (tensor shapes overridden by ``shapes``) to the converter's `MicroGraph`;
+    with ``assume_trained``, as the model will be once trained (no all-zero Dense bias).
 
     Returns ``(MicroGraph, {micro tensor index: graph tensor key}, {op index: layer name},
     approximated layer names)``.
     """
-    low = _Lowering(graph, shapes or {})
+    low = _Lowering(graph, shapes or {}, assume_trained)
     fused = _foldable(graph)
     for key in graph.inputs:
         low.of_key[key] = low.act(low.shape(key), key)
@@ -229,9 +233,9 @@ def micro_graph(graph: Graph, shapes: dict | None = None) -> tuple:
     return micro, keys, layers, tuple(low.approximated)
 
 
-def estimate_graph_arena(graph: Graph, shapes: dict | None = None) -> ArenaEstimate:
+def estimate_graph_arena(graph: Graph, shapes: dict | None = None, *, assume_trained: bool = False) -> ArenaEstimate:
     """`ArenaEstimate` of ``graph`` with optional pruned ``shapes`` (see `micro_graph`)."""
-    micro, keys, layers, approximated = micro_graph(graph, shapes)
+    micro, keys, layers, approximated = micro_graph(graph, shapes, assume_trained=assume_trained)
     prediction = predict_arena(micro)
     time = prediction.peak_op + 1
     alive = [t for t in range(len(micro.tensors)) if t in keys and _alive(micro, t, time)]
@@ -257,6 +261,8 @@ def estimate_flash(micro: MicroGraph) -> int:
                      + 12.93 * channels - 71.6))
 
 
-def estimate_arena(model) -> ArenaEstimate:
-    """Predicted minimal TFLM tensor arena (bytes) of ``model`` exported to int8 by tflm_export."""
-    return estimate_graph_arena(read_graph(model))
+def estimate_arena(model, *, assume_trained: bool = False) -> ArenaEstimate:
+    """Predicted minimal TFLM tensor arena (bytes) of ``model`` exported to int8 by tflm_export, as
+    its weights are now, or with ``assume_trained`` as they will be after training (the converter
+    drops an all-zero Dense bias, e.g. of a freshly built model, which saves a tensor's overhead)."""
+    return estimate_graph_arena(read_graph(model), assume_trained=assume_trained)

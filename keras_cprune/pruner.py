@@ -63,11 +63,12 @@ class PruneContext:
                            self._totals(set()), self._totals(removed))
 
     def _totals(self, removed: set) -> dict:
-        """Plan totals of a state: `analyze` metrics, activation peak, predicted TFLM arena and its peak."""
+        """Plan totals of a state: `analyze` metrics, activation peak, predicted TFLM arena (of the
+        model once trained, as the budget search predicts it) and its peak."""
         from .arena import estimate_graph_arena
 
         report = self.price(removed) if removed else self.report
-        arena = estimate_graph_arena(self.graph, self.deps.pruned_shapes(removed))
+        arena = estimate_graph_arena(self.graph, self.deps.pruned_shapes(removed), assume_trained=True)
         return {**{key: getattr(report, key) for key, _ in METRICS if hasattr(report, key)},
                 "arena_bytes": arena.bytes, "peak_layer": report.peak_node, "arena_peak_layer": arena.peak_layer}
 

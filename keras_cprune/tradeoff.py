@@ -61,7 +61,8 @@ class Tradeoff:
 
 
 def tradeoff(model, modes=MODES, ratios=(0.0, 0.2, 0.4, 0.6, 0.8), **options) -> Tradeoff:
-    """Params, MACs, peak activations, predicted arena and flash for each mode and ratio."""
+    """Params, MACs, peak activations, predicted arena and flash (of the pruned model once
+    trained) for each mode and ratio."""
     context = PruneContext.of(model)
     points = []
     for mode in modes:
@@ -70,6 +71,6 @@ def tradeoff(model, modes=MODES, ratios=(0.0, 0.2, 0.4, 0.6, 0.8), **options) ->
             shapes = context.deps.pruned_shapes(removed)
             report = context.price(removed)
             points.append(TradeoffPoint(mode, float(ratio), report.params, report.macs, report.peak_act_bytes_int8,
-                                        estimate_graph_arena(context.graph, shapes).bytes,
-                                        estimate_flash(micro_graph(context.graph, shapes)[0])))
+                                        estimate_graph_arena(context.graph, shapes, assume_trained=True).bytes,
+                                        estimate_flash(micro_graph(context.graph, shapes, assume_trained=True)[0])))
     return Tradeoff(context.graph.model_name, tuple(points))

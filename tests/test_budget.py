@@ -24,7 +24,7 @@ def test_ram_budget_is_met_by_the_least_pruning(ram):
     removed, history = search(context, "MA", Limits(ram=ram), usage_estimator(context), progress=None)
     assert history[-1].usage.ram <= ram < history[-2].usage.ram  # one step less would not fit
     pruned = prune(model, "MA", budget=budget(ram=ram), progress=None)
-    assert estimate_arena(pruned).bytes == history[-1].usage.ram <= ram
+    assert estimate_arena(pruned, assume_trained=True).bytes == history[-1].usage.ram <= ram
 
 
 def test_ma_reaches_a_ram_budget_with_less_pruning_than_pa():
@@ -65,7 +65,7 @@ def test_tradeoff_table_and_plot(tmp_path):
     table = tradeoff(vgg(), ratios=(0.0, 0.5))
     assert [(p.mode, p.ratio) for p in table.points] == [(m, r) for m in ("PA", "FA", "MA") for r in (0.0, 0.5)]
     base = table.points[0]
-    assert base.params == vgg().count_params() and base.arena_bytes == estimate_arena(vgg()).bytes
+    assert base.params == vgg().count_params() and base.arena_bytes == estimate_arena(vgg(), assume_trained=True).bytes
     for p in table.points[1::2]:
         assert p.params < base.params and p.arena_bytes <= base.arena_bytes
     pa, ma = table.points[1], table.points[5]
@@ -76,7 +76,7 @@ def test_tradeoff_table_and_plot(tmp_path):
 
 def test_plan_reports_arena_and_its_peak_before_and_after():
     _, plan = prune(vgg(), "MA", budget=budget(ram=12_000), return_plan=True, progress=None)
-    assert plan.before["arena_bytes"] == estimate_arena(vgg()).bytes > 12_000 >= plan.after["arena_bytes"]
+    assert plan.before["arena_bytes"] == estimate_arena(vgg(), assume_trained=True).bytes > 12_000 >= plan.after["arena_bytes"]
     assert plan.before["arena_peak_layer"] == "pool0"  # conv0's output and pool0's output alive together
     text = plan.summary(print_fn=None)
     assert "Arena peak at" in text and "TFLM arena (B, pred.)" in text

@@ -3,7 +3,7 @@ import keras
 import pytest
 
 from keras_cprune import Budget, estimate_arena, prune
-from keras_cprune.budget import Limits, search, tflm_verifier, usage_estimator
+from keras_cprune.budget import Limits, as_trained, search, tflm_verifier, usage_estimator
 from keras_cprune.pruner import PruneContext
 from keras_cprune.zoo import vgg
 
@@ -44,3 +44,19 @@ def test_budget_already_met_prunes_nothing():
     model = vgg()
     pruned, plan = prune(model, "MA", budget=Budget(ram="64KB"), return_plan=True, progress=None)
     assert pruned.count_params() == model.count_params() and plan.after == plan.before
+
+
+def test_a_fresh_models_zero_dense_bias_is_predicted_dropped_now_and_counted_once_trained():
+    """The converter drops an all-zero Dense bias: a freshly built model needs a little less arena
+    than the same model trained. Both are predicted exactly (to the 16-byte measuring step)."""
+    import numpy as np
+
+    from tflm_export import convert, find_min_arena
+
+    fresh = vgg(input_shape=(16, 16, 1), widths=(4, 8))
+    x = np.random.default_rng(0).uniform(0, 1, (16, 16, 16, 1)).astype("float32")
+    trained = as_trained(keras.models.clone_model(fresh))
+    measured = {name: find_min_arena(convert(m, x)).arena for name, m in (("fresh", fresh), ("trained", trained))}
+    predicted = {"fresh": estimate_arena(fresh).bytes, "trained": estimate_arena(fresh, assume_trained=True).bytes}
+    assert predicted["fresh"] < predicted["trained"] == estimate_arena(trained).bytes
+    assert measured == {name: -(-b // 16) * 16 for name, b in predicted.items()}

@@ -35,7 +35,7 @@ tf.get_logger().setLevel("ERROR")  # predict() retracing notices, per model
 TARGET = 0.5  # every budget: half of the baseline's resource
 MAX_RATIO = 0.95
 RESOURCE = {"PA": "params", "FA": "macs", "MA": "arena"}  # arena: predicted TFLM arena bytes
-RUNS = {"quick": dict(train_size=5000, test_size=1500, epochs=2),  # times: docs/BENCHMARKS.md
+RUNS = {"quick": dict(train_size=3000, test_size=1000, epochs=2),  # times: docs/BENCHMARKS.md
         "full": dict(train_size=10000, test_size=10000, epochs=3)}  # the whole test set runs on TFLM
 FAMILIES = ("baseline", "PA", "FA", "MA", "uniform width", "train", "tfmot")  # method names start so
 COLUMNS = (("float acc", "float_acc", "{:.4f}"), ("int8 acc (TFLM)", "int8_acc", "{:.4f}"),
@@ -206,7 +206,7 @@ def plot(rows: list[dict], path: str) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="5000 training / 1500 test images, 2 epochs (default: 10000 / all 10000, 3 epochs)")
+                        help="3000 training / 1000 test images, 2 epochs (default: 10000 / all 10000, 3 epochs)")
     parser.add_argument("--archs", default=",".join(zoo.ARCHITECTURES), help="comma-separated zoo architectures")
     parser.add_argument("--markdown", metavar="FILE", help="also write the table to FILE")
     parser.add_argument("--plot", metavar="PNG", help="also plot accuracy vs resources to PNG")

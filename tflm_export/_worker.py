@@ -165,8 +165,7 @@ def _run(model: bytes, arena: int, run: dict, timeout_s: int) -> dict:
     own, with no shard competing for the CPU. Writes ``run["out"]``; the first failed attempt, or
     the timing one."""
     inputs = [np.load(path) for path in run["inputs"]]
-    n, n_outputs = len(inputs[0]), run["n_outputs"]
-    bounds = run["bounds"]
+    n_outputs, bounds = run["n_outputs"], run["bounds"]
     paths = [f"{run['out']}.{i}.npz" for i in range(len(bounds) - 1)]
     children = [_spawn(model, arena, _run_job([a[lo:hi] for a in inputs], path, 0, n_outputs), timeout_s)
                 for lo, hi, path in zip(bounds, bounds[1:], paths)]

@@ -235,7 +235,16 @@ def micro_graph(graph: Graph, shapes: dict | None = None, *, assume_trained: boo
 
 def estimate_graph_arena(graph: Graph, shapes: dict | None = None, *, assume_trained: bool = False) -> ArenaEstimate:
     """`ArenaEstimate` of ``graph`` with optional pruned ``shapes`` (see `micro_graph`)."""
-    micro, keys, layers, approximated = micro_graph(graph, shapes, assume_trained=assume_trained)
+    return _arena(*micro_graph(graph, shapes, assume_trained=assume_trained))
+
+
+def estimate_deployment(graph: Graph, shapes: dict | None = None, *, assume_trained: bool = False) -> tuple:
+    """``(ArenaEstimate, flash bytes)`` of ``graph`` with optional pruned ``shapes``, lowered once."""
+    lowered = micro_graph(graph, shapes, assume_trained=assume_trained)
+    return _arena(*lowered), estimate_flash(lowered[0])
+
+
+def _arena(micro: MicroGraph, keys: dict, layers: dict, approximated: tuple) -> ArenaEstimate:
     prediction = predict_arena(micro)
     time = prediction.peak_op + 1
     alive = [t for t in range(len(micro.tensors)) if t in keys and _alive(micro, t, time)]

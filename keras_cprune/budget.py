@@ -49,12 +49,10 @@ RESOURCES = ("ram", "flash", "macs")
 def usage_estimator(context: PruneContext) -> Callable[[set], Usage]:
     """``removed -> Usage`` from the Keras graph alone: exact TFLM arena, estimated flash, MACs, of
     the pruned model as it will be deployed, trained (see `estimate_arena`'s ``assume_trained``)."""
-    from .arena import estimate_flash, estimate_graph_arena, micro_graph
+    from .arena import estimate_deployment
 
     def estimate(removed: set) -> Usage:
-        shapes = context.deps.pruned_shapes(removed)
-        arena = estimate_graph_arena(context.graph, shapes, assume_trained=True)
-        flash = estimate_flash(micro_graph(context.graph, shapes, assume_trained=True)[0])
+        arena, flash = estimate_deployment(context.graph, context.deps.pruned_shapes(removed), assume_trained=True)
         return Usage(arena.bytes, flash, context.price(removed).macs, arena.peak_tensors, arena.peak_layer)
 
     return estimate

@@ -6,7 +6,7 @@ import io
 import json
 from dataclasses import asdict, dataclass
 
-from .arena import estimate_flash, estimate_graph_arena, micro_graph
+from .arena import estimate_deployment
 from .pruner import PruneContext
 from .selection import MODES
 
@@ -68,9 +68,8 @@ def tradeoff(model, modes=MODES, ratios=(0.0, 0.2, 0.4, 0.6, 0.8), **options) ->
     for mode in modes:
         for ratio in ratios:
             _, removed = context.plan(mode, ratio, **options)
-            shapes = context.deps.pruned_shapes(removed)
+            arena, flash = estimate_deployment(context.graph, context.deps.pruned_shapes(removed), assume_trained=True)
             report = context.price(removed)
             points.append(TradeoffPoint(mode, float(ratio), report.params, report.macs, report.peak_act_bytes_int8,
-                                        estimate_graph_arena(context.graph, shapes, assume_trained=True).bytes,
-                                        estimate_flash(micro_graph(context.graph, shapes, assume_trained=True)[0])))
+                                        arena.bytes, flash))
     return Tradeoff(context.graph.model_name, tuple(points))

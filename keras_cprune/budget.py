@@ -159,7 +159,12 @@ def _step(deps, groups, scores, removed: set, step: float, min_filters: int, rou
         width = _remaining(group, removed)
         target = max(round_to, (math.floor(width * (1 - step)) // round_to) * round_to)
         count = max(1, width - target) if width > round_to else 0
-        dropped |= set(choose_units(deps, group, scores[group.id], count, min_filters, removed | dropped).tolist())
+        choose = lambda n: choose_units(deps, group, scores[group.id], n, min_filters, removed | dropped, round_to)
+        chosen = choose(count)
+        while round_to > 1 and not chosen.size and 0 < count < width - 1:  # rounding gave it back: ask more
+            count += 1
+            chosen = choose(count)
+        dropped |= set(chosen.tolist())
     return dropped
 
 
@@ -215,19 +220,20 @@ def fit_budget(context: PruneContext, mode: str, budget, *, verify=None, progres
     """The least pruning that fits ``budget``: ``(plan, removed)``.
 
     ``verify(removed) -> Usage`` measures a candidate for real (e.g. on the TFLM runtime); while
-    the measurement exceeds a limit, the search continues with that limit lowered by the excess.
+    the measurement exceeds a limit of ``budget``, the search goes on against that limit lowered
+    by the measured excess over the prediction (always lower than the last search's limit).
     """
-    limits = Limits.of(budget)
-    removed: set = set()
+    target = Limits.of(budget)
+    limits, removed = target, set()
     estimate = usage_estimator(context)
     while True:
         removed, history = search(context, mode, limits, estimate, removed=removed, progress=progress, **options)
         measured = verify(removed) if verify else None
-        over = over_budget(measured, limits) if measured else {}
+        over = over_budget(measured, target) if measured else {}
         if not over:
             break
         predicted = history[-1].usage
-        tighter = {name: limit - max(16, getattr(measured, name) - getattr(predicted, name))
+        tighter = {name: min(getattr(limits, name) - 16, limit - (getattr(measured, name) - getattr(predicted, name)))
                    for name, (_, limit) in over.items()}
         if progress:
             progress(f"measured over budget ({', '.join(f'{n} {u:,} > {l:,}' for n, (u, l) in over.items())}); "
@@ -237,5 +243,5 @@ def fit_budget(context: PruneContext, mode: str, budget, *, verify=None, progres
                                options.get("threshold", 1.0), options.get("coverage", 0.8))
     fraction = history[-1].removed_fraction
     plan = context.describe(mode, fraction, removed, selections, options.get("importance", "l1"),
-                            options.get("rule", "mean"), reason=f"pruned to fit {limits}")
+                            options.get("rule", "mean"), reason=f"pruned to fit {target}")
     return plan, removed

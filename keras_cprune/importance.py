@@ -61,9 +61,10 @@ def unit_scores(deps: Dependencies, group: Group, criterion, rng: np.random.Gene
 def _score(layer, criterion) -> np.ndarray:
     if callable(criterion):
         scores = np.asarray(criterion(layer), dtype=np.float64)
-        if scores.ndim != 1:
+        channels = layer.output.shape[-1]
+        if scores.shape != (channels,):
             raise PruningError(f"The importance callable returned shape {scores.shape} for layer {layer.name!r}; "
-                               "expected one score per output channel.")
+                               f"expected one score per output channel: shape ({channels},).")
         return scores
     if criterion == "bn_gamma":
         gamma = _gamma_scores(layer)

@@ -44,7 +44,11 @@ def atomic_path(path: str, *, overwrite: bool = False):
     if not os.path.isdir(directory):
         raise OutputPathError(f"Output folder {directory!r} does not exist. Create it first.")
     suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(prefix=".cprune-", suffix=suffix, dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".cprune-", suffix=suffix, dir=directory)
+    except OSError as exc:
+        raise OutputPathError(f"Cannot write in folder {directory!r}: {exc}. Choose a folder you can write to "
+                              "or fix its permissions.") from exc
     os.close(fd)
     os.unlink(tmp)
     try:

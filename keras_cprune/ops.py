@@ -92,6 +92,16 @@ def _no_params(cfg, i, o):
     return 0
 
 
+def _norm_params(cfg, i, o):
+    """Normalization: adapted mean and variance over the ``axis`` dims, plus a scalar count;
+    none when ``mean``/``variance`` were given as constants."""
+    if cfg.get("input_mean") is not None:
+        return 0
+    axes = cfg.get("axis") or ()
+    axes = (axes,) if isinstance(axes, int) else axes
+    return 2 * _prod(i[0][_axis(a, i[0])] for a in axes) + 1
+
+
 _CONV_SLICES = {"kernel": {-2: "in", -1: "out"}, "bias": {0: "out"}}
 _TCONV_SLICES = {"kernel": {-2: "out", -1: "in"}, "bias": {0: "out"}}
 _DW_SLICES = {"kernel": {-2: "in"}, "depthwise_kernel": {-2: "in"}, "bias": {0: "out"}}
@@ -129,6 +139,8 @@ TABLE: dict[str, OpSpec] = {
     "Flatten": OpSpec("flatten", _no_params),
     "Reshape": OpSpec("reshape", _no_params),
     "Softmax": OpSpec("pin", _no_params),
+    # per-channel statistics that would need re-adapting: its channels stay as they are
+    "Normalization": OpSpec("pin", _norm_params),
 }
 
 _CHANNEL_MIXING_ACTIVATIONS = {"softmax", "log_softmax"}

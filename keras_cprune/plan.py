@@ -28,6 +28,11 @@ class GroupPlan:
     kept: dict = field(default_factory=dict)  # producer name -> sorted kept output channel indices
     widths: dict = field(default_factory=dict)  # producer name -> output channels before pruning
 
+    @property
+    def removed(self) -> dict:
+        """Producer name -> sorted removed output channel indices."""
+        return {name: tuple(sorted(set(range(self.widths[name])) - set(kept))) for name, kept in self.kept.items()}
+
 
 @dataclass(frozen=True)
 class PruningPlan:
@@ -50,7 +55,8 @@ class PruningPlan:
     def to_dict(self) -> dict:
         data = asdict(self)
         data["groups"] = [{**asdict(g), "producers": list(g.producers), "layers": list(g.layers),
-                           "kept": {k: [int(i) for i in v] for k, v in g.kept.items()}} for g in self.groups]
+                           "kept": {k: [int(i) for i in v] for k, v in g.kept.items()},
+                           "removed": {k: list(v) for k, v in g.removed.items()}} for g in self.groups]
         return data
 
     def to_json(self, **kwargs) -> str:
@@ -59,7 +65,8 @@ class PruningPlan:
     @classmethod
     def from_dict(cls, data: dict) -> "PruningPlan":
         try:
-            groups = tuple(GroupPlan(**{**g, "producers": tuple(g["producers"]), "layers": tuple(g["layers"]),
+            groups = tuple(GroupPlan(**{**{k: v for k, v in g.items() if k != "removed"},
+                                        "producers": tuple(g["producers"]), "layers": tuple(g["layers"]),
                                         "kept": {k: tuple(v) for k, v in g["kept"].items()}}) for g in data["groups"])
             return cls(**{**data, "groups": groups})
         except (KeyError, TypeError) as exc:
@@ -102,6 +109,9 @@ def removed_units_of(plan: PruningPlan, deps: Dependencies) -> set:
             units = deps.units[node.outputs[0]]
             if len(units) != g.widths[name]:
                 raise PlanError(f"Layer {name!r} has {len(units)} output channels; the plan expects {g.widths[name]}.")
+            if not kept or not all(isinstance(i, int) and 0 <= i < len(units) for i in kept):
+                raise PlanError(f"The plan keeps channels {list(kept)} of layer {name!r}; expected at least one "
+                                f"index, each in [0, {len(units)}). Re-create the plan with `prune(..., return_plan=True)`.")
             mask = np.ones(len(units), dtype=bool)
             mask[list(kept)] = False
             removed |= set(units[mask].tolist())

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,7 +52,8 @@ class PruneContext:
                 group = sel.group
                 scores = unit_scores(self.deps, group, importance, rng)
                 keep = kept_width(len(group.units), int((~group.pinned).sum()), ratio, round_to)
-                removed |= set(choose_units(self.deps, group, scores, len(group.units) - keep, min_filters).tolist())
+                count = len(group.units) - keep
+                removed |= set(choose_units(self.deps, group, scores, count, min_filters, round_to=round_to).tolist())
         return self.describe(mode, ratio, removed, selections, importance, rule), removed
 
     def describe(self, mode: str, ratio: float, removed: set, selections, importance, rule: str,
@@ -86,7 +88,7 @@ class PruneContext:
 
 
 def _check_args(ratio, min_filters, round_to) -> None:
-    if not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
+    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not 0 <= ratio < 1:
         raise PruningError(f"`ratio` is the fraction of filters removed from each selected group and must be in "
                            f"[0, 1). Received: ratio={ratio!r}.")
     if not isinstance(min_filters, int) or min_filters < 1:
@@ -105,9 +107,10 @@ def kept_width(total: int, free: int, ratio: float, round_to: int) -> int:
 
 
 def choose_units(deps: Dependencies, group: Group, scores: np.ndarray, count: int, min_filters: int,
-                 already: set = frozenset()) -> np.ndarray:
+                 already: set = frozenset(), round_to: int = 1) -> np.ndarray:
     """Up to ``count`` more of the lowest-scoring free units of ``group`` (not in ``already``),
-    keeping every producing layer at least ``min_filters`` channels wide."""
+    keeping every producing layer at least ``min_filters`` channels wide and, where it shrinks,
+    at a multiple of ``round_to`` channels (the highest-scoring choices are given back for that)."""
     if count <= 0:
         return np.zeros(0, dtype=np.int64)
     counts = []  # per producer: its remaining width and how many of its channels each unit holds
@@ -127,7 +130,23 @@ def choose_units(deps: Dependencies, group: Group, scores: np.ndarray, count: in
         removed.append(unit)
         if len(removed) == count:
             break
-    return np.array(removed, dtype=np.int64)
+    return np.array(_round_widths(removed, counts, round_to), dtype=np.int64)
+
+
+def _round_widths(removed: list, counts: list, round_to: int) -> list:
+    """Give back the last-chosen units until every producer that lost channels keeps a multiple
+    of ``round_to`` (``counts``: per producer, [remaining width, channels held per unit]).
+    Narrow producers go first: a wide one (an Add over a concatenation) follows from them."""
+    while round_to > 1 and removed:
+        uneven = [held for width, held in counts if width % round_to and any(u in held for u in removed)]
+        if not uneven:
+            break
+        narrowest = min(uneven, key=len)
+        unit = next(u for u in reversed(removed) if u in narrowest)
+        removed.remove(unit)
+        for entry in counts:
+            entry[0] += entry[1].get(unit, 0)
+    return removed
 
 
 def prune(model, mode: str = "PA", ratio: float = 0.5, *, importance="l1", rule: str = "mean",

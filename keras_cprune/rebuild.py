@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .dependency import Dependencies
+from .graph import layer_from_config
 from .ops import spec_for, weight_short_name
 
 
@@ -107,7 +108,7 @@ def rebuild(model, deps: Dependencies, removed: set, *, weights: str = "slice"):
         config = layer.get_config()
         if node is not None:
             _resize_config(graph, node, config, positions)
-        clone = type(layer).from_config(config)
+        clone = layer_from_config(layer, config)
         clones[id(layer)] = clone
         return clone
 

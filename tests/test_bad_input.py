@@ -1,5 +1,6 @@
 """The bad-input catalogue (docs/ERRORS.md): one row per case, each checking the exception type
 and that the message names the culprit and the fix."""
+import tempfile
 from types import SimpleNamespace
 
 import keras
@@ -104,6 +105,9 @@ CASES = {
     "output folder exists": (lambda t: sources_into(t), OutputPathError, ["exists already", "overwrite=True"]),
     "unknown board": (lambda t: tflm_export.board_budget("uno"), BudgetError, ["'uno'", "nano33ble"]),
     "malformed size": (lambda t: tflm_export.Budget(ram="lots"), BudgetError, ["ram='lots'", "'64KB'"]),
+    "negative budget": (lambda t: tflm_export.Budget(flash=-1), BudgetError, ["flash=-1", "positive size"]),
+    "representative data of wrong dtype": (lambda t: tflm_export.convert(small(), np.full((2, 8, 8, 1), "a")),
+                                           ConversionError, ["real numbers", "<U1"]),
 }
 
 
@@ -135,3 +139,34 @@ def test_disk_full_while_writing_leaves_nothing(tmp_path):
     with pytest.raises(OutputPathError, match="No space left.*Nothing was written"):
         save_model(model, str(tmp_path / "m.keras"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_permission_denied_names_the_folder_and_leaves_nothing(tmp_path, monkeypatch):
+    def denied(*args, **kwargs):  # as in a read-only folder (tests run as root, so chmod would not do)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    with pytest.raises(OutputPathError, match="Cannot write in folder .*Permission denied.*permissions"):
+        save_model(vgg(), str(tmp_path / "m.keras"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_lambda_custom_and_shared_layers_are_pinned_not_a_crash():
+    class Scale(keras.layers.Layer):
+        def call(self, x):
+            return 2.0 * x
+
+    inputs = keras.Input((8, 8, 3))
+    a = keras.layers.Conv2D(8, 3, name="a")(inputs)
+    x = keras.layers.Lambda(lambda t: t * 2.0, name="lambda")(a)
+    b = keras.layers.Conv2D(8, 3, name="b")(x)
+    c = Scale(name="custom")(keras.layers.Conv2D(8, 1, name="c")(b))
+    shared = keras.layers.Conv2D(8, 1, name="shared")
+    d = keras.layers.Add()([shared(c), shared(c)])
+    e = keras.layers.Conv2D(6, 1, name="e")(d)
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(e)))
+    pruned = prune(model, "PA", 0.5, rule="all")
+    widths = {name: pruned.get_layer(name).filters for name in ("a", "b", "c", "shared", "e")}
+    assert widths == {"a": 8, "b": 4, "c": 8, "shared": 8, "e": 3}
+    x = np.random.default_rng(0).random((2, 8, 8, 3)).astype("float32")
+    assert pruned.predict(x, verbose=0).shape == (2, 2)

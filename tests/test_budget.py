@@ -6,7 +6,7 @@ import pytest
 
 from keras_cprune import prune
 from keras_cprune.arena import estimate_arena
-from keras_cprune.budget import Limits, search, usage_estimator
+from keras_cprune.budget import Limits, Usage, fit_budget, search, usage_estimator
 from keras_cprune.errors import BudgetError
 from keras_cprune.pruner import PruneContext
 from keras_cprune.tradeoff import tradeoff
@@ -25,6 +25,24 @@ def test_ram_budget_is_met_by_the_least_pruning(ram):
     assert history[-1].usage.ram <= ram < history[-2].usage.ram  # one step less would not fit
     pruned = prune(model, "MA", budget=budget(ram=ram), progress=None)
     assert estimate_arena(pruned, assume_trained=True).bytes == history[-1].usage.ram <= ram
+
+
+def test_verify_keeps_pruning_only_until_the_measurement_fits_the_users_budget():
+    """A runtime that needs 1,500 B more than predicted: the search goes on until the measured
+    arena fits the user's 14 KB, and stops there (the last state before measured over)."""
+    context = PruneContext.of(vgg())
+    estimate, measured = usage_estimator(context), []
+
+    def verify(removed):
+        usage = estimate(removed)
+        measured.append(Usage(usage.ram + 1_500, usage.flash, usage.macs))
+        return measured[-1]
+
+    plan, removed = fit_budget(context, "MA", budget(ram=14_336), verify=verify, progress=None)
+    assert measured[-1].ram <= 14_336 < measured[-2].ram
+    _, history = search(context, "MA", Limits(ram=14_336 - 1_500), estimate, progress=None)
+    assert estimate(removed).ram == history[-1].usage.ram  # the least pruning with the runtime's excess
+    assert any(g.reason == "pruned to fit ram <= 14,336 B arena" for g in plan.groups)
 
 
 def test_ma_reaches_a_ram_budget_with_less_pruning_than_pa():

@@ -65,6 +65,7 @@ def test_bad_model_files(tmp_path, content, name, match):
 
 
 def test_usage_errors_exit_2():
-    assert cli().returncode == 2
-    assert cli("prune", "x.keras").returncode == 2  # -o missing
-    assert cli("prune", "x.keras", "-o", "y.keras", "--mode", "ZZ").returncode == 2
+    for args, says in [((), "required"), (("prune", "x.keras"), "-o"),
+                       (("prune", "x.keras", "-o", "y.keras", "--mode", "ZZ"), "'ZZ'")]:
+        result = cli(*args)
+        assert result.returncode == 2 and "usage: keras-cprune" in result.stderr and says in result.stderr, args

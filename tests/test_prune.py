@@ -90,6 +90,49 @@ def test_round_to_and_min_filters():
     assert min(tiny.get_layer(f"conv{i}").filters for i in range(3)) == 3
 
 
+def test_round_to_holds_for_every_layer_of_a_concatenated_group():
+    """Add(A, Concatenate(B, C)) couples A's 16 channels to B's 8 and C's 8: each keeps a multiple."""
+    inputs = keras.Input((8, 8, 3))
+    a = keras.layers.Conv2D(16, 1, name="a")(inputs)
+    cat = keras.layers.Concatenate()([keras.layers.Conv2D(8, 1, name="b")(inputs),
+                                      keras.layers.Conv2D(8, 1, name="c")(inputs)])
+    x = keras.layers.Add()([a, cat])
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+    randomize(model, seed=5)
+    for ratio in (0.3, 0.5, 0.7):  # 0.3 of 16 rounds back up: B and C cannot both lose 2 of 8
+        pruned = prune(model, "PA", ratio, rule="all", round_to=4)
+        widths = [pruned.get_layer(n).filters for n in "abc"]
+        assert all(w % 4 == 0 for w in widths) and widths[0] == widths[1] + widths[2], (ratio, widths)
+        assert widths[0] < 16 or ratio < 0.5
+
+
+@pytest.mark.parametrize("criterion", ["l2", "bn_gamma", "callable"])
+def test_importance_criteria_keep_the_highest_scoring_filters(criterion):
+    inputs = keras.Input((4, 4, 1))
+    x = keras.layers.Conv2D(4, 1, name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+    model.get_layer("conv").set_weights([np.array([3.0, -1.0, 0.5, 2.0], "float32").reshape(1, 1, 1, 4),
+                                         np.zeros(4, "float32")])
+    bn = model.get_layer("bn")
+    bn.set_weights([np.array([0.1, 5.0, 4.0, 0.2], "float32")] + bn.get_weights()[1:])
+    importance = (lambda layer: np.array([0.0, 1.0, 2.0, 3.0])) if criterion == "callable" else criterion
+    _, plan = prune(model, "PA", 0.5, rule="all", importance=importance, return_plan=True)
+    expected = {"l2": (0, 3), "bn_gamma": (1, 2), "callable": (2, 3)}[criterion]
+    assert plan.groups[0].kept["conv"] == expected
+    assert plan.groups[0].removed["conv"] == tuple(sorted({0, 1, 2, 3} - set(expected)))
+
+
+def test_importance_callable_with_wrong_length_names_the_layer():
+    with pytest.raises(PruningError, match="for layer 'conv.*shape \\("):
+        prune(vgg(keras), "PA", 0.5, rule="all", importance=lambda layer: np.ones(3))
+
+
+def test_numpy_ratio_is_accepted():
+    model = vgg(keras)
+    assert prune(model, "PA", np.float32(0.5), rule="all").count_params() == prune(model, "PA", 0.5, rule="all").count_params()
+
+
 def test_reinitialize_gives_fresh_weights_of_the_pruned_shape():
     model = vgg(keras)
     randomize(model, seed=1, scale=5.0)
@@ -119,20 +162,50 @@ def test_apply_plan_to_other_architecture_fails_clearly():
         apply_plan(ARCHITECTURES["residual"](keras), plan)
 
 
-def test_modes_pick_different_layers_on_vgg16_style_net():
-    """PA goes for the deep wide layers, MA for the early high-resolution ones (as in the paper)."""
-    model = vgg(keras, input_shape=(64, 64, 3), widths=(16, 32, 64, 128, 256))
+@pytest.mark.parametrize("kept,match", [([], "keeps channels \\[\\] of layer 'conv0'"),
+                                        ([0, 99], "\\[0, 16\\)")])
+def test_edited_plan_with_bad_channel_indices_fails_clearly(kept, match):
+    model = vgg(keras)
+    _, plan = prune(model, "PA", 0.5, return_plan=True)
+    data = json.loads(plan.to_json())
+    group = next(g for g in data["groups"] if "conv0" in g["kept"])
+    group["kept"]["conv0"] = kept
+    with pytest.raises(PlanError, match=match):
+        apply_plan(model, PruningPlan.from_dict(data))
+
+
+def vgg16(input_shape=(64, 64, 3)):
+    """VGG-16's 13 convolutions (2-2-3-3-3 at 64-128-256-512-512 filters, max pools) and 3 Dense."""
+    inputs = keras.Input(input_shape)
+    x, index = inputs, 0
+    for repeats, width in ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512)):
+        for _ in range(repeats):
+            x = keras.layers.Conv2D(width, 3, padding="same", activation="relu", name=f"conv{index}")(x)
+            index += 1
+        x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(512, activation="relu", name="fc1")(x)
+    x = keras.layers.Dense(512, activation="relu", name="fc2")(x)
+    return keras.Model(inputs, keras.layers.Dense(10, name="logits")(x))
+
+
+def test_modes_pick_different_layers_on_vgg16():
+    """PA goes for the deep wide layers, FA for the MAC-heavy middle, MA for the early
+    high-resolution ones (as in the paper)."""
     chosen = {}
-    for mode in ("PA", "MA"):
-        _, plan = prune(model, mode, 0.5, return_plan=True)
+    for mode in ("PA", "FA", "MA"):
+        _, plan = prune(vgg16(), mode, 0.5, return_plan=True)
         chosen[mode] = {p for g in plan.groups if g.kept_channels < g.channels for p in g.producers}
-    assert "conv4" in chosen["PA"] and "conv0" not in chosen["PA"]
-    assert "conv0" in chosen["MA"] and "conv4" not in chosen["MA"]
+    assert {"conv12", "fc1", "fc2"} <= chosen["PA"] and not chosen["PA"] & {"conv0", "conv1"}
+    assert {"conv0", "conv1"} <= chosen["MA"] and not chosen["MA"] & {"conv12", "fc1", "fc2"}
+    assert {"conv2", "conv5"} <= chosen["FA"] and not chosen["FA"] & {"fc1", "fc2"}
+    assert chosen["PA"] != chosen["FA"] != chosen["MA"] != chosen["PA"]
 
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"ratio": 1.0}, "ratio.*\\[0, 1\\).*Received: ratio=1.0"),
     ({"ratio": -0.1}, "ratio"),
+    ({"ratio": True}, "ratio"),
     ({"mode": "XA"}, "Unknown pruning mode 'XA'"),
     ({"min_filters": 0}, "min_filters.*0 filters"),
     ({"round_to": 0}, "round_to"),

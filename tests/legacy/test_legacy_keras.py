@@ -4,6 +4,7 @@ import pytest
 import tf_keras as keras
 
 from keras_cprune import analyze, apply_plan, prune
+from layer_cases import CASES
 from keras_cprune.pruner import PruneContext
 from keras_cprune.rebuild import rebuild
 from models import ARCHITECTURES, randomize, vgg
@@ -40,3 +41,17 @@ def test_sequential_stays_sequential_tf_keras():
     assert isinstance(pruned, keras.Sequential) and pruned.get_layer("c").filters == 4
     assert model.get_layer("c").filters == 8
     assert vgg(keras).count_params() == analyze(vgg(keras)).params
+
+
+@pytest.mark.parametrize("make,shape,params,macs,out", CASES)
+def test_layer_formulas_tf_keras(make, shape, params, macs, out):
+    inputs = keras.Input(shape)
+    model = keras.Model(inputs, make(keras)(inputs))
+    row = analyze(model).layers[0]
+    assert (row.params, row.macs, row.output_shape, row.analysed) == (params, macs, out, True)
+    assert row.params == model.count_params()
+
+
+def test_published_macs_tf_keras():
+    assert analyze(keras.applications.ResNet50(weights=None)).macs == pytest.approx(3.858e9, rel=0.01)
+    assert analyze(keras.applications.MobileNetV2(weights=None)).macs == pytest.approx(300e6, rel=0.02)

@@ -1,7 +1,8 @@
-"""Keras callbacks: `ComplexityLogger` (model complexity in History/TensorBoard) and
-`FilterPruningStep` (gradual structured pruning, see `keras_cprune.training`).
+"""Keras callbacks: `ComplexityLogger` (model complexity in History/TensorBoard),
+`FilterPruningStep` (gradual structured pruning, see `keras_cprune.training`) and
+`ExportOnTrainEnd` (TFLite Micro export of the best or last model).
 
-Both are Keras 3 callbacks that tf_keras' ``fit`` accepts as well.
+All are Keras 3 callbacks that tf_keras' ``fit`` accepts as well.
 """
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from .training import (PruningSchedule, apply_masks, channel_masks, deserialize_
                        zeroed_units)
 
 UNITS = ("step", "epoch")
+MODES = ("auto", "min", "max")
+# Monitored names that improve upwards in "auto" mode when the metric declares no direction.
+HIGHER_IS_BETTER = ("acc", "auc", "precision", "recall", "f1", "fmeasure")
 # A float32 scalar tagged for TensorBoard's scalar dashboard, written without the tensorboard package.
 _SCALAR = tf.compat.v1.SummaryMetadata(plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars"))
 
@@ -45,19 +49,32 @@ class _Callback(keras.callbacks.Callback):
         return False
 
 
+def tensorboard_train_dir(tensorboard) -> str:
+    """The folder where a ``keras.callbacks.TensorBoard`` (Keras 3 or tf_keras) writes its epoch scalars."""
+    log_dir = getattr(tensorboard, "log_dir", None)
+    if not isinstance(log_dir, (str, os.PathLike)):
+        raise PruningError(f"Expected `tensorboard` to be a keras.callbacks.TensorBoard instance (with a `log_dir`). "
+                           f"Received: tensorboard={tensorboard!r}. Pass the TensorBoard callback given to fit, "
+                           f"or use log_dir=.")
+    return os.path.join(os.fspath(log_dir), "train")
+
+
 class ComplexityLogger(_Callback):
     """Logs the model's parameters, MACs and peak activation memory (int8 bytes) during ``fit``.
 
     The values are those of `analyze(model)`, measured when training starts (at every epoch with
     ``every_epoch=True``). They are added to each epoch's ``logs``, so they appear in ``History``,
-    and, with a ``log_dir``, written as TensorBoard scalars ``complexity/<name>`` (float32) at the
-    epoch index.
+    and, with a ``log_dir`` or a ``TensorBoard`` callback (written to its ``train`` folder, beside its
+    epoch scalars), as TensorBoard scalars ``complexity/<name>`` (float32) at the epoch index.
     """
 
-    def __init__(self, every_epoch: bool = False, log_dir: str | None = None):
+    def __init__(self, every_epoch: bool = False, log_dir: str | None = None, tensorboard=None):
         super().__init__()
+        if tensorboard is not None and log_dir is not None:
+            raise PruningError(f"Pass `log_dir` or `tensorboard` to ComplexityLogger, not both. "
+                               f"Received: log_dir={log_dir!r}, tensorboard={tensorboard!r}.")
         self.every_epoch = every_epoch
-        self.log_dir = log_dir
+        self.log_dir = log_dir if tensorboard is None else tensorboard_train_dir(tensorboard)
         self.values: dict = {}
         self._writer = None
 
@@ -157,21 +174,54 @@ class FilterPruningStep(_Callback):
             apply_masks(self._masks)
 
 
+def monitor_mode(monitor: str, mode: str, model=None) -> str:
+    """"min" or "max": how ``monitor`` improves. "auto" decides as ``keras.callbacks.ModelCheckpoint``
+    does: losses fall; a compiled metric that declares its direction (Keras 3) follows it; other
+    names rise if they look like accuracy/AUC/precision/recall/F1 (`HIGHER_IS_BETTER`), else fall."""
+    if mode != "auto":
+        return mode
+    name = monitor.removeprefix("val_")
+    if name.endswith("loss"):
+        return "min"
+    declared = declared_direction(model, name)
+    if declared is not None:
+        return "max" if declared == "up" else "min"
+    return "max" if any(hint in name for hint in HIGHER_IS_BETTER) else "min"
+
+
+def declared_direction(model, name: str) -> str | None:
+    """"up"/"down" as the compiled Keras 3 metric called ``name`` declares it, else None (tf_keras, custom)."""
+    for tracker in getattr(model, "metrics", None) or ():
+        for metric in getattr(tracker, "metrics", [tracker]):  # Keras 3 groups compiled metrics
+            if metric.name == name:
+                return getattr(metric, "_direction", None)
+    return None
+
+
 class ExportOnTrainEnd(_Callback):
     """Exports the model for TFLite Micro with `tflm_export.export` when training ends, or at each
     new best epoch of ``monitor`` with ``save_best_only=True``: int8 flatbuffer verified on the
     TFLM runtime, firmware sources and ``report.json`` in ``out_dir`` (written atomically).
 
+    ``mode`` says whether ``monitor`` improves downwards ("min") or upwards ("max"); "auto" infers
+    it like ``keras.callbacks.ModelCheckpoint`` (see `monitor_mode`).
+
     A gradually pruned (masked) model is stripped to its dense smaller form first. A result over
-    ``budget``/``board`` is a loud warning and ``report.fits == False``, or a `BudgetError` with
-    ``strict=True``. ``self.report`` holds the last `TFLMReport`.
+    ``budget``/``board`` is written with a loud warning and ``report.fits == False``; with
+    ``strict=True`` it is a `BudgetError` and ``out_dir`` keeps the previous export. ``self.report``
+    and ``self.exported_epoch`` describe the export in ``out_dir``.
     """
 
     def __init__(self, out_dir: str, representative_data, *, budget=None, board=None, monitor: str = "val_accuracy",
-                 save_best_only: bool = True, strict: bool = False, test_inputs=None, labels=None):
+                 mode: str = "auto", save_best_only: bool = True, strict: bool = False, test_inputs=None,
+                 labels=None):
         super().__init__()
+        if mode not in MODES:
+            raise PruningError(f"Expected `mode` to be one of {MODES} (how `monitor` improves). "
+                               f"Received: mode={mode!r}.")
         self.out_dir, self.representative_data = out_dir, representative_data
-        self.budget, self.board, self.monitor, self.save_best_only = budget, board, monitor, save_best_only
+        self.budget, self.board, self.monitor, self.mode = budget, board, monitor, mode
+        self.save_best_only = save_best_only
         self.strict, self.test_inputs, self.labels = strict, test_inputs, labels
         self.best, self.report, self.exported_epoch = None, None, None
 
@@ -182,8 +232,8 @@ class ExportOnTrainEnd(_Callback):
         if value is None:
             raise PruningError(f"ExportOnTrainEnd monitors {self.monitor!r}, which is not in the epoch logs "
                                f"({sorted(logs or {})}). Pass validation data or set monitor=.")
-        better = self.best is None or (value < self.best if "loss" in self.monitor else value > self.best)
-        if better:
+        higher = monitor_mode(self.monitor, self.mode, self.model) == "max"
+        if self.best is None or (value > self.best if higher else value < self.best):
             self.best = value
             self._export(epoch)
 
@@ -192,20 +242,26 @@ class ExportOnTrainEnd(_Callback):
             self._export(None)
 
     def _export(self, epoch) -> None:
+        """Export into a staging folder that replaces ``out_dir`` only if it fits or ``strict`` is off."""
         import warnings
 
         import tflm_export
+        from tflm_export.sources import atomic_dir
 
         from .errors import BudgetError
         from .training import strip
 
-        self.report = tflm_export.export(strip(self.model), self.representative_data, self.out_dir,
-                                         budget=self.budget, board=self.board, test_inputs=self.test_inputs,
-                                         labels=self.labels, overwrite=True, latency_runs=5)
-        self.exported_epoch = epoch
-        if not self.report.fits:
-            over = ", ".join(f"{k} {f.used:,} > {f.limit:,}" for k, f in self.report.resources.items() if not f.fits)
-            message = f"The exported model in {self.out_dir!r} does not fit the budget: {over}."
-            if self.strict:
-                raise BudgetError(message + " Prune further (prune(..., budget=...)) or raise the budget.")
-            warnings.warn(message, RuntimeWarning, stacklevel=2)
+        with atomic_dir(self.out_dir, overwrite=True) as staging:
+            report = tflm_export.export(strip(self.model), self.representative_data, staging, budget=self.budget,
+                                        board=self.board, test_inputs=self.test_inputs, labels=self.labels,
+                                        overwrite=True, latency_runs=5)
+            over = ", ".join(f"{k} {f.used:,} > {f.limit:,}" for k, f in report.resources.items() if not f.fits)
+            if over and self.strict:
+                raise BudgetError(f"The model exported at epoch {epoch} does not fit the budget: {over}. "
+                                  f"{self.out_dir!r} keeps the previous export. Prune further "
+                                  "(prune(..., budget=...)) or raise the budget.")
+        self.report, self.exported_epoch = report, epoch
+        if over:
+            warnings.warn(f"The exported model in {self.out_dir!r} does not fit the budget: {over}.",
+                          RuntimeWarning, stacklevel=2)
+

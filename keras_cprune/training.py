@@ -29,6 +29,7 @@ from .rebuild import rebuild, weight_channel_units
 
 _SCHEDULES: dict[str, type] = {}
 STATE_FORMAT = "keras-cprune pruning state"
+KERAS_MODULES = ("keras", "tf_keras")  # the only modules a checkpoint may name for loading
 
 
 class PruningSchedule(abc.ABC):
@@ -209,21 +210,30 @@ def save_checkpoint(model, callback, filepath) -> None:
         json.dump(state, f, indent=2)
 
 
-def load_checkpoint(filepath, *, importance=None, **load_kwargs):
-    """``(model, callback)`` saved by `save_checkpoint`, ready to resume ``fit``. Pass
-    ``importance`` again if it was a callable (callables are not saved); ``load_kwargs`` go to
-    ``load_model`` of the Keras that saved the model."""
+def read_state(filepath) -> dict:
+    """The pruning state JSON saved beside ``filepath``; `ModelFileError` naming the file if it is
+    missing, not ours, or names a Keras module other than `KERAS_MODULES` (it is imported to load)."""
     path = state_path(filepath)
     try:
         with open(path) as f:
             state = json.load(f)
         if state.get("format") != STATE_FORMAT:
             raise ValueError(f"format is {state.get('format')!r}")
+        if state.get("keras") not in KERAS_MODULES:
+            raise ValueError(f"keras is {state.get('keras')!r}, expected one of {KERAS_MODULES}")
     except (OSError, ValueError) as exc:
         raise ModelFileError(f"Cannot read the pruning state of {os.fspath(filepath)!r} at {path!r} ({exc}). "
                              "Expected the JSON written by keras_cprune.training.save_checkpoint().") from exc
+    return state
+
+
+def load_checkpoint(filepath, *, importance=None, **load_kwargs):
+    """``(model, callback)`` saved by `save_checkpoint`, ready to resume ``fit``. Pass
+    ``importance`` again if it was a callable (callables are not saved); ``load_kwargs`` go to
+    ``load_model`` of the Keras that saved the model."""
     from .callbacks import FilterPruningStep
 
+    state = read_state(filepath)
     config = state["callback"]
     if importance is not None:
         config["importance"] = importance

@@ -1,5 +1,9 @@
-"""ComplexityLogger: History and TensorBoard values equal analyze() and hand-counted numbers."""
+"""ComplexityLogger: History and TensorBoard values equal analyze() and hand-counted numbers.
+ExportOnTrainEnd: best-epoch choice, budget warnings and strict failures that keep the last export."""
 import glob
+import hashlib
+import json
+import os
 
 import keras
 import numpy as np
@@ -9,7 +13,8 @@ import tensorflow as tf
 
 from keras_cprune import analyze
 from keras_cprune.arena import estimate_arena
-from keras_cprune.callbacks import ComplexityLogger
+from keras_cprune.callbacks import ComplexityLogger, ExportOnTrainEnd, monitor_mode
+from keras_cprune.errors import BudgetError, PruningError
 from keras_cprune.training import ConstantRatio, prune_during_training
 from models import residual
 
@@ -67,6 +72,26 @@ def test_tensorboard_scalars(tmp_path, every_epoch, steps):
     assert found == {f"complexity/{name}": [(s, float(value)) for s in steps] for name, value in HAND.items()}
 
 
+def test_tensorboard_callback_gets_the_scalars_in_its_train_folder(tmp_path):
+    board = keras.callbacks.TensorBoard(log_dir=str(tmp_path))  # not fit here: it needs the tensorboard package
+    model = tiny()
+    arena = estimate_arena(model).bytes
+    fit(model, [ComplexityLogger(tensorboard=board)], epochs=2)
+    assert os.listdir(tmp_path) == ["train"]  # where TensorBoard writes its epoch scalars
+    found = scalars(tmp_path / "train")
+    assert found.pop("complexity/tflm_arena_bytes") == [(0, float(arena))]
+    assert found == {f"complexity/{name}": [(0, float(value))] for name, value in HAND.items()}
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(tensorboard="logs"), "Expected `tensorboard` to be a keras.callbacks.TensorBoard"),
+    (dict(tensorboard=keras.callbacks.TensorBoard("a"), log_dir="b"), "Pass `log_dir` or `tensorboard`"),
+])
+def test_complexity_logger_bad_arguments(kwargs, match):
+    with pytest.raises(PruningError, match=match):
+        ComplexityLogger(**kwargs)
+
+
 def test_logged_values_follow_the_model_being_fit():
     model = residual(keras)
     masked, step = prune_during_training(model, schedule=ConstantRatio(0.5), rule="all")
@@ -80,37 +105,90 @@ def test_logged_values_follow_the_model_being_fit():
     assert history.history["params"] == [masked.count_params()] and report.macs == 8 * 16 * 16 * 9 * (3 + 4 * 8) + 40
 
 
-def test_export_on_best_epochs_and_over_budget_warning(tmp_path):
-    import json
-    import os
+class Script(keras.callbacks.Callback):
+    """Puts ``values[epoch]`` into the epoch logs as ``name``, before the callbacks after it see them."""
 
-    from keras_cprune.callbacks import ExportOnTrainEnd
+    def __init__(self, name, values):
+        super().__init__()
+        self.name, self.values = name, values
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs[self.name] = self.values[epoch]
+
+
+def digests(folder) -> dict:
+    return {name: hashlib.sha256(open(os.path.join(folder, name), "rb").read()).hexdigest()
+            for name in sorted(os.listdir(folder))}
+
+
+def export_data(n):
+    x = np.random.default_rng(0).uniform(0, 1, (n, 8, 8, 1)).astype("float32")
+    return x, (x.mean(axis=(1, 2, 3)) > 0.5).astype("int32")
+
+
+def compiled_tiny():
+    model = tiny()
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+@pytest.mark.parametrize("monitor, mode, expected", [
+    ("val_mae", "auto", "min"), ("mean_squared_error", "auto", "min"), ("val_loss", "auto", "min"),
+    ("out_loss", "auto", "min"), ("val_accuracy", "auto", "max"), ("auc", "auto", "max"),
+    ("val_precision", "auto", "max"), ("recall", "auto", "max"), ("f1_score", "auto", "max"),
+    ("val_loss", "max", "max"), ("val_accuracy", "min", "min"),
+])
+def test_monitor_mode_by_name(monitor, mode, expected):
+    assert monitor_mode(monitor, mode) == expected
+
+
+def test_monitor_mode_follows_a_keras3_metrics_declared_direction():
+    model = tiny()
+    model.compile("sgd", "mse", metrics=[keras.metrics.R2Score(), keras.metrics.MeanSquaredError(name="squared_acc")])
+    model.evaluate(np.zeros((2, 8, 8, 1), "float32"), np.zeros((2, 2), "float32"), verbose=0)  # builds the metrics
+    assert monitor_mode("val_r2_score", "auto", model) == "max"
+    assert monitor_mode("squared_acc", "auto", model) == "min"  # declared "down" beats the name
+
+
+def test_export_mode_is_validated():
+    with pytest.raises(PruningError, match=r"Expected `mode` to be one of \('auto', 'min', 'max'\).*mode='best'"):
+        ExportOnTrainEnd("fw", None, mode="best")
+
+
+@pytest.mark.parametrize("mode, exported", [("auto", [0, 2]), ("min", [0, 2]), ("max", [0, 1])])
+def test_best_epochs_follow_mode(monkeypatch, mode, exported):
+    export = ExportOnTrainEnd("fw", None, monitor="val_mae", mode=mode)
+    done = []
+    monkeypatch.setattr(export, "_export", done.append)
+    for epoch, value in enumerate([0.5, 0.7, 0.3]):
+        export.on_epoch_end(epoch, {"val_mae": value})
+    assert done == exported
+
+
+def test_export_on_best_epochs_and_over_budget_warning(tmp_path):
     from tflm_export import Budget
 
-    model = tiny()
-    x = np.random.default_rng(0).uniform(0, 1, (32, 8, 8, 1)).astype("float32")
-    y = (x.mean(axis=(1, 2, 3)) > 0.5).astype("int32")
-    export = ExportOnTrainEnd(str(tmp_path / "fw"), x[:8], budget=Budget(ram="1KB"), monitor="loss")
-    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = export_data(32)
+    export = ExportOnTrainEnd(str(tmp_path / "fw"), x[:8], budget=Budget(ram="1KB"), monitor="val_mae")
     with pytest.warns(RuntimeWarning, match="does not fit the budget: ram"):
-        model.fit(x, y, epochs=2, verbose=0, callbacks=[export])
+        compiled_tiny().fit(x, y, epochs=2, verbose=0, callbacks=[Script("val_mae", [0.5, 0.9]), export])
     report = json.load(open(tmp_path / "fw" / "report.json"))
     assert report["arena_bytes"] == export.report.arena_bytes and report["fits"] is False
-    assert export.exported_epoch is not None and os.path.exists(tmp_path / "fw" / "model_data.cc")
+    assert export.exported_epoch == 0 and export.best == 0.5  # epoch 1's larger error is not exported
+    assert os.path.exists(tmp_path / "fw" / "model_data.cc")
 
 
-def test_export_strict_raises_and_plain_export_at_train_end(tmp_path):
-    from keras_cprune.callbacks import ExportOnTrainEnd
-    from keras_cprune.errors import BudgetError
+def test_export_strict_keeps_the_previous_export_and_plain_export_at_train_end(tmp_path):
     from tflm_export import Budget
 
-    x = np.random.default_rng(0).uniform(0, 1, (16, 8, 8, 1)).astype("float32")
-    y = np.zeros(16, "int32")
-    model = tiny()
-    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    fitting = ExportOnTrainEnd(str(tmp_path / "ok"), x, budget=Budget(ram="64KB"), save_best_only=False)
+    x, y = export_data(16)
+    model = compiled_tiny()
+    fitting = ExportOnTrainEnd(str(tmp_path / "fw"), x, budget=Budget(ram="64KB"), save_best_only=False)
     model.fit(x, y, epochs=1, verbose=0, callbacks=[fitting])
     assert fitting.report.fits and fitting.exported_epoch is None
-    strict = ExportOnTrainEnd(str(tmp_path / "strict"), x, budget=Budget(ram="1KB"), save_best_only=False, strict=True)
-    with pytest.raises(BudgetError, match="does not fit"):
+    before = digests(tmp_path / "fw")
+    strict = ExportOnTrainEnd(str(tmp_path / "fw"), x, budget=Budget(ram="1KB"), save_best_only=False, strict=True)
+    with pytest.raises(BudgetError, match="does not fit the budget: ram.* keeps the previous export"):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[strict])
+    assert digests(tmp_path / "fw") == before and strict.report is None
+    assert os.listdir(tmp_path) == ["fw"]  # no staging folder left behind

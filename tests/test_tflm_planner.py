@@ -157,6 +157,9 @@ def test_prediction_equals_the_measured_minimal_arena(tflite_dir, name, size):
         f"({100 * (prediction.total_bytes - measured) / measured:+.2f}%): {prediction}")
     assert prediction.unknown_ops == ()
     assert prediction.planner_bytes + prediction.persistent_bytes <= prediction.total_bytes
+    from keras_cprune import estimate_arena  # the same, from the Keras graph without converting
+
+    assert estimate_arena(build(name, size), assume_trained=True).bytes == measured
 
 
 def test_a_bigger_input_grows_only_the_planner_part(tflite_dir):

@@ -175,6 +175,17 @@ def test_load_checkpoint_errors(tmp_path):
     assert again.options["importance"] == "l2" and again.step == 3
 
 
+@pytest.mark.parametrize("module", ["os", "keras.src"])
+def test_load_checkpoint_imports_only_keras(tmp_path, module):
+    masked, step = prune_during_training(BUILDERS["vgg"](), schedule=ConstantRatio(0.5))
+    save_checkpoint(masked, step, tmp_path / "c.keras")
+    state_file = tmp_path / "c.pruning.json"
+    state_file.write_text(json.dumps({**json.loads(state_file.read_text()), "keras": module}))
+    with pytest.raises(ModelFileError, match=rf"c\.pruning\.json.*keras is {module!r}, expected one of "
+                                             r"\('keras', 'tf_keras'\).*save_checkpoint"):
+        load_checkpoint(tmp_path / "c.keras")
+
+
 def test_strip_without_masked_channels_keeps_the_model():
     model = BUILDERS["residual"]()
     randomize(model)

@@ -130,7 +130,7 @@ def search(context: PruneContext, mode: str, budget, estimate: Callable[[set], U
                 removed |= dropped
                 break
         else:
-            raise _impossible(usage, over, deps, removed)
+            raise _impossible(context, usage, over, removed)
 
 
 def _choices(context, mode, candidates, removed, usage, over, rule, threshold, coverage):
@@ -168,27 +168,38 @@ def _step(deps, groups, scores, removed: set, step: float, min_filters: int, rou
     return dropped
 
 
-def _impossible(usage: Usage, over: dict, deps, removed: set) -> BudgetError:
+def _impossible(context: PruneContext, usage: Usage, over: dict, removed: set) -> BudgetError:
     details = ", ".join(f"{name} {used:,} > {limit:,}" for name, (used, limit) in over.items())
-    bound = ""
-    if "ram" in over and usage.peak_tensors:
-        shapes = deps.pruned_shapes(removed)
-        tensors = deps.graph.tensors
-
-        def label(key):
-            producer = tensors[key].producer
-            kind = "model input" if deps.graph.node(producer).is_input else "output of"
-            return f"{kind} {producer!r} {shapes.get(key, tensors[key].shape)}"
-
-        names = ", ".join(label(k) for k in usage.peak_tensors)
-        bound = (f" The arena peak is at {usage.peak_op!r}, where these tensors are alive and cannot shrink: "
-                 f"{names}; the rest is TFLM's persistent data (interpreter, tensor and op structs).")
+    bound = _ram_bound(context.deps, usage, removed) if "ram" in over and usage.peak_tensors else ""
+    rows = context.price(removed).layers
+    for name, attr, unit in (("flash", "weight_bytes_int8", "B int8 weights"), ("macs", "macs", "MACs")):
+        if name in over:
+            top = sorted(rows, key=lambda r: getattr(r, attr), reverse=True)[:3]
+            bound += (f" {'Flash' if name == 'flash' else 'MACs'} left are mostly in "
+                      + ", ".join(f"{r.name!r} ({getattr(r, attr):,} {unit})" for r in top) + ".")
+            if name == "flash":
+                weights = sum(r.weight_bytes_int8 for r in rows)
+                bound += f" Weights are {weights:,} B of the flash; the rest is the flatbuffer's tensor and op tables."
     return BudgetError(
         f"The budget cannot be met even with every prunable channel group pruned as far as allowed "
         f"(min_filters per layer): {details}. Smallest reachable: arena {usage.ram:,} B, flash {usage.flash:,} B, "
         f"MACs {usage.macs:,}.{bound} Raise the budget, lower min_filters, or change the architecture "
         "(e.g. a smaller input or an earlier stride)."
     )
+
+
+def _ram_bound(deps, usage: Usage, removed: set) -> str:
+    """Which tensors hold the arena peak, that pruning cannot shrink any further."""
+    shapes, tensors = deps.pruned_shapes(removed), deps.graph.tensors
+
+    def label(key):
+        producer = tensors[key].producer
+        kind = "model input" if deps.graph.node(producer).is_input else "output of"
+        return f"{kind} {producer!r} {shapes.get(key, tensors[key].shape)}"
+
+    names = ", ".join(label(k) for k in usage.peak_tensors)
+    return (f" The arena peak is at {usage.peak_op!r}, where these tensors are alive and cannot shrink: "
+            f"{names}; the rest is TFLM's persistent data (interpreter, tensor and op structs).")
 
 
 @dataclass(frozen=True)

@@ -32,10 +32,12 @@ def plot_layer_shares(report, path: str) -> str:
 
 
 def plot_tradeoff(table, path: str) -> str:
-    """Three panels (parameters, MACs, predicted TFLM arena) vs pruning ratio, a line per mode."""
+    """Four panels (parameters, MACs, predicted TFLM arena and flash) vs pruning ratio, a line per mode."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
-    for ax, (attr, label) in zip(axes, (("params", "parameters"), ("macs", "MACs"), ("arena_bytes", "arena (bytes)"))):
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    panels = (("params", "parameters"), ("macs", "MACs"), ("arena_bytes", "arena (bytes)"),
+              ("flash_bytes", "flash (bytes)"))
+    for ax, (attr, label) in zip(axes, panels):
         for mode in dict.fromkeys(p.mode for p in table.points):
             pts = [p for p in table.points if p.mode == mode]
             ax.plot([p.ratio for p in pts], [getattr(p, attr) for p in pts], marker="o", label=mode)

@@ -72,6 +72,13 @@ def test_impossible_budget_names_the_smallest_reachable_arena_and_its_bound():
         prune(vgg(), "MA", budget=budget(ram=500), progress=None)
 
 
+@pytest.mark.parametrize("limit,match", [({"flash": 2_000}, r"flash [\d,]+ > 2,000.*Flash left are mostly in 'logits'"),
+                                         ({"macs": 1_000}, r"macs [\d,]+ > 1,000.*MACs left are mostly in 'conv")])
+def test_impossible_flash_or_macs_budget_names_what_is_left(limit, match):
+    with pytest.raises(BudgetError, match=match):
+        prune(vgg(), "PA", budget=budget(**limit), progress=None)
+
+
 @pytest.mark.parametrize("bad,match", [(budget(), "sets no limit"), (budget(ram=-5), "positive"),
                                        (budget(ram="64KB"), "positive")])
 def test_malformed_budget(bad, match):

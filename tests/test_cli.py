@@ -69,3 +69,14 @@ def test_usage_errors_exit_2():
                        (("prune", "x.keras", "-o", "y.keras", "--mode", "ZZ"), "'ZZ'")]:
         result = cli(*args)
         assert result.returncode == 2 and "usage: keras-cprune" in result.stderr and says in result.stderr, args
+
+
+def test_tradeoff_json_and_plot(model_file, tmp_path):
+    from keras_cprune import tradeoff
+
+    png = str(tmp_path / "t.png")
+    result = cli("tradeoff", model_file, "--ratios", "0,0.5", "--json", "--plot", png)
+    assert result.returncode == 0, result.stderr
+    expected = tradeoff(vgg(), ratios=(0.0, 0.5)).to_dict()
+    assert json.loads(result.stdout) == expected and os.path.getsize(png) > 1000
+    assert cli("tradeoff", model_file, "--ratios", "1.0").returncode == 1

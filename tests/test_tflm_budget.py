@@ -8,7 +8,8 @@ from tflm_export.boards import resolve_budget
 
 
 @pytest.mark.parametrize("text,expected", [("256KB", 262144), ("1MB", 1048576), ("512 KiB", 524288), (65536, 65536),
-                                           ("1.5MB", 1572864), ("7 kb", 7168), ("300B", 300), (" 2 MiB ", 2097152)])
+                                           ("1.5MB", 1572864), ("7 kb", 7168), ("300B", 300), (" 2 MiB ", 2097152),
+                                           (0.6, 1), ("1.4", 1)])
 def test_sizes_use_1024_byte_kilobytes(text, expected):
     assert parse_size(text) == expected
 
@@ -18,6 +19,13 @@ def test_bad_sizes_name_the_argument_and_the_accepted_forms(bad):
     with pytest.raises(BudgetError, match=r"ram=") as error:
         Budget(ram=bad)
     assert "'64KB'" in str(error.value) or "positive" in str(error.value)
+
+
+@pytest.mark.parametrize("tiny", [0.4, "0.4", "0.5 B", 0.49])
+def test_sizes_that_round_to_zero_bytes_are_refused(tiny):
+    with pytest.raises(BudgetError, match=r"ram= must be a positive size, at least 1 byte") as error:
+        Budget(ram=tiny)
+    assert f"Received: ram={tiny!r}" in str(error.value)
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, "1M", True])
@@ -44,7 +52,8 @@ def test_check_reports_headroom_per_limited_resource():
 def test_boards_table():
     assert board_budget("nano33ble") == Budget(ram="256KB", flash="1MB")
     assert board_budget("STM32F746") == Budget(ram="320KB", flash="1MB")
-    assert board_budget("stm32h743") == Budget(ram="1MB", flash="2MB")
+    assert board_budget("stm32h743") == Budget(ram="512KB", flash="2MB")  # the AXI SRAM: one block of the 1 MB
+    assert "512 KB AXI SRAM" in BOARDS["stm32h743"].note
     assert board_budget("rp2040") == Budget(ram="264KB", flash="2MB")
     assert board_budget("esp32s3").ram == 512 * 1024
     assert all("atasheet" in b.source or "Specification" in b.source for b in BOARDS.values())

@@ -1,4 +1,6 @@
 """tflm_export on the real TFLite Micro runtime: minimal arena, agreement, crashes, sources, budgets."""
+import dataclasses
+import errno
 import json
 import os
 import shutil
@@ -13,6 +15,8 @@ import tflm_export
 from keras_cprune.errors import ConversionError, ModelError, OutputPathError, TFLMRuntimeError
 from keras_cprune.zoo import vgg
 from models import concat_branches, inverted_residual, random_model, randomize, residual
+from tflm_export import runtime
+from tflm_export.firmware import CompileResult
 from tflm_export.runtime import find_min_arena, run_model
 from tflm_export.flatbuffer import read_model
 from tflm_export.sources import arena_with_margin
@@ -31,6 +35,14 @@ def dense_head(keras):
     x = keras.layers.Flatten(name="flatten")(keras.layers.Conv2D(4, 3, name="conv")(inputs))
     x = keras.layers.Dense(8, activation="relu", name="fc")(x)
     return keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="probs")(x), name="dense_head")
+
+
+def mlp_chain(keras, depth):
+    """``depth`` Dense(8) layers: init's temporary allocations peak far above the runtime's recorded total."""
+    x = inputs = keras.Input((8,))
+    for i in range(depth):
+        x = keras.layers.Dense(8, activation="relu", name=f"fc{i}")(x)
+    return keras.Model(inputs, x, name=f"mlp{depth}")
 
 
 def fully_conv(keras):
@@ -113,15 +125,33 @@ def test_many_inputs_split_over_cores_keep_their_order(converted):
     assert len(whole.latencies_s) == 2 and whole.allocations["total"] <= report.arena_bytes
 
 
-def test_search_starts_from_the_runtime_record_and_gallops_when_init_needs_more(converted):
+def test_search_starts_at_the_prediction_and_survives_a_wrong_one(converted, monkeypatch):
     _, tflite = converted["residual"]
     search = find_min_arena(tflite)
-    assert search.probes == 3 and search.arena == search.recorded_total  # generous, T, T - 16
+    assert search.arena == -(-max(search.recorded_total, search.predicted) // 16) * 16  # generous, S, S - 16
     assert search.tried == ((64 * 2 ** 20, True), (search.arena, True), (search.arena - 16, False))
     _, tflite = converted["random1"]  # init's temporary allocations peak above the recorded total
-    search = find_min_arena(tflite)
-    assert search.arena > search.recorded_total and (search.recorded_total, False) in search.tried
-    assert search.probes <= 12 and (search.arena - 16, False) in search.tried
+    exact = find_min_arena(tflite)
+    assert exact.arena > exact.recorded_total and exact.probes == 3
+    for wrong in (None, exact.arena + 1024):  # none: from the recorded total, gallop up; too high: gallop down
+        monkeypatch.setattr(runtime, "_predict", lambda tflite_bytes, wrong=wrong: wrong)
+        search = find_min_arena(tflite)
+        assert search.arena == exact.arena and search.probes <= 12 and (search.arena - 16, False) in search.tried
+        assert search.tried[1][0] == -(-max(search.recorded_total, wrong or 0) // 16) * 16
+
+
+@pytest.mark.parametrize("depth", [21, 41])
+def test_mlp_chain_arena_within_the_probe_limit(depth):
+    """From the recorded total alone these took 15 probes, over the limit of 12."""
+    model = mlp_chain(keras, depth)
+    randomize(model, seed=1)
+    tflite = tflm_export.convert(model, data_for(model))
+    report = tflm_export.verify(tflite, latency_runs=0)
+    arena, inputs = report.arena_bytes, np.zeros((1, 8), np.int8)
+    assert report.arena_probes <= 12 and (arena, True) in report.tried and (arena - 16, False) in report.tried
+    assert run_model(tflite, arena, inputs, 0).outputs[0].shape == (1, 8)
+    with pytest.raises(TFLMRuntimeError, match=f"with a {arena - 16:,}-byte arena"):
+        run_model(tflite, arena - 16, inputs, 0)
 
 
 def test_byte_step_search(converted):
@@ -234,6 +264,29 @@ def test_resolver_registers_exactly_the_models_ops(tmp_path, converted, name):
         assert result.compiled and result.flash_bytes >= len(tflite), result
 
 
+def test_compile_check_catches_a_misspelled_op_registration(tmp_path, converted):
+    if shutil.which("arm-none-eabi-g++") is None:
+        pytest.skip("arm-none-eabi-g++ is not installed (apt-get install gcc-arm-none-eabi); CI has it")
+    _, tflite = converted["gap_head"]
+    tflm_export.write_sources(tflite, str(tmp_path / "fw"), tflm_export.verify(tflite, latency_runs=0))
+    resolver = tmp_path / "fw" / "op_resolver.h"
+    resolver.write_text(resolver.read_text().replace("resolver.AddMean()", "resolver.AddMeans()"))
+    result = tflm_export.compile_check(str(tmp_path / "fw"))
+    assert not result.compiled and "-fsyntax-only" in result.command and "op_resolver.h" in result.reason
+    assert result.reason_line.startswith("op_resolver.h:") and "no member named 'AddMeans'" in result.reason_line
+
+
+def test_summary_says_why_the_compile_check_failed(converted):
+    _, tflite = converted["gap_head"]
+    report = tflm_export.verify(tflite, latency_runs=0)
+    failed = CompileResult(False, command="arm-none-eabi-g++ ...",
+                           reason="In file included from /tmp/x/headers.cc:3:\n"
+                                  "/tmp/x/fw/op_resolver.h:11:16: error: no member named 'AddMeans'\n   11 | ...")
+    text = dataclasses.replace(report, compile=failed).summary(print_fn=None)
+    assert (f"  flash {len(tflite):,} B (flatbuffer; not compiled: op_resolver.h:11:16: error: no member named "
+            "'AddMeans')") in text
+
+
 def test_compile_check_without_the_compiler_says_so(tmp_path, monkeypatch, converted):
     _, tflite = converted["gap_head"]
     tflm_export.write_sources(tflite, str(tmp_path / "fw"), tflm_export.verify(tflite, latency_runs=0))
@@ -275,6 +328,29 @@ def test_failures_leave_no_partial_output(tmp_path, monkeypatch, converted):
     with pytest.raises(OSError, match="disk full"):
         tflm_export.write_sources(tflite, str(tmp_path / "d"), report)
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("call", [1, 2])  # 1: the staging folder; 2: the backup of the folder replaced
+def test_permission_denied_is_an_output_path_error_and_leaves_nothing(tmp_path, monkeypatch, converted, call):
+    _, tflite = converted["gap_head"]
+    report = tflm_export.verify(tflite, latency_runs=0)
+    out = tmp_path / "fw"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    mkdtemp, calls = tflm_export.sources.tempfile.mkdtemp, []
+
+    def denied(*args, **kwargs):  # as root, chmod cannot deny anything
+        calls.append(kwargs["dir"])
+        if len(calls) == call:
+            raise PermissionError(errno.EACCES, "Permission denied", kwargs["dir"])
+        return mkdtemp(*args, **kwargs)
+
+    monkeypatch.setattr(tflm_export.sources.tempfile, "mkdtemp", denied)
+    with pytest.raises(OutputPathError, match="Permission denied") as error:
+        tflm_export.write_sources(tflite, str(out), report, overwrite=True)
+    message = str(error.value)
+    assert f"Could not write {str(out)!r}" in message and f"Make {str(tmp_path)!r} writable" in message
+    assert os.listdir(out) == ["keep.txt"] and os.listdir(tmp_path) == ["fw"]
 
 
 def _fail_after_first_file(folder, tflite_bytes, files, name):

@@ -6,7 +6,8 @@ It imports numpy and ``tflite_micro`` only (about 0.2 s, no TensorFlow) and runs
 in a ``fork()``ed child: the runtime segfaults on some too-small arenas and aborts on some models,
 and such a death then costs one child, reported as a failed attempt. Writes JSON lines to stdout
 (``kind``: attempt, found, failed, run). REQUEST keys: ``model`` (path), ``n_inputs``, ``step``,
-``first`` (a generous arena, bytes), ``max_probes``, ``arena`` (fixed arena: no search), ``run``
+``first`` (a generous arena, bytes), ``predicted`` (bytes or null: where the search starts
+unless the runtime records more), ``max_probes``, ``arena`` (fixed arena: no search), ``run``
 (``{"inputs": [.npy paths], "out": .npz path, "latency_runs": n, "n_outputs": n, "bounds": split
 points of the samples, one shard per interpreter}`` or null), ``timeout_s`` (per attempt).
 """
@@ -94,16 +95,17 @@ def _run_job(inputs: list, out: str, latency_runs: int, n_outputs: int):
     return job
 
 
-def _search(fits, first: int, total: int, step: int) -> int:
+def _search(fits, first: int, start: int, step: int) -> int:
     """Smallest multiple of ``step`` that fits, knowing ``first`` fits and 0 does not.
 
-    The runtime's recorded ``total`` (rounded up to ``step``) is tried first with the size one
-    step below: usually the answer in 2 attempts. Otherwise gallop away from it to a bracket and
-    bisect that: downwards by 16 B, x4 each time; upwards (init's temporary allocations, e.g. the
-    memory planner's 36 B per buffer, can peak above the recorded total) by 256 B, x8 each time.
+    ``start`` (rounded up to ``step``) is tried first with the size 16 B (or a step) below: the
+    answer in 2 attempts when it is exact. Otherwise gallop away from it to a bracket and bisect
+    that: downwards by 16 B, x4 each time; upwards (init's temporary allocations, e.g. the memory
+    planner's 36 B per buffer, can peak above a start taken from the recorded total) by 256 B,
+    x8 each time.
     """
     lo, hi = 0, first  # lo does not fit, hi fits
-    guess = -(-total // step) * step
+    guess = -(-start // step) * step
     if guess < hi and fits(guess):
         hi, delta = guess, max(step, 16)
         while hi - delta > lo:
@@ -149,7 +151,7 @@ def main(request: dict) -> int:
             return 0
         total = int(_TOTAL.search(attempts[0]["log"]).group(1))
         try:
-            arena = _search(fits, request["first"], total, request["step"])
+            arena = _search(fits, request["first"], max(total, request["predicted"] or 0), request["step"])
         except _Limit:
             _emit(kind="failed", reason="limit")
             return 0

@@ -1,7 +1,8 @@
 """Common microcontroller boards: on-chip SRAM and program flash, each from its datasheet.
 
 Adding a board is adding one `Board` entry. The tensor arena must be one contiguous block, so
-where a chip's SRAM is split into banks at distant addresses the `note` says the largest one.
+where a chip's SRAM is split into banks at distant addresses, ``sram`` is the largest bank (the
+RAM a budget checks the arena against) and the `note` says so.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ KB = 1024
 
 @dataclass(frozen=True)
 class Board:
-    """A target: ``sram`` and ``flash`` in bytes, the ``source`` of the figures, a ``note``."""
+    """A target: ``sram`` (the largest contiguous SRAM block) and ``flash`` in bytes, the
+    ``source`` of the figures, a ``note``."""
 
     name: str
     mcu: str
@@ -35,10 +37,11 @@ BOARDS = {board.name: board for board in (
     Board("stm32f746", "ST STM32F746NG (Cortex-M7, 216 MHz) on the 32F746G-DISCO", 320 * KB, 1024 * KB,
           "ST DS10916 (STM32F745xx/STM32F746xx datasheet), 'Features': 1 Mbyte flash, 320 Kbytes SRAM "
           "(incl. 64 Kbytes DTCM)", "DTCM, SRAM1 and SRAM2 are contiguous from 0x20000000"),
-    Board("stm32h743", "ST STM32H743ZI (Cortex-M7, 480 MHz) on the NUCLEO-H743ZI", 1024 * KB, 2048 * KB,
+    Board("stm32h743", "ST STM32H743ZI (Cortex-M7, 480 MHz) on the NUCLEO-H743ZI", 512 * KB, 2048 * KB,
           "ST DS12110 (STM32H742xI/G STM32H743xI/G datasheet), 'Features': 2 Mbytes flash, 1 Mbyte RAM "
           "(192 Kbytes TCM, 864 Kbytes user SRAM, 4 Kbytes backup SRAM)",
-          "the largest contiguous bank is the 512 KB AXI SRAM; a bigger arena does not fit one block"),
+          "sram is the 512 KB AXI SRAM, the largest contiguous bank of the 1 MB: a bigger arena does not "
+          "fit one block"),
     Board("rp2040", "Raspberry Pi RP2040 (dual Cortex-M0+, 133 MHz) on the Raspberry Pi Pico", 264 * KB, 2048 * KB,
           "Raspberry Pi RP2040 Datasheet, section 1 'Introduction': 264 kB on-chip SRAM in six banks; "
           "Raspberry Pi Pico Datasheet, section 1: 2 MB on-board QSPI flash (external to the chip)"),

@@ -5,6 +5,7 @@ MB = MiB = 1024 KiB, the convention of microcontroller datasheets.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -20,14 +21,16 @@ def parse_size(value, name: str = "size") -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise BudgetError(f"{name}= must be {_FORMS}. Received: {name}={value!r}.")
+    size = value
     if isinstance(value, str):
         match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", value)
         if not match or match.group(2).upper() not in _UNITS:
             raise BudgetError(f"{name}={value!r} is not a size. Use {_FORMS}.")
-        value = float(match.group(1)) * _UNITS[match.group(2).upper()]
-    if value != value or value <= 0 or value == float("inf"):
-        raise BudgetError(f"{name}= must be a positive size. Received: {name}={value!r}.")
-    return int(round(value))
+        size = float(match.group(1)) * _UNITS[match.group(2).upper()]
+    if size != size or abs(size) == math.inf or round(size) < 1:  # rounded first: 0.4 bytes is 0 bytes
+        raise BudgetError(f"{name}= must be a positive size, at least 1 byte once rounded to whole bytes. "
+                          f"Received: {name}={value!r}.")
+    return int(round(size))
 
 
 def format_size(size: int) -> str:

@@ -96,7 +96,8 @@ class TFLMReport:
             float_part = "" if self.float_accuracy is None else f", Keras float {100 * self.float_accuracy:.1f}%"
             lines.append(f"  accuracy: int8 on TFLM {100 * self.int8_accuracy:.1f}%{float_part}")
         compiled = self.compile is not None and self.compile.compiled
-        lines.append(f"  flash {self.flash_bytes:,} B ({'compiled for Cortex-M4' if compiled else 'flatbuffer'})")
+        failed = "" if self.compile is None or compiled else f"; not compiled: {self.compile.reason_line}"
+        lines.append(f"  flash {self.flash_bytes:,} B ({'compiled for Cortex-M4' if compiled else 'flatbuffer'}{failed})")
         if self.budget is not None:
             lines.append(f"  budget {self.board or self.budget}: " + ("fits" if self.fits else "DOES NOT FIT"))
             for name, fit in self.resources.items():

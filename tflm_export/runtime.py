@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from keras_cprune.errors import TFLMRuntimeError
+from keras_cprune.errors import ModelError, TFLMRuntimeError
+from keras_cprune.tflm_planner import predict_arena_from_tflite
 
 from .flatbuffer import read_model
 
@@ -35,12 +36,14 @@ _SECTION = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
 class ArenaSearch:
     """Smallest working ``arena`` (bytes, a multiple of the step). ``probes``: arena sizes tried,
     each by its own (forked) process; ``tried``: ``(size, fits)`` in order; ``recorded_total``:
-    the bytes the runtime recorded as used with a generous arena, where the search starts."""
+    the bytes the runtime recorded as used with a generous arena; ``predicted``: the arena
+    keras_cprune predicts from the flatbuffer (None if it cannot). The search starts at the larger."""
 
     arena: int
     probes: int
     tried: tuple
     recorded_total: int
+    predicted: int | None = None
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,17 @@ def _request(tflite_bytes: bytes, tmp: str, inputs, latency_runs: int) -> dict |
             "n_outputs": len(read_model(tflite_bytes).outputs), "bounds": shard_bounds(len(arrays[0]))}
 
 
-def _search_result(tflite_bytes: bytes, lines: list, first: int, max_probes: int) -> ArenaSearch | None:
+def _predict(tflite_bytes: bytes) -> int | None:
+    """`predict_arena_from_tflite`'s arena (bytes), where the search starts; None for a model it
+    cannot read (several subgraphs): then the runtime's recorded total is the start."""
+    try:
+        return predict_arena_from_tflite(tflite_bytes).total_bytes
+    except ModelError:
+        return None
+
+
+def _search_result(tflite_bytes: bytes, lines: list, first: int, max_probes: int,
+                   predicted: int | None) -> ArenaSearch | None:
     attempts = [line for line in lines if line["kind"] == "attempt"]
     for line in lines:
         if line["kind"] == "failed" and line["reason"] == "generous":
@@ -137,7 +150,7 @@ def _search_result(tflite_bytes: bytes, lines: list, first: int, max_probes: int
                                    f"tried (bytes, fits): {tried}. Pass a larger max_probes.")
         if line["kind"] == "found":
             return ArenaSearch(line["arena"], len(attempts), tuple((a["arena"], a["ok"]) for a in attempts),
-                               line["recorded_total"])
+                               line["recorded_total"], predicted)
     return None
 
 
@@ -157,21 +170,24 @@ def _measure(tflite_bytes: bytes, *, arena=None, guess=None, step=16, max_probes
         raise ValueError(f"step must be a positive number of bytes. Received: step={step!r}.")
     n_inputs = len(read_model(tflite_bytes).inputs)
     first = -(-max(GENEROUS_ARENA, 4 * (guess or 0)) // step) * step
+    predicted = None if arena is not None else _predict(tflite_bytes)
     with tempfile.TemporaryDirectory(prefix="tflm-") as tmp:
         run = _request(tflite_bytes, tmp, inputs, latency_runs)
-        lines = _work(tflite_bytes, tmp, {"n_inputs": n_inputs, "step": step, "first": first,
+        lines = _work(tflite_bytes, tmp, {"n_inputs": n_inputs, "step": step, "first": first, "predicted": predicted,
                                           "max_probes": max_probes, "arena": arena, "run": run}, timeout_s)
-        search = None if arena is not None else _search_result(tflite_bytes, lines, first, max_probes)
+        search = None if arena is not None else _search_result(tflite_bytes, lines, first, max_probes, predicted)
         return search, None if run is None else _run_result(tflite_bytes, lines, run)
 
 
 def find_min_arena(tflite_bytes: bytes, guess: int | None = None, step: int = 16,
                    max_probes: int = MAX_PROBES) -> ArenaSearch:
     """Smallest ``arena_size`` (a multiple of ``step`` bytes) with which TFLM allocates and
-    invokes the model. Bracket: the runtime's recorded usage T at a generous arena (64 MiB, or
-    4 x ``guess`` if larger), rounded up to ``step``; T and T - ``step`` are tried, which settles
-    it in 3 probes unless init's temporary allocations peak above T (then a gallop + bisection).
-    `TFLMRuntimeError` if even the generous arena fails or the search needs over ``max_probes``."""
+    invokes the model. After a generous arena (64 MiB, or 4 x ``guess`` if larger), S = the
+    larger of the runtime's recorded usage there and `predict_arena_from_tflite` (which also
+    counts init's temporary allocations), rounded up to ``step``: S and S - 16 B are tried,
+    which settles it in 3 probes when the prediction is exact (usual); otherwise a gallop from S
+    and a bisection. `TFLMRuntimeError` if even the generous arena fails or the search needs over
+    ``max_probes``."""
     return _measure(tflite_bytes, guess=guess, step=step, max_probes=max_probes)[0]
 
 

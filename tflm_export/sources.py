@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 
-from keras_cprune.errors import ConversionError, ModelError, OutputPathError
+from keras_cprune.errors import ConversionError, CPruneError, ModelError, OutputPathError
 
 from .flatbuffer import read_model
 
@@ -68,22 +68,25 @@ def atomic_dir(out_dir: str, overwrite: bool = False):
     block succeeds. An existing ``out_dir`` (with ``overwrite``) is replaced, or kept on failure."""
     out_dir = check_out_dir(out_dir, overwrite)
     parent = os.path.dirname(out_dir)
-    staging = tempfile.mkdtemp(prefix=".tflm-export-", dir=parent)
-    backup = None
+    staging = backup = None
     try:
+        staging = tempfile.mkdtemp(prefix=".tflm-export-", dir=parent)
         yield staging
         if os.path.lexists(out_dir):
             backup = tempfile.mkdtemp(prefix=".tflm-export-old-", dir=parent)
             os.replace(out_dir, os.path.join(backup, "old"))
         os.rename(staging, out_dir)
+    except CPruneError:  # the block's own errors (a bad name=, say) say what to fix already
+        raise
     except OSError as exc:
         if backup is not None and os.path.lexists(os.path.join(backup, "old")) and not os.path.lexists(out_dir):
             os.replace(os.path.join(backup, "old"), out_dir)
-        raise OutputPathError(f"Could not write {out_dir!r}: {exc}. Nothing was changed.") from exc
+        raise OutputPathError(f"Could not write {out_dir!r}: {exc}. Nothing was changed. Make {parent!r} writable "
+                              "(permissions, free space) or choose another output folder.") from exc
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
+        for folder in (staging, backup):
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def _c_array(data: bytes) -> str:

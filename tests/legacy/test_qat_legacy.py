@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
+import tflm_export
 from keras_cprune import analyze
 from keras_cprune.callbacks import ComplexityLogger
 from keras_cprune.errors import ModelError
@@ -41,15 +42,6 @@ def run_tflm(tflite: bytes, x: np.ndarray, tmp_path) -> np.ndarray:
     return np.load(tmp_path / "y.npy")
 
 
-def int8_tflite(model, x: np.ndarray) -> bytes:
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([x[i:i + 1]] for i in range(len(x)))
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = converter.inference_output_type = tf.int8
-    return converter.convert()
-
-
 def test_gradual_pruning_qat_int8_on_tflm(tmp_path):
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -70,7 +62,9 @@ def test_gradual_pruning_qat_int8_on_tflm(tmp_path):
     qat = quantize_aware(pruned)
     qat.compile(keras.optimizers.Adam(1e-4), loss)
     qat.fit(x, y, batch_size=16, epochs=1, verbose=0)
-    tflite = int8_tflite(qat, x[:16])
+    tflite = tflm_export.convert(qat, x[:16])
+    report = tflm_export.verify(tflite, test_inputs=x[:8], keras_model=qat, latency_runs=1)
+    assert report.arena_bytes > 0 and report.tflite_max_abs_diff <= 1 and report.samples == 8
     details = tf.lite.Interpreter(model_content=tflite).get_input_details()[0]
     scale, zero = details["quantization"]
     assert details["dtype"] == np.int8

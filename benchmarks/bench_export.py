@@ -1,7 +1,8 @@
 """Wall time of each export stage and the runtime probes of the arena search (target <= 12).
 
 The search tries a generous arena (64 MiB), reads the bytes the runtime recorded as used, then
-tries that figure and 16 bytes less: 3 probes unless init's temporary allocations need more.
+tries the larger of that figure and keras_cprune's planner prediction, and 16 bytes less: 3 probes
+unless both are off (then it gallops to a bracket and bisects).
 Each probe is a fork of one worker process that imports no TensorFlow.
     python benchmarks/bench_export.py
 """
@@ -40,12 +41,22 @@ def stages(model):
     return (t_convert, t_verify, t_sources, t_compile), report, compiled
 
 
+def mlp(depth: int):
+    inputs = x = keras.Input((8,))
+    for _ in range(depth):
+        x = keras.layers.Dense(8, activation="relu")(x)
+    model = keras.Model(inputs, x)
+    randomize(model, seed=2)
+    return model
+
+
 def main() -> None:
     print(f"machine: {machine()}")
     mobilenet = keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=10)
     untrained = keras.models.clone_model(mobilenet)
     randomize(mobilenet, seed=1)  # stands in for trained weights: see the untrained line below
-    models = {"MobileNetV2 a0.35 96x96": mobilenet, "VGG-style 28x28x1": vgg(keras, input_shape=(28, 28, 1))}
+    models = {"MobileNetV2 a0.35 96x96": mobilenet, "VGG-style 28x28x1": vgg(keras, input_shape=(28, 28, 1)),
+              "MLP 21 x Dense(8)": mlp(21)}  # init's temporary allocations exceed the recorded total
     print(f"{'model':<25}{'convert s':>10}{'verify s':>9}{'sources s':>10}{'compile s':>10}{'arena B':>10}"
           f"{'probes':>7}{'flash B':>10}{'latency ms':>11}{'TFLM=tf.lite':>13}")
     worst = 0

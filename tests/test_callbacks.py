@@ -51,7 +51,7 @@ def scalars(log_dir) -> dict:
 
 def test_history_holds_analyze_values():
     model = tiny()
-    arena = estimate_arena(model).bytes  # at train begin (a zero Dense bias is dropped by the converter)
+    arena = estimate_arena(model, assume_trained=True).bytes  # as deployed once trained, as plans predict
     history = fit(model, [ComplexityLogger()])
     report = analyze(model)
     assert (report.params, report.macs, report.peak_act_bytes_int8) == tuple(HAND.values())
@@ -65,7 +65,7 @@ def test_history_holds_analyze_values():
 def test_tensorboard_scalars(tmp_path, every_epoch, steps):
     logger = ComplexityLogger(every_epoch=every_epoch, log_dir=str(tmp_path))
     model = tiny()
-    arena = estimate_arena(model).bytes
+    arena = estimate_arena(model, assume_trained=True).bytes
     fit(model, [logger], epochs=3)
     found = scalars(tmp_path)
     assert found.pop("complexity/tflm_arena_bytes")[0] == (0, float(arena))
@@ -75,7 +75,7 @@ def test_tensorboard_scalars(tmp_path, every_epoch, steps):
 def test_tensorboard_callback_gets_the_scalars_in_its_train_folder(tmp_path):
     board = keras.callbacks.TensorBoard(log_dir=str(tmp_path))  # not fit here: it needs the tensorboard package
     model = tiny()
-    arena = estimate_arena(model).bytes
+    arena = estimate_arena(model, assume_trained=True).bytes
     fit(model, [ComplexityLogger(tensorboard=board)], epochs=2)
     assert os.listdir(tmp_path) == ["train"]  # where TensorBoard writes its epoch scalars
     found = scalars(tmp_path / "train")
@@ -96,7 +96,7 @@ def test_logged_values_follow_the_model_being_fit():
     model = residual(keras)
     masked, step = prune_during_training(model, schedule=ConstantRatio(0.5), rule="all")
     logger = ComplexityLogger()
-    arena = estimate_arena(masked).bytes
+    arena = estimate_arena(masked, assume_trained=True).bytes
     history = fit(masked, [step, logger], epochs=1)
     report = analyze(masked)  # masking keeps the architecture: the logged model is the dense one
     assert logger.values == {"params": report.params, "macs": report.macs,

@@ -196,9 +196,9 @@ def test_modes_pick_different_layers_on_vgg16():
     for mode in ("PA", "FA", "MA"):
         _, plan = prune(vgg16(), mode, 0.5, return_plan=True)
         chosen[mode] = {p for g in plan.groups if g.kept_channels < g.channels for p in g.producers}
-    assert {"conv12", "fc1", "fc2"} <= chosen["PA"] and not chosen["PA"] & {"conv0", "conv1"}
-    assert {"conv0", "conv1"} <= chosen["MA"] and not chosen["MA"] & {"conv12", "fc1", "fc2"}
-    assert {"conv2", "conv5"} <= chosen["FA"] and not chosen["FA"] & {"fc1", "fc2"}
+    assert {"conv10", "conv11", "conv12"} <= chosen["PA"] and not chosen["PA"] & {"conv0", "conv1", "conv2"}
+    assert {"conv0", "conv1"} <= chosen["MA"] and not chosen["MA"] & {"conv10", "conv11", "conv12", "fc1", "fc2"}
+    assert {"conv2", "conv5"} <= chosen["FA"] and not chosen["FA"] & {"conv0", "conv12", "fc1", "fc2"}
     assert chosen["PA"] != chosen["FA"] != chosen["MA"] != chosen["PA"]
 
 

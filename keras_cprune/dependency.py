@@ -9,6 +9,7 @@ one removable channel across all layers it touches. Units that share a producing
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -72,16 +73,31 @@ class Dependencies:
     groups: list[Group]
     pin_reasons: dict[str, str]
 
-    def kept_positions(self, key: int, removed: set) -> np.ndarray:
-        """Channel positions of tensor ``key`` that survive removing the ``removed`` units."""
-        units = self.units.get(key)
-        if units is None or not removed:
-            return None if units is None else np.arange(len(units))
-        return np.flatnonzero(~np.isin(units, list(removed)))
+    @cached_property
+    def unit_count(self) -> int:
+        """One more than the largest unit id: the length of a `removed_mask`."""
+        return 1 + max((int(u.max()) for u in self.units.values() if len(u)), default=-1)
 
-    def pruned_shapes(self, removed: set) -> dict[int, tuple]:
+    def removed_mask(self, removed) -> np.ndarray:
+        """The ``removed`` unit ids (a set) as booleans indexed by unit id; a mask is returned as is.
+        Loops over many tensors take the mask once instead of matching the set per tensor."""
+        if isinstance(removed, np.ndarray):
+            return removed
+        mask = np.zeros(self.unit_count, dtype=bool)
+        mask[np.fromiter(removed, dtype=np.int64, count=len(removed))] = True
+        return mask
+
+    def kept_positions(self, key: int, removed) -> np.ndarray:
+        """Channel positions of tensor ``key`` that survive removing the ``removed`` units (a set
+        or a `removed_mask`)."""
+        units = self.units.get(key)
+        if units is None:
+            return None
+        return np.flatnonzero(~self.removed_mask(removed)[units])
+
+    def pruned_shapes(self, removed) -> dict[int, tuple]:
         """Shape of every tensor whose channel count changes when ``removed`` units go."""
-        shapes = {}
+        shapes, removed = {}, self.removed_mask(removed)
         for key, units in self.units.items():
             kept = len(self.kept_positions(key, removed))
             if kept != len(units):

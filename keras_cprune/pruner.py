@@ -59,7 +59,8 @@ class PruneContext:
     def describe(self, mode: str, ratio: float, removed: set, selections, importance, rule: str,
                  reason: str | None = None) -> PruningPlan:
         """The `PruningPlan` of removing ``removed``; ``reason`` overrides the selections' own."""
-        groups = tuple(self._group_plan(sel, removed, reason) for sel in selections)
+        mask = self.deps.removed_mask(removed)
+        groups = tuple(self._group_plan(sel, mask, reason) for sel in selections)
         name = importance if isinstance(importance, str) else getattr(importance, "__name__", "callable")
         return PruningPlan(self.graph.model_name, check_mode(mode), float(ratio), name, rule, groups,
                            self._totals(set()), self._totals(removed))
@@ -74,9 +75,10 @@ class PruneContext:
         return {**{key: getattr(report, key) for key, _ in METRICS if hasattr(report, key)},
                 "arena_bytes": arena.bytes, "peak_layer": report.peak_node, "arena_peak_layer": arena.peak_layer}
 
-    def _group_plan(self, sel, removed: set, reason: str | None) -> GroupPlan:
+    def _group_plan(self, sel, removed: np.ndarray, reason: str | None) -> GroupPlan:
+        """``removed``: a `Dependencies.removed_mask`."""
         group = sel.group
-        dropped = int(np.isin(group.units, list(removed)).sum()) if removed else 0
+        dropped = int(removed[group.units].sum())
         kept, widths = {}, {}
         for name in group.producers:
             key = self.graph.node(name).outputs[0]

@@ -17,7 +17,7 @@ class _Positions:
     """Kept channel positions of each tensor once ``removed`` units are gone (cached)."""
 
     def __init__(self, deps: Dependencies, removed: set):
-        self.deps, self.removed, self._cache = deps, removed, {}
+        self.deps, self.removed, self._cache = deps, deps.removed_mask(removed), {}
 
     def tensor(self, key: int) -> np.ndarray:
         if key not in self._cache:
@@ -60,7 +60,7 @@ def sliced_weights(deps: Dependencies, removed: set, mask: bool = False):
 
     One layer at a time, so no copy of all the model's weights is ever held at once."""
     channel_axes = {id(weight): axes for _, weight, axes in weight_channel_units(deps)}
-    gone = list(removed)
+    gone = deps.removed_mask(removed)
     for node in _first_nodes(deps.graph).values():
         if not getattr(node.layer, "weights", None):
             continue
@@ -68,7 +68,7 @@ def sliced_weights(deps: Dependencies, removed: set, mask: bool = False):
         for weight in node.layer.weights:
             value = np.asarray(weight.numpy() if hasattr(weight, "numpy") else weight)
             for axis, units in channel_axes.get(id(weight), {}).items():
-                kept = np.flatnonzero(~np.isin(units, gone))
+                kept = np.flatnonzero(~gone[units])
                 value = _mask_axis(value, axis, kept) if mask else np.take(value, kept, axis=axis)
             values.append(value)
         yield id(node.layer), values

@@ -38,9 +38,10 @@ def plot_tradeoff(table, path: str) -> str:
     panels = (("params", "parameters"), ("macs", "MACs"), ("arena_bytes", "arena (bytes)"),
               ("flash_bytes", "flash (bytes)"))
     for ax, (attr, label) in zip(axes, panels):
-        for mode in dict.fromkeys(p.mode for p in table.points):
+        for index, mode in enumerate(dict.fromkeys(p.mode for p in table.points)):
             pts = [p for p in table.points if p.mode == mode]
-            ax.plot([p.ratio for p in pts], [getattr(p, attr) for p in pts], marker="o", label=mode)
+            style = dict(marker="os^"[index % 3], linestyle=("-", "--", ":")[index % 3])  # coinciding modes stay visible
+            ax.plot([p.ratio for p in pts], [getattr(p, attr) for p in pts], label=mode, **style)
         ax.set_xlabel("pruning ratio")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)

@@ -36,10 +36,10 @@ def group_share(deps: Dependencies, report: ComplexityReport, group: Group, mode
     """The fraction of the model's complexity in ``mode`` that ``group`` holds; ``report`` and
     ``removed`` describe the model after removing those units (nothing removed by default)."""
     if mode == "MA":
-        held = 0.0
+        held, gone = 0.0, deps.removed_mask(removed)
         for key in group.tensors:
             units = deps.units[key]
-            kept = units[~np.isin(units, list(removed))] if removed else units
+            kept = units[~gone[units]]
             if len(kept):
                 shape = deps.graph.tensors[key].shape[:-1] + (len(kept),)
                 held += 4 * tensor_elements(shape) * np.isin(kept, group.units).mean()

@@ -83,3 +83,93 @@ def mobilenetv2(keras=None, input_shape=(28, 28, 1), classes=10, name="mobilenet
 
 
 ARCHITECTURES = {"vgg": vgg, "resnet": resnet, "mobilenetv2": mobilenetv2}
+
+
+# MLPerf Tiny reference models (github.com/mlcommons/tiny, benchmark/training/*), rebuilt from
+# their published definitions: same layers, sizes, strides, biases, BatchNorm placement (Keras
+# default BatchNorm settings), activations and layer creation order, but no L2 regularizers.
+# The three classifiers end in a softmax Dense, as the references do.
+
+
+def resnet8(keras=None, input_shape=(32, 32, 3), classes=10, name="resnet8"):
+    """ResNet-8 of MLPerf Tiny image_classification/keras_model.py (resnet_v1_eembc, 16 filters): 78,666 params."""
+    keras = _keras(keras)
+    layers = keras.layers
+
+    def conv(filters, kernel, stride, label):
+        return layers.Conv2D(filters, kernel, strides=stride, padding="same", kernel_initializer="he_normal",
+                             name=label)
+
+    inputs = keras.Input(input_shape)
+    x = layers.ReLU(name="relu0")(layers.BatchNormalization(name="bn0")(conv(16, 3, 1, "conv0")(inputs)))
+    for stack, filters in enumerate((16, 32, 64), start=1):
+        stride = 1 if stack == 1 else 2
+        y = conv(filters, 3, stride, f"s{stack}_conv1")(x)
+        y = layers.ReLU(name=f"s{stack}_relu1")(layers.BatchNormalization(name=f"s{stack}_bn1")(y))
+        y = layers.BatchNormalization(name=f"s{stack}_bn2")(conv(filters, 3, 1, f"s{stack}_conv2")(y))
+        if stack > 1:  # 1x1 projection (no BatchNorm), created after the main branch as in the reference
+            x = conv(filters, 1, stride, f"s{stack}_shortcut")(x)
+        x = layers.ReLU(name=f"s{stack}_relu2")(layers.Add(name=f"s{stack}_add")([x, y]))
+    x = layers.AveragePooling2D(int(min(x.shape[1:3])), name="pool")(x)
+    x = layers.Flatten(name="flatten")(x)
+    outputs = layers.Dense(classes, activation="softmax", kernel_initializer="he_normal", name="fc")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def ds_cnn(keras=None, input_shape=(49, 10, 1), classes=12, name="ds_cnn"):
+    """DS-CNN (small) of MLPerf Tiny keyword_spotting/keras_model.py (model_architecture 'ds_cnn'): 24,908 params."""
+    keras = _keras(keras)
+    layers = keras.layers
+    filters = 64
+    inputs = keras.Input(input_shape)
+    x = layers.Conv2D(filters, (10, 4), strides=(2, 2), padding="same", name="conv0")(inputs)
+    x = layers.ReLU(name="relu0")(layers.BatchNormalization(name="bn0")(x))
+    x = layers.Dropout(0.2, name="drop0")(x)
+    for i in range(1, 5):
+        x = layers.DepthwiseConv2D((3, 3), padding="same", name=f"dw{i}")(x)
+        x = layers.ReLU(name=f"dw{i}_relu")(layers.BatchNormalization(name=f"dw{i}_bn")(x))
+        x = layers.Conv2D(filters, (1, 1), padding="same", name=f"pw{i}")(x)
+        x = layers.ReLU(name=f"pw{i}_relu")(layers.BatchNormalization(name=f"pw{i}_bn")(x))
+    x = layers.Dropout(0.4, name="drop1")(x)
+    # The reference pools over (input rows // 2, input columns // 2): (24, 5) on the 25x5 map.
+    x = layers.AveragePooling2D((input_shape[0] // 2, input_shape[1] // 2), name="pool")(x)
+    x = layers.Flatten(name="flatten")(x)
+    outputs = layers.Dense(classes, activation="softmax", name="fc")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def mobilenet_v1_vww(keras=None, input_shape=(96, 96, 3), classes=2, alpha=0.25, name="mobilenet_v1_vww"):
+    """MobileNetV1 (alpha 0.25) of MLPerf Tiny visual_wake_words/vww_model.py (mobilenet_v1): 221,794 params."""
+    keras = _keras(keras)
+    layers = keras.layers
+    inputs = keras.Input(input_shape)
+    x = layers.Conv2D(_w(32, alpha), 3, strides=2, padding="same", kernel_initializer="he_normal", name="conv0")(inputs)
+    x = layers.ReLU(name="relu0")(layers.BatchNormalization(name="bn0")(x))
+    blocks = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
+    for i, (channels, stride) in enumerate(blocks, start=1):
+        # (the reference's kernel_initializer never reached the depthwise kernel: default init)
+        x = layers.DepthwiseConv2D(3, strides=stride, padding="same", name=f"dw{i}")(x)
+        x = layers.ReLU(name=f"dw{i}_relu")(layers.BatchNormalization(name=f"dw{i}_bn")(x))
+        x = layers.Conv2D(_w(channels, alpha), 1, padding="same", kernel_initializer="he_normal", name=f"pw{i}")(x)
+        x = layers.ReLU(name=f"pw{i}_relu")(layers.BatchNormalization(name=f"pw{i}_bn")(x))
+    x = layers.AveragePooling2D(tuple(int(d) for d in x.shape[1:3]), name="pool")(x)
+    x = layers.Flatten(name="flatten")(x)
+    outputs = layers.Dense(classes, activation="softmax", name="fc")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def fc_autoencoder(keras=None, input_dim=640, name="fc_autoencoder"):
+    """Dense autoencoder of MLPerf Tiny anomaly_detection/keras_model.py (get_model, 640 inputs): 269,992 params."""
+    keras = _keras(keras)
+    layers = keras.layers
+    inputs = keras.Input((input_dim,))
+    x = inputs
+    for i, units in enumerate((128, 128, 128, 128, 8, 128, 128, 128, 128)):
+        x = layers.Dense(units, name=f"fc{i}")(x)
+        x = layers.ReLU(name=f"relu{i}")(layers.BatchNormalization(name=f"bn{i}")(x))
+    outputs = layers.Dense(input_dim, name="out")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+MLPERF_TINY = {"resnet8": resnet8, "ds_cnn": ds_cnn, "mobilenet_v1_vww": mobilenet_v1_vww,
+               "fc_autoencoder": fc_autoencoder}

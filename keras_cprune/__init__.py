@@ -6,6 +6,7 @@ Public API: `analyze`, `prune`, `apply_plan`, `estimate_arena`, `tradeoff`,
 from . import callbacks, errors
 from .arena import ArenaEstimate, estimate_arena
 from .complexity import ComplexityReport, LayerComplexity, analyze
+from .distill import Distiller
 from .plan import PruningPlan
 from .pruner import apply_plan, prune
 from .qat import quantize_aware
@@ -14,6 +15,6 @@ from .training import ConstantRatio, PolynomialDecay, prune_during_training, str
 from tflm_export.budget import Budget  # one Budget for prune(budget=) and the exporter
 
 __all__ = ["analyze", "prune", "apply_plan", "estimate_arena", "tradeoff", "prune_during_training", "strip",
-           "quantize_aware", "callbacks", "ArenaEstimate", "Budget", "ComplexityReport", "ConstantRatio",
+           "quantize_aware", "callbacks", "ArenaEstimate", "Budget", "ComplexityReport", "ConstantRatio", "Distiller",
            "LayerComplexity", "PolynomialDecay", "PruningPlan", "Tradeoff", "errors"]
 __version__ = "0.1.0"

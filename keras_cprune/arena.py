@@ -118,7 +118,12 @@ def _lower_node(low: _Lowering, node, fused: set) -> tuple | None:
         if len(inputs) == 1 and type(node.layer).__module__.startswith("keras.src.ops."):
             # a Keras op with a scalar operand (``x * (1 / 6)``): one shared constant per op type
             inputs.append(low.const((), 1, 1, share=("operand", cls)))
-        y = low.op(_SIMPLE[cls], inputs, out_shape, node.name)
+        if cls == "Concatenate":
+            y = low.op(_SIMPLE[cls], inputs, out_shape, node.name)
+        else:  # binary kernels: an n-way Add is ((a + b) + c) + ..., in operand order
+            y = inputs[0]
+            for operand in inputs[1:]:
+                y = low.op(_SIMPLE[cls], [y, operand], out_shape, node.name)
     elif cls == "GlobalAveragePooling2D":
         y = low.op("MEAN", [x, low.const((2,), 4, 0, share=("axis", 1, 2))], out_shape, node.name)
     elif cls in ("Flatten", "Reshape") and role in ("flatten", "pass", "reshape", "pin"):
@@ -199,13 +204,10 @@ def _foldable(graph: Graph) -> set:
     return folded
 
 
-def micro_graph(graph: Graph, shapes: dict | None = None, *, assume_trained: bool = False) -> tuple:
-    """Lower ``graph`` (tensor shapes overridden by ``shapes``) to the converter's `MicroGraph`;
-    with ``assume_trained``, as the model will be once trained (no all-zero Dense bias).
-
-    Returns ``(MicroGraph, {micro tensor index: graph tensor key}, {op index: layer name},
-    approximated layer names)``.
-    """
+def lower(graph: Graph, shapes: dict | None = None, *, assume_trained: bool = False) -> _Lowering:
+    """The converter's ops of ``graph`` (tensor shapes overridden by ``shapes``) in Keras graph
+    order; with ``assume_trained``, as the model will be once trained (no all-zero Dense bias).
+    The op and activation lists have the same structure for any pruned ``shapes``."""
     low = _Lowering(graph, shapes or {}, assume_trained)
     fused = _foldable(graph)
     for key in graph.inputs:
@@ -218,30 +220,49 @@ def micro_graph(graph: Graph, shapes: dict | None = None, *, assume_trained: boo
         if ref is not None:
             spec, _ = low.acts[ref[1]]
             low.acts[ref[1]] = (spec, node.outputs[0])
+    return low
+
+
+def micro_graph(graph: Graph, shapes: dict | None = None, *, assume_trained: bool = False,
+                schedule=None) -> tuple:
+    """Lower ``graph`` (see `lower`) to the `MicroGraph` TFLM sees: ops and activations in the
+    converter's order when a `Schedule` of ``graph`` is given, else in Keras graph order.
+
+    Returns ``(MicroGraph, {micro tensor index: graph tensor key}, {op index: layer name},
+    approximated layer names)``.
+    """
+    low = lower(graph, shapes, assume_trained=assume_trained)
     inputs = [low.of_key[k] for k in graph.inputs]
-    n_in = len(inputs)
+    acts = list(range(len(low.acts))) if schedule is None else list(schedule.act_order)
+    op_order = list(range(len(low.ops))) if schedule is None else list(schedule.op_order)
     order = inputs + [("c", i) for i in range(len(low.consts))] + \
-        [("a", i) for i in range(len(low.acts)) if ("a", i) not in inputs]
+        [("a", i) for i in acts if ("a", i) not in inputs]
     index = {ref: i for i, ref in enumerate(order)}
     index[("none", -1)] = -1
     tensors = tuple(low.consts[r[1]] if r[0] == "c" else low.acts[r[1]][0] for r in order)
     ops = tuple(OpSpec(name, tuple(index[r] for r in ins), tuple(index[r] for r in outs))
-                for name, ins, outs, _ in low.ops)
+                for name, ins, outs, _ in (low.ops[j] for j in op_order))
     keys = {index[("a", i)]: key for i, (_, key) in enumerate(low.acts) if key is not None}
-    layers = {i: op[3] for i, op in enumerate(low.ops)}
-    micro = MicroGraph(tensors, ops, tuple(range(n_in)), tuple(index[low.of_key[k]] for k in graph.outputs))
-    return micro, keys, layers, tuple(low.approximated)
+    layers = {i: low.ops[j][3] for i, j in enumerate(op_order)}
+    micro = MicroGraph(tensors, ops, tuple(range(len(inputs))), tuple(index[low.of_key[k]] for k in graph.outputs))
+    approximated = tuple(low.approximated) + (() if schedule is None or schedule.exact else (schedule.reason,))
+    return micro, keys, layers, approximated
 
 
-def estimate_graph_arena(graph: Graph, shapes: dict | None = None, *, assume_trained: bool = False) -> ArenaEstimate:
+def estimate_graph_arena(graph: Graph, shapes: dict | None = None, *, assume_trained: bool = False,
+                         schedule=None) -> ArenaEstimate:
     """`ArenaEstimate` of ``graph`` with optional pruned ``shapes`` (see `micro_graph`)."""
-    return _arena(*micro_graph(graph, shapes, assume_trained=assume_trained))
+    return _arena(*micro_graph(graph, shapes, assume_trained=assume_trained, schedule=schedule))
 
 
-def estimate_deployment(graph: Graph, shapes: dict | None = None, *, assume_trained: bool = False) -> tuple:
-    """``(ArenaEstimate, flash bytes)`` of ``graph`` with optional pruned ``shapes``, lowered once."""
-    lowered = micro_graph(graph, shapes, assume_trained=assume_trained)
-    return _arena(*lowered), estimate_flash(lowered[0])
+def estimate_deployment(graph: Graph, shapes: dict | None = None, *, assume_trained: bool = False,
+                        schedule=None) -> tuple:
+    """``(ArenaEstimate, flash bytes)`` of ``graph`` with optional pruned ``shapes``, lowered once:
+    flash from the ``schedule``'s flatbuffer where there is one, else `estimate_flash`."""
+    lowered = micro_graph(graph, shapes, assume_trained=assume_trained, schedule=schedule)
+    flash = schedule.flash(lowered[0]) if schedule is not None and schedule.flatbuffer_bytes else \
+        estimate_flash(lowered[0])
+    return _arena(*lowered), flash
 
 
 def _arena(micro: MicroGraph, keys: dict, layers: dict, approximated: tuple) -> ArenaEstimate:
@@ -270,8 +291,36 @@ def estimate_flash(micro: MicroGraph) -> int:
                      + 12.93 * channels - 71.6))
 
 
-def estimate_arena(model, *, assume_trained: bool = False) -> ArenaEstimate:
+def estimate_arena(model, *, assume_trained: bool = False, input_shape=None) -> ArenaEstimate:
     """Predicted minimal TFLM tensor arena (bytes) of ``model`` exported to int8 by tflm_export, as
     its weights are now, or with ``assume_trained`` as they will be after training (the converter
-    drops an all-zero Dense bias, e.g. of a freshly built model, which saves a tensor's overhead)."""
-    return estimate_graph_arena(read_graph(model), assume_trained=assume_trained)
+    drops an all-zero Dense bias, e.g. of a freshly built model, which saves a tensor's overhead).
+
+    The ops run in the order the TFLite converter gives them: the model is converted once per
+    architecture (cached) to read that order (`schedule.converter_schedule`). ``input_shape``
+    (without batch) fixes free input dimensions (``keras.Input((None, None, 3))``).
+    """
+    graph = read_graph(model, input_shape=input_shape)
+    return estimate_graph_arena(graph, assume_trained=assume_trained, schedule=schedule_of(model, graph))
+
+
+_SCHEDULES: dict = {}
+
+
+def schedule_of(model, graph: Graph):
+    """The converter `Schedule` of ``model`` (read as ``graph``), cached by architecture."""
+    from .schedule import converter_schedule
+
+    key = fingerprint(graph)
+    if key not in _SCHEDULES:
+        if len(_SCHEDULES) >= 64:
+            _SCHEDULES.pop(next(iter(_SCHEDULES)))
+        _SCHEDULES[key] = converter_schedule(model, graph)
+    return _SCHEDULES[key]
+
+
+def fingerprint(graph: Graph) -> str:
+    """A string equal for graphs of the same architecture (layers, wiring, shapes, settings)."""
+    nodes = [(n.name, n.class_name, n.inputs, n.outputs, sorted(map(repr, n.attrs.items()))) for n in graph.nodes]
+    shapes = sorted((k, t.shape) for k, t in graph.tensors.items())
+    return repr((graph.keras.__name__, nodes, shapes, graph.inputs, graph.outputs))

@@ -103,6 +103,40 @@ def check_model(model) -> Any:
     )
 
 
+def with_input_shape(model, input_shape=None):
+    """``model``, or with free input dimensions (``keras.Input((None, None, 3))``) a copy built
+    at ``input_shape`` (without batch) with the same weights. Costs, pruning and the TFLM arena
+    need every size known: `ModelError` asks for ``input_shape`` when one is free."""
+    keras = check_model(model)
+    if len(model.inputs) != 1:
+        if input_shape is not None:
+            raise ModelError(f"`input_shape` fixes the input of a single-input model; model {model.name!r} has "
+                             f"{len(model.inputs)} inputs. Received: input_shape={input_shape!r}.")
+        return model
+    declared = tuple(model.inputs[0].shape[1:])
+    if input_shape is None:
+        if None in declared:
+            raise ModelError(f"Model {model.name!r} has free input dimensions {declared}; parameters, MACs, "
+                             f"activation memory and the TFLM arena depend on them. Pass input_shape= with "
+                             f"the size to cost and prune at, e.g. input_shape={_example(declared)}.")
+        return model
+    input_shape = tuple(input_shape)
+    if len(input_shape) != len(declared) or any(d is not None and d != i for d, i in zip(declared, input_shape)) \
+            or not all(isinstance(i, int) and i > 0 for i in input_shape):
+        raise ModelError(f"`input_shape` must give a positive size for every input dimension of model "
+                         f"{model.name!r} and agree with its fixed ones {declared}. Received: "
+                         f"input_shape={input_shape!r}.")
+    if input_shape == declared:
+        return model
+    copy = keras.models.clone_model(model, input_tensors=keras.Input(input_shape, name=model.inputs[0].name))
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _example(declared: tuple) -> tuple:
+    return tuple(96 if d is None else d for d in declared)
+
+
 def _is_keras_model(obj) -> bool:
     for name in ("keras", "tf_keras"):
         try:
@@ -114,8 +148,10 @@ def _is_keras_model(obj) -> bool:
     return False
 
 
-def read_graph(model) -> Graph:
-    """Read a built Functional or Sequential model (nested models flattened) into a `Graph`."""
+def read_graph(model, input_shape=None) -> Graph:
+    """Read a built Functional or Sequential model (nested models flattened) into a `Graph`;
+    ``input_shape`` (without batch) fixes free input dimensions (see `with_input_shape`)."""
+    model = with_input_shape(model, input_shape)
     keras = check_model(model)
     builder = _Builder(keras)
     input_keys = [builder.new_tensor(t, producer=None) for t in model.inputs]
@@ -176,7 +212,7 @@ class _Builder:
 
 
 _ATTRS = ("filters", "units", "kernel_size", "groups", "use_bias", "depth_multiplier", "data_format",
-          "axis", "center", "scale", "target_shape", "padding", "strides", "input_mean")
+          "axis", "center", "scale", "target_shape", "padding", "strides", "input_mean", "reset_after")
 
 
 def layer_attrs(layer) -> dict:

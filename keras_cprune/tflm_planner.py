@@ -87,6 +87,7 @@ class TensorSpec:
     constant: bool = False
     quant_channels: int = 1
     variable: bool = False
+    name: str = field(default="", compare=False)
 
     @property
     def nbytes(self) -> int:
@@ -361,7 +362,8 @@ def graph_from_tflite(tflite_bytes: bytes) -> MicroGraph:
         tensors.append(TensorSpec(  # quantization params count only with scales and zero points
             ints(t, "Shape"), _ITEMSIZE.get(types.get(t.Type()), 1),
             buffer is not None and buffer.DataLength() > 0,
-            q.ScaleLength() if q is not None and q.ZeroPointLength() else 0, bool(t.IsVariable())))
+            q.ScaleLength() if q is not None and q.ZeroPointLength() else 0, bool(t.IsVariable()),
+            (t.Name() or b"").decode()))
     ops = []
     for op in (subgraph.Operators(i) for i in range(subgraph.OperatorsLength())):
         code = model.OperatorCodes(op.OpcodeIndex())

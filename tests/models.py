@@ -106,3 +106,50 @@ def random_model(keras, seed: int):
         x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     x = keras.layers.Dense(int(rng.integers(4, 16)), activation="relu", name="fc")(x)
     return keras.Model(inputs, keras.layers.Dense(3, name="logits")(x), name=f"random{seed}")
+
+
+def random_branched_model(keras, seed: int):
+    """A random residual/concat CNN whose branches are *created* in a random order, with widths
+    drawn from {4, 8} so tensor sizes tie: 1x1 strided shortcuts, three-way adds and
+    concatenations of branches of different depth (the graphs the converter orders its own way)."""
+    rng = np.random.default_rng(seed)
+    layers, count = keras.layers, iter(range(10 ** 6))
+    name = lambda kind: f"{kind}{next(count)}"  # noqa: E731
+
+    def conv(x, width, kernel=3, strides=1, act=None):
+        return layers.Conv2D(width, kernel, strides=strides, padding="same", activation=act, name=name("c"))(x)
+
+    def chain(x, width, depth, strides=1):
+        def build():
+            y = x
+            for d in range(depth):
+                y = conv(y, width, int(rng.choice([1, 3])), strides if d == 0 else 1, rng.choice([None, "relu"]))
+            return y
+        return build
+
+    inputs = keras.Input((int(rng.choice([8, 12, 16])), int(rng.choice([8, 12, 16])), int(rng.integers(1, 4))))
+    x = conv(inputs, int(rng.choice([4, 8])), act="relu")
+    for _ in range(int(rng.integers(2, 5))):
+        kind = rng.choice(["shortcut", "add3", "concat", "conv"])
+        width = int(rng.choice([4, 8]))
+        strides = int(rng.choice([1, 2])) if min(x.shape[1:3]) >= 4 else 1
+        if kind == "conv":
+            x = conv(x, width, strides=strides, act="relu")
+            continue
+        if kind == "shortcut":
+            builders = [chain(x, width, 2, strides), chain(x, width, 1, strides)]
+        elif kind == "add3":
+            builders = [chain(x, width, int(rng.integers(1, 3)), strides) for _ in range(3)]
+        else:
+            builders = [chain(x, int(rng.choice([4, 8])), int(rng.integers(1, 3)), strides) for _ in range(2)]
+            if strides == 1 and rng.random() < 0.5:
+                builders.append(lambda: x)  # the block input itself (depth 0)
+        made = [None] * len(builders)
+        for i in rng.permutation(len(builders)):  # creation order
+            made[i] = builders[i]()
+        merged = [made[i] for i in rng.permutation(len(made))]  # operand order
+        x = (layers.Add if kind != "concat" else layers.Concatenate)(name=name("m"))(merged)
+        if rng.random() < 0.5:
+            x = layers.ReLU(name=name("r"))(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x) if rng.random() < 0.5 else layers.Flatten(name="flat")(x)
+    return keras.Model(inputs, layers.Dense(int(rng.integers(3, 8)), name="logits")(x), name=f"branched{seed}")

@@ -8,7 +8,10 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import logging
+import os
 import re
+import sys
 import warnings
 
 import numpy as np
@@ -19,6 +22,48 @@ from .flatbuffer import read_model
 
 IO_DTYPES = ("int8", "uint8", "float32")
 NUM_SAMPLES = 100  # representative samples used for calibration, at most
+QUIET_LOGGERS = ("tensorflow", "absl")  # Python loggers raised to ERROR while TensorFlow works for us
+
+
+@contextlib.contextmanager
+def quiet_tensorflow():
+    """Silence TensorFlow while it works for us: its C++ log lines and the converter's prints
+    ("Reading SavedModel...", "fully_quantize: 0, inference_type: 6...") written to file
+    descriptors 1 and 2, Python's ``sys.stdout``/``sys.stderr``, warnings, and the ``tensorflow``
+    and ``absl`` loggers below ERROR (tf.function retracing warnings). Everything is restored on
+    exit, including loggers' levels the user set. Error text still reaches the caller in the
+    exceptions raised. Output other threads write to fd 1/2 meanwhile is lost too."""
+    levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        with _fds_to_devnull(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+@contextlib.contextmanager
+def _fds_to_devnull():
+    """Point file descriptors 1 and 2 at /dev/null (C++ writes there directly), then back."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # closed or replaced streams: nothing to flush
+            stream.flush()
+    saved = {}
+    try:
+        with open(os.devnull, "wb") as devnull:
+            for fd in (1, 2):
+                with contextlib.suppress(OSError):  # a closed descriptor stays closed
+                    saved[fd] = os.dup(fd)
+                    os.dup2(devnull.fileno(), fd)
+        yield
+    finally:
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def _keras_of(model):
@@ -110,14 +155,13 @@ def convert(model, representative_data, *, io_dtype: str = "int8", num_samples: 
     if declared is None or None in declared:  # subclassed or free dimensions: fix them from the data
         inputs = keras.Input(samples[0].shape[1:])
         model = keras.Model(inputs, model(inputs))  # a wrapper; the model itself is unchanged
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([s] for s in samples)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = converter.inference_output_type = getattr(tf, io_dtype)
     try:
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_tensorflow():  # the converter's log lines would bury the user's own output
+            converter = tf.lite.TFLiteConverter.from_keras_model(model)
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: ([s] for s in samples)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = converter.inference_output_type = getattr(tf, io_dtype)
             flatbuffer = converter.convert()
     except Exception as exc:  # ConverterError, RuntimeError... with the op names in the text
         raise ConversionError(f"The int8 conversion of {name!r} failed: {_explain(exc)}") from exc

@@ -2,13 +2,12 @@
 ``tf.lite.Interpreter`` and the Keras float model."""
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from keras_cprune.errors import ModelError
 
 from .boards import resolve_budget
+from .convert import quiet_tensorflow
 from .flatbuffer import TensorInfo, read_model
 from .report import TFLMReport
 from .runtime import measure
@@ -27,8 +26,7 @@ def _tflite_outputs(tflite_bytes: bytes, samples: np.ndarray) -> list:
     XNNPACK/optimized kernels round differently), one array per output."""
     import tensorflow as tf
 
-    with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": it is still the reference here
-        warnings.simplefilter("ignore")
+    with quiet_tensorflow():  # "tf.lite.Interpreter is deprecated": it is still the reference here
         interpreter = tf.lite.Interpreter(model_content=tflite_bytes,
                                           experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
     interpreter.allocate_tensors()
@@ -69,7 +67,8 @@ def _agreement(run_outputs: tuple, x: np.ndarray, expected, labels, keras_model)
     n, fields = len(x), {}
     tflm_top1 = _top1(run_outputs[0], n)
     if expected is None and keras_model is not None:
-        expected = keras_model.predict(x, verbose=0)
+        with quiet_tensorflow():  # a predict per new model: tf.function retracing warnings
+            expected = keras_model.predict(x, verbose=0)
     if isinstance(expected, (list, tuple, dict)):
         raise ModelError("Top-1 agreement needs one float output per sample; the Keras model has several "
                          "outputs. Pass expected= with the float outputs that match the TFLM output 0.")

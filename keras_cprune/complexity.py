@@ -2,8 +2,11 @@
 
 Conventions: one MAC is a multiply-accumulate of a Conv/Dense/Depthwise kernel; FLOPs = 2 x MACs.
 BatchNormalization, activations, pooling and element-wise ops count 0 MACs (the TFLite converter
-folds BatchNorm into the preceding op). Activation memory is per sample. int8 weight bytes are
-1 byte per kernel element + 4 bytes (int32) per bias + 4 bytes (float32 scale) per output channel.
+folds BatchNorm into the preceding op). LSTM/GRU/SimpleRNN count their gate kernels' MACs per
+timestep times the timesteps (gate non-linearities: 0). Activation memory is per sample (a recurrent
+layer's output is one step, or every step with ``return_sequences``). int8 weight bytes are
+1 byte per kernel element + 4 bytes (int32) per bias + 4 bytes (float32 scale) per output channel
+(recurrent layers: no per-channel scales).
 """
 from __future__ import annotations
 
@@ -175,6 +178,10 @@ def _int8_bytes(node, params: int, out_shapes: list) -> int:
     base = TABLE.get(node.class_name)
     if node.class_name == "BatchNormalization":
         return 0  # folded into the preceding op by the converter
+    if not params:
+        return 0  # a shared layer's later calls: its weights were counted at the first
+    if base is not None and base.biases is not None:  # recurrent: int8 kernels, int32 biases
+        return params + 3 * base.biases(node.attrs)
     if base is None or base.role not in ("produce", "depthwise"):
         return params
     channels = out_shapes[0][-1]

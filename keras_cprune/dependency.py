@@ -66,12 +66,35 @@ class Group:
 
 @dataclass
 class Dependencies:
-    """The channel units of every tensor (``units[key][c]``) and the groups over them."""
+    """The channel units of every tensor (``units[key][c]``) and the groups over them.
+
+    ``pin_reasons``: layer name -> why that layer's channels are pinned; ``pin_sources``: the
+    unit ids each pinning fixed and why ("model output", "feeds Lambda layer 'lam'"), in graph order."""
 
     graph: Graph
     units: dict[int, np.ndarray]
     groups: list[Group]
     pin_reasons: dict[str, str]
+    pin_sources: list[tuple[np.ndarray, str]] = field(default_factory=list)
+
+    def group_pin_reasons(self, group: Group) -> list[str]:
+        """Why units of ``group`` are pinned, each reason once, in graph order."""
+        return list(dict.fromkeys(why for units, why in self.pin_sources if np.isin(units, group.units).any()))
+
+    def pin_summary(self) -> str:
+        """Each unprunable group's producers and each pinned layer with weights, with the reasons:
+        ``"'conv1' (model output), 'dense' (feeds Lambda layer 'lam')"``."""
+        items, seen = [], set()
+        for group in self.groups:
+            if not group.prunable:
+                names = " + ".join(repr(name) for name in group.producers)
+                items.append(f"{names} ({'; '.join(self.group_pin_reasons(group))})")
+        for name, why in self.pin_reasons.items():
+            node = self.graph.node(name)
+            if not node.is_input and id(node.layer) not in seen and getattr(node.layer, "weights", None):
+                seen.add(id(node.layer))
+                items.append(f"{name!r} ({why})")
+        return ", ".join(items)
 
     @cached_property
     def unit_count(self) -> int:
@@ -109,7 +132,7 @@ def build_dependencies(graph: Graph) -> Dependencies:
     """Walk ``graph`` once, couple channel slots by layer role and group them into units."""
     uf = _UnionFind()
     slots: dict[int, np.ndarray] = {}
-    pinned: list[np.ndarray] = []
+    pinned: list[tuple[np.ndarray, str]] = []  # (slots, why)
     reasons: dict[str, str] = {}
     produced: dict[str, np.ndarray] = {}
     calls: dict[int, int] = {}
@@ -117,26 +140,31 @@ def build_dependencies(graph: Graph) -> Dependencies:
         calls[id(node.layer)] = calls.get(id(node.layer), 0) + 1
     for node in graph.nodes:
         in_shapes, out_shapes = graph.in_shapes(node), graph.out_shapes(node)
-        role = spec_for(node, in_shapes, out_shapes).role
+        spec = spec_for(node, in_shapes, out_shapes)
+        role, why = spec.role, spec.why
         if role != "input" and (calls[id(node.layer)] > 1 or _unknown_channels(in_shapes + out_shapes)):
-            role = "pin"
-            reasons[node.name] = "shared layer" if calls[id(node.layer)] > 1 else "unknown channel dimension"
+            role, why = "pin", "shared layer" if calls[id(node.layer)] > 1 else "unknown channel dimension"
+        label = f"{node.class_name} layer {node.name!r}" + (f": {why}" if why else "")
         ins = [slots[k] for k in node.inputs]
         out = _out_slots(role, node, ins, in_shapes, out_shapes, uf)
-        if role in ("input", "pin"):
-            pinned += ins + [out]
-            reasons.setdefault(node.name, "model input" if role == "input" else f"{node.class_name} is not channel-wise")
+        if role == "input":
+            pinned.append((out, f"coupled with model input {node.name!r}"))
+            reasons[node.name] = "model input"
+        elif role in ("pin", "consume"):
+            pinned += [(s, f"feeds {label}") for s in ins if role == "pin"] + [(out, f"coupled with the output of {label}")]
+            reasons[node.name] = why or f"{node.class_name} is not channel-wise"
         if role == "produce":
             produced[node.name] = out
         for key in node.outputs:
             slots[key] = out if len(node.outputs) == 1 else uf.new(out_shapes[node.outputs.index(key)][-1])
             if len(node.outputs) > 1:
-                pinned.append(slots[key])
-    pinned += [slots[k] for k in graph.outputs]
+                pinned.append((slots[key], f"coupled with an output of multi-output {label}"))
+    pinned += [(slots[k], "model output") for k in graph.outputs]
     units = {key: uf.find(s) for key, s in slots.items()}
-    pinned_units = set(np.concatenate([uf.find(p) for p in pinned]).tolist()) if pinned else set()
+    sources = [(uf.find(s), why) for s, why in pinned]
+    pinned_units = set(np.concatenate([u for u, _ in sources]).tolist()) if sources else set()
     groups = _group_units(graph, units, {n: uf.find(s) for n, s in produced.items()}, pinned_units)
-    return Dependencies(graph, units, groups, reasons)
+    return Dependencies(graph, units, groups, reasons, sources)
 
 
 def _unknown_channels(shapes: list) -> bool:

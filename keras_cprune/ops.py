@@ -10,7 +10,10 @@ Channel roles (channels are the last axis):
 - ``merge``: element-wise multi-input op; all inputs' channels are coupled (Add, Multiply...).
 - ``concat``: output channels are the inputs' channels one after the other.
 - ``flatten``: output index ``p*C + c`` carries input channel ``c`` (Flatten, Reshape to 1-D).
-- ``pin``: channels of inputs and outputs are never pruned (custom, Lambda, grouped conv...).
+- ``consume``: reads its input channels (sliced with them) but its own outputs stay as they are
+  (LSTM, GRU, SimpleRNN: input-kernel rows go with the channels; units and recurrent kernel stay).
+- ``pin``: channels of inputs and outputs are never pruned (custom, Lambda, grouped conv...); ``why``
+  says what the layer is when that is not obvious from its class ("grouped convolution").
 """
 from __future__ import annotations
 
@@ -28,6 +31,8 @@ class OpSpec:
     macs: Callable[[dict, list, list], int] = lambda cfg, i, o: 0
     width_key: str | None = None  # config key holding the number of output channels
     slices: dict = field(default_factory=dict)  # weight name -> {axis: "in" | "out" | "mid"}
+    why: str | None = None  # pin reason of a ``pin``/``consume`` layer when its class alone does not say it
+    biases: Callable[[dict], int] | None = None  # bias elements, where not one per output channel
 
 
 def _prod(values) -> int:
@@ -102,6 +107,32 @@ def _norm_params(cfg, i, o):
     return 2 * _prod(i[0][_axis(a, i[0])] for a in axes) + 1
 
 
+def _rnn_biases(gates: int) -> Callable[[dict], int]:
+    """Bias elements of a recurrent layer: one per gate and unit; a GRU with ``reset_after`` has a
+    second (recurrent) bias row, shape (2, 3*units)."""
+    def biases(cfg: dict) -> int:
+        rows = 2 if cfg.get("reset_after") else 1
+        return gates * cfg["units"] * rows if cfg.get("use_bias", True) else 0
+
+    return biases
+
+
+def _recurrent(gates: int) -> OpSpec:
+    """LSTM (4 gates), GRU (3) or SimpleRNN (1) over (timesteps, features): every step multiplies
+    the input (features) and the previous state (units) by each gate's kernel, so per step
+    ``gates * units * (features + units)`` MACs. Kernel (features, gates*units) rows are sliced
+    with the input channels; recurrent kernel (units, gates*units), bias and units stay."""
+    biases = _rnn_biases(gates)
+
+    def params(cfg, i, o):
+        return gates * cfg["units"] * (i[0][-1] + cfg["units"]) + biases(cfg)
+
+    def macs(cfg, i, o):
+        return i[0][0] * gates * cfg["units"] * (i[0][-1] + cfg["units"])
+
+    return OpSpec("consume", params, macs, None, {"kernel": {0: "in"}}, "recurrent units are not pruned", biases)
+
+
 _CONV_SLICES = {"kernel": {-2: "in", -1: "out"}, "bias": {0: "out"}}
 _TCONV_SLICES = {"kernel": {-2: "out", -1: "in"}, "bias": {0: "out"}}
 _DW_SLICES = {"kernel": {-2: "in"}, "depthwise_kernel": {-2: "in"}, "bias": {0: "out"}}
@@ -136,11 +167,15 @@ TABLE: dict[str, OpSpec] = {
     )},
     **{name: _merge for name in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")},
     "Concatenate": OpSpec("concat", _no_params),
+    "LSTM": _recurrent(4),
+    "GRU": _recurrent(3),
+    "SimpleRNN": _recurrent(1),
+    "Bidirectional": OpSpec("pin", why="Bidirectional wrapper: its recurrent layers are not pruned yet"),
     "Flatten": OpSpec("flatten", _no_params),
     "Reshape": OpSpec("reshape", _no_params),
-    "Softmax": OpSpec("pin", _no_params),
+    "Softmax": OpSpec("pin", _no_params, why="softmax mixes channels"),
     # per-channel statistics that would need re-adapting: its channels stay as they are
-    "Normalization": OpSpec("pin", _norm_params),
+    "Normalization": OpSpec("pin", _norm_params, why="per-channel statistics would need re-adapting"),
 }
 
 _CHANNEL_MIXING_ACTIVATIONS = {"softmax", "log_softmax"}
@@ -159,19 +194,25 @@ def spec_for(node, in_shapes: list, out_shapes: list) -> OpSpec:
     module = type(node.layer).__module__
     if module.startswith("keras.src.ops."):
         spec = OPS_TABLE.get(node.class_name)
-        return spec if spec is not None and not node.attrs.get("array_operands") else OpSpec("pin", _no_params)
-    spec = TABLE.get(node.class_name) if module.startswith(("keras.", "tf_keras.")) else None
+        if spec is not None and node.attrs.get("array_operands"):
+            return OpSpec("pin", _no_params, why="array operand of fixed width")
+        return spec or OpSpec("pin", _no_params)
+    keras_layer = module.startswith(("keras.", "tf_keras."))
+    spec = TABLE.get(node.class_name) if keras_layer else None
     if spec is None:
-        return OpSpec("pin")
+        return OpSpec("pin", why=None if keras_layer else "custom layer")
     cfg = node.attrs
-    if cfg.get("data_format", "channels_last") == "channels_first" or cfg.get("groups", 1) != 1:
-        return OpSpec("pin", spec.params, spec.macs)
+    if cfg.get("groups", 1) != 1:
+        return OpSpec("pin", spec.params, spec.macs, why=f"grouped convolution, groups={cfg['groups']}")
+    if cfg.get("data_format", "channels_last") == "channels_first":
+        return OpSpec("pin", spec.params, spec.macs, why="channels_first data format")
     if node.class_name == "Activation" and cfg.get("activation") in _CHANNEL_MIXING_ACTIVATIONS:
-        return OpSpec("pin", _no_params)
+        return OpSpec("pin", _no_params, why=f"{cfg['activation']} mixes channels")
     if node.class_name == "BatchNormalization" and _axis(cfg.get("axis", -1), in_shapes[0]) != len(in_shapes[0]) - 1:
-        return OpSpec("pin", spec.params)
+        return OpSpec("pin", spec.params, why="normalizes an axis other than the channels")
     if node.class_name == "Reshape":
-        return OpSpec(_reshape_role(in_shapes[0], out_shapes[0]), _no_params)
+        role = _reshape_role(in_shapes[0], out_shapes[0])
+        return OpSpec(role, _no_params, why="moves the channel axis" if role == "pin" else None)
     if node.class_name == "Concatenate" and _axis(cfg.get("axis", -1), out_shapes[0]) != len(out_shapes[0]) - 1:
         return _merge
     if node.class_name in ("Flatten", "Reshape") and len(in_shapes[0]) <= 1:

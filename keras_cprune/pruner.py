@@ -31,9 +31,10 @@ class PruneContext:
         graph = read_graph(model)
         deps = build_dependencies(graph)
         if not any(g.prunable for g in deps.groups):
-            raise PruningError(f"Nothing in model {graph.model_name!r} can be pruned: no Conv/Dense layer has "
-                               "output channels that are not pinned (model outputs, custom or Lambda layers, "
-                               "grouped convolutions, shared layers).")
+            raise PruningError(f"Nothing in model {graph.model_name!r} can be pruned: {deps.pin_summary()}. "
+                               "Every Conv/Dense layer's output channels are pinned (by a model output or a layer "
+                               "they feed); replace Lambda and custom layers with built-in channel-wise ones, or "
+                               "prune a model with Conv/Dense layers before its output layer.")
         return cls(model, graph, deps, report_from_graph(graph))
 
     def price(self, removed: set) -> ComplexityReport:

@@ -1,12 +1,13 @@
 """Keras callbacks: `ComplexityLogger` (model complexity in History/TensorBoard),
 `FilterPruningStep` (gradual structured pruning, see `keras_cprune.training`) and
-`ExportOnTrainEnd` (TFLite Micro export of the best or last model).
+`ExportOnTrainEnd` (TFLite Micro export of the last or, with ``save_best_only``, the best model).
 
 All are Keras 3 callbacks that tf_keras' ``fit`` accepts as well.
 """
 from __future__ import annotations
 
 import os
+import warnings
 
 import keras
 import tensorflow as tf
@@ -200,21 +201,26 @@ def declared_direction(model, name: str) -> str | None:
 
 
 class ExportOnTrainEnd(_Callback):
-    """Exports the model for TFLite Micro with `tflm_export.export` when training ends, or at each
-    new best epoch of ``monitor`` with ``save_best_only=True``: int8 flatbuffer verified on the
-    TFLM runtime, firmware sources and ``report.json`` in ``out_dir`` (written atomically).
+    """Exports the model for TFLite Micro with `tflm_export.export` when training ends: int8
+    flatbuffer verified on the TFLM runtime, firmware sources and ``report.json`` in ``out_dir``
+    (written atomically).
 
-    ``mode`` says whether ``monitor`` improves downwards ("min") or upwards ("max"); "auto" infers
-    it like ``keras.callbacks.ModelCheckpoint`` (see `monitor_mode`).
+    With ``save_best_only=True`` it exports instead at each epoch where ``monitor`` improves (as
+    ``keras.callbacks.ModelCheckpoint`` saves), so ``out_dir`` holds the best model when training
+    ends. ``mode`` says whether ``monitor`` improves downwards ("min") or upwards ("max"); "auto"
+    infers it like ModelCheckpoint (see `monitor_mode`). An epoch whose logs lack ``monitor`` (no
+    validation data, ``validation_freq`` > 1) is skipped with one warning per ``fit``; if no epoch
+    had it, the last epoch's model is exported when training ends: a missing metric never stops
+    training.
 
     A gradually pruned (masked) model is stripped to its dense smaller form first. A result over
     ``budget``/``board`` is written with a loud warning and ``report.fits == False``; with
     ``strict=True`` it is a `BudgetError` and ``out_dir`` keeps the previous export. ``self.report``
-    and ``self.exported_epoch`` describe the export in ``out_dir``.
+    and ``self.exported_epoch`` (0-based) describe the export in ``out_dir``.
     """
 
     def __init__(self, out_dir: str, representative_data, *, budget=None, board=None, monitor: str = "val_accuracy",
-                 mode: str = "auto", save_best_only: bool = True, strict: bool = False, test_inputs=None,
+                 mode: str = "auto", save_best_only: bool = False, strict: bool = False, test_inputs=None,
                  labels=None):
         super().__init__()
         if mode not in MODES:
@@ -225,27 +231,40 @@ class ExportOnTrainEnd(_Callback):
         self.save_best_only = save_best_only
         self.strict, self.test_inputs, self.labels = strict, test_inputs, labels
         self.best, self.report, self.exported_epoch = None, None, None
+        self._last_epoch, self._exported, self._warned = None, False, False
+
+    def on_train_begin(self, logs=None):
+        self._last_epoch, self._exported, self._warned = None, False, False
 
     def on_epoch_end(self, epoch, logs=None):
+        self._last_epoch = epoch
         if not self.save_best_only:
             return
         value = (logs or {}).get(self.monitor)
         if value is None:
-            raise PruningError(f"ExportOnTrainEnd monitors {self.monitor!r}, which is not in the epoch logs "
-                               f"({sorted(logs or {})}). Pass validation data or set monitor=.")
+            self._warn_missing(epoch, logs or {})
+            return
         higher = monitor_mode(self.monitor, self.mode, self.model) == "max"
         if self.best is None or (value > self.best if higher else value < self.best):
             self.best = value
             self._export(epoch)
+            self._exported = True
 
     def on_train_end(self, logs=None):
-        if not self.save_best_only:
-            self._export(None)
+        if not (self.save_best_only and self._exported):
+            self._export(self._last_epoch)
+
+    def _warn_missing(self, epoch, logs: dict) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        warnings.warn(f"ExportOnTrainEnd monitors {self.monitor!r}, which is not in the logs of epoch {epoch} "
+                      f"(available: {', '.join(sorted(logs)) or 'none'}). Epochs without it are not compared; if "
+                      "none has it, the last epoch's model is exported when training ends. Pass validation data "
+                      "to fit or set monitor= to an available name.", RuntimeWarning, stacklevel=2)
 
     def _export(self, epoch) -> None:
         """Export into a staging folder that replaces ``out_dir`` only if it fits or ``strict`` is off."""
-        import warnings
-
         import tflm_export
         from tflm_export.sources import atomic_dir
 

@@ -1,9 +1,11 @@
 """ComplexityLogger: History and TensorBoard values equal analyze() and hand-counted numbers.
-ExportOnTrainEnd: best-epoch choice, budget warnings and strict failures that keep the last export."""
+ExportOnTrainEnd: one export at train end by default, best-epoch choice with save_best_only, a missing
+monitor that warns once and still exports, budget warnings and strict failures that keep the last export."""
 import glob
 import hashlib
 import json
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -157,7 +159,7 @@ def test_export_mode_is_validated():
 
 @pytest.mark.parametrize("mode, exported", [("auto", [0, 2]), ("min", [0, 2]), ("max", [0, 1])])
 def test_best_epochs_follow_mode(monkeypatch, mode, exported):
-    export = ExportOnTrainEnd("fw", None, monitor="val_mae", mode=mode)
+    export = ExportOnTrainEnd("fw", None, monitor="val_mae", mode=mode, save_best_only=True)
     done = []
     monkeypatch.setattr(export, "_export", done.append)
     for epoch, value in enumerate([0.5, 0.7, 0.3]):
@@ -169,7 +171,8 @@ def test_export_on_best_epochs_and_over_budget_warning(tmp_path):
     from tflm_export import Budget
 
     x, y = export_data(32)
-    export = ExportOnTrainEnd(str(tmp_path / "fw"), x[:8], budget=Budget(ram="1KB"), monitor="val_mae")
+    export = ExportOnTrainEnd(str(tmp_path / "fw"), x[:8], budget=Budget(ram="1KB"), monitor="val_mae",
+                              save_best_only=True)
     with pytest.warns(RuntimeWarning, match="does not fit the budget: ram"):
         compiled_tiny().fit(x, y, epochs=2, verbose=0, callbacks=[Script("val_mae", [0.5, 0.9]), export])
     report = json.load(open(tmp_path / "fw" / "report.json"))
@@ -185,10 +188,55 @@ def test_export_strict_keeps_the_previous_export_and_plain_export_at_train_end(t
     model = compiled_tiny()
     fitting = ExportOnTrainEnd(str(tmp_path / "fw"), x, budget=Budget(ram="64KB"), save_best_only=False)
     model.fit(x, y, epochs=1, verbose=0, callbacks=[fitting])
-    assert fitting.report.fits and fitting.exported_epoch is None
+    assert fitting.report.fits and fitting.exported_epoch == 0
     before = digests(tmp_path / "fw")
     strict = ExportOnTrainEnd(str(tmp_path / "fw"), x, budget=Budget(ram="1KB"), save_best_only=False, strict=True)
     with pytest.raises(BudgetError, match="does not fit the budget: ram.* keeps the previous export"):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[strict])
     assert digests(tmp_path / "fw") == before and strict.report is None
     assert os.listdir(tmp_path) == ["fw"]  # no staging folder left behind
+
+
+def fake_fit(export, logs_per_epoch) -> list:
+    """The hooks ``fit`` calls, with these epoch logs; the epochs ``_export`` was called with."""
+    done = []
+    export._export = done.append
+    export.on_train_begin()
+    for epoch, logs in enumerate(logs_per_epoch):
+        export.on_epoch_end(epoch, dict(logs))
+    export.on_train_end()
+    return done
+
+
+def test_default_exports_once_when_training_ends():
+    export = ExportOnTrainEnd("fw", None)
+    assert fake_fit(export, [{"loss": 0.5, "val_accuracy": 0.5}, {"loss": 0.4, "val_accuracy": 0.9}]) == [1]
+
+
+@pytest.mark.parametrize("logs, exported", [
+    ([{"loss": 0.5}, {"loss": 0.4}, {"loss": 0.3}], [2]),  # never validated: the last epoch, at train end
+    ([{"loss": 0.5}, {"loss": 0.4, "val_mae": 0.3}, {"loss": 0.3}], [1]),  # validation_freq=2
+])
+def test_missing_monitor_warns_once_and_still_exports(logs, exported):
+    export = ExportOnTrainEnd("fw", None, monitor="val_mae", save_best_only=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert fake_fit(export, logs) == exported
+    assert [str(w.message)[:73] for w in caught] == [
+        "ExportOnTrainEnd monitors 'val_mae', which is not in the logs of epoch 0 "]
+    assert "(available: loss)" in str(caught[0].message) and caught[0].category is RuntimeWarning
+
+
+def test_fit_without_validation_data_completes_and_exports(tmp_path):
+    x, y = export_data(16)
+    export = ExportOnTrainEnd(str(tmp_path / "fw"), x[:8], monitor="val_accuracy", save_best_only=True)
+    model = compiled_tiny()
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(x, y, epochs=2, verbose=0, callbacks=[export])
+    ours = [str(w.message) for w in caught if "ExportOnTrainEnd" in str(w.message)]
+    assert len(ours) == 1 and "'val_accuracy'" in ours[0] and "(available: accuracy, loss)" in ours[0]
+    assert len(history.history["loss"]) == 2 and export.exported_epoch == 1 and export.best is None
+    assert json.load(open(tmp_path / "fw" / "report.json"))["arena_bytes"] == export.report.arena_bytes

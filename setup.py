@@ -16,6 +16,7 @@ setup(
         "tflite-micro==0.dev20261023182759",
         "numpy>=1.26,<3",
         "matplotlib>=3.8",
+        "keras-tuner==1.4.8",  # keras_cprune.tuner (BoardFitTuner)
     ],
     extras_require={"dev": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100"]},
     entry_points={"console_scripts": ["keras-cprune=keras_cprune.cli:main"]},

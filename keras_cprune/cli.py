@@ -45,7 +45,26 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--flash", help="flash budget, e.g. 1MB")
     export.add_argument("--board", help="a known board instead of --ram/--flash (e.g. nano33ble)")
     export.add_argument("--overwrite", "--force", action="store_true", help="replace an existing output folder")
-    for p in (analyze, prune, trade, export):
+    tune = sub.add_parser("tune", help="KerasTuner search: the most accurate pruned model that fits a board")
+    tune.add_argument("model", help="a .keras or .h5 model file (its compile settings are used when saved with it)")
+    tune.add_argument("-o", "--out", required=True, help="working folder: search/ (KerasTuner project, resumed when "
+                      "it exists), best/ (TFLM export), best.keras, trials.png")
+    tune.add_argument("--dataset", required=True, choices=["fashion-mnist"])
+    tune.add_argument("--trials", type=int, default=10, help="KerasTuner max_trials (default 10)")
+    tune.add_argument("--epochs", type=int, default=3)
+    tune.add_argument("--train-samples", type=int, default=10000, help="training images (default 10000)")
+    tune.add_argument("--val-samples", type=int, default=2000, help="validation images after the training ones")
+    tune.add_argument("--test-samples", type=int, default=1000, help="test images run on TFLM for the best model")
+    tune.add_argument("--board", help="a known board (e.g. nano33ble) instead of --ram/--flash")
+    tune.add_argument("--ram", help="RAM budget, e.g. 64KB")
+    tune.add_argument("--flash", help="flash budget, e.g. 1MB")
+    tune.add_argument("--modes", default="PA,FA,MA")
+    tune.add_argument("--headroom", default="0.7,1.0", help="min,max fraction of the budget a candidate may use")
+    tune.add_argument("--oracle", default="random", choices=["random", "bayesian"])
+    tune.add_argument("--executions", type=int, default=1, help="trainings per trial (averaged)")
+    tune.add_argument("--seed", type=int)
+    tune.add_argument("--overwrite", action="store_true", help="start the search over instead of resuming it")
+    for p in (analyze, prune, trade, export, tune):
         p.add_argument("--unsafe", action="store_true", help="allow loading Lambda layers (runs code in the file)")
     return parser
 
@@ -127,10 +146,58 @@ def _export(args) -> int:
     return 0
 
 
+def _tune(args) -> int:
+    import os
+
+    import tflm_export
+
+    from .datasets import load_fashion_mnist
+    from .errors import ModelError
+    from .io import load_model
+    from .tuner import BoardFitTuner, classifier_compile_kwargs, compile_config_of, is_worker
+
+    try:
+        low, high = (float(v) for v in args.headroom.split(","))
+    except ValueError:
+        raise PruningError(f"--headroom must be two numbers min,max in (0, 1]. Received: {args.headroom!r}.") from None
+    budget = tflm_export.Budget(ram=args.ram, flash=args.flash) if args.ram or args.flash else None
+    n = args.train_samples
+    (x, y), (x_test, y_test) = load_fashion_mnist(train_size=n + args.val_samples, test_size=args.test_samples)
+    model = load_model(args.model, unsafe=args.unsafe)  # every worker loads the same file: the same weights
+    if x.shape[1:] != tuple(model.input_shape[1:]):
+        raise ModelError(f"--dataset {args.dataset} has inputs of shape {x.shape[1:]}; model {args.model!r} "
+                         f"expects {tuple(model.input_shape[1:])}. Give a model with a {x.shape[1:]} input.")
+    config = compile_config_of(args.model)
+    if config:
+        model.compile_from_config(config)
+    else:
+        model.compile(**classifier_compile_kwargs(model))
+    tuner = BoardFitTuner(model, board=args.board, budget=budget, modes=tuple(args.modes.split(",")),
+                          headroom=(low, high), max_trials=args.trials,
+                          executions_per_trial=args.executions, oracle=args.oracle, seed=args.seed,
+                          directory=args.out, project_name="search", overwrite=args.overwrite)
+    tuner.search(x[:n], y[:n], validation_data=(x[n:], y[n:]), epochs=args.epochs, verbose=2)
+    if is_worker():
+        return 0
+    tuner.summary()
+    tuner.plot(os.path.join(args.out, "trials.png"))
+    best = tuner.export_best(os.path.join(args.out, "best"), x[:200], test_inputs=x_test, labels=y_test,
+                             overwrite=True)
+    best.model.save(os.path.join(args.out, "best.keras"))
+    print(f"Saved {os.path.join(args.out, 'best.keras')}, {os.path.join(args.out, 'best')}, "
+          f"{os.path.join(args.out, 'trials.png')}")
+    if not best.fits:
+        over = ", ".join(f"{k} {f.used:,} > {f.limit:,}" for k, f in best.report.resources.items() if not f.fits)
+        print(f"keras-cprune: error: no candidate measured within the budget: {over}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        status = {"analyze": _analyze, "prune": _prune, "tradeoff": _tradeoff, "export": _export}[args.command](args)
+        status = {"analyze": _analyze, "prune": _prune, "tradeoff": _tradeoff, "export": _export,
+                  "tune": _tune}[args.command](args)
     except CPruneError as exc:
         print(f"keras-cprune: error: {exc}", file=sys.stderr)
         return 1

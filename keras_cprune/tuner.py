@@ -136,6 +136,20 @@ class BoardFitHyperModel(kt.HyperModel):
                 self._model = model
         return self._model
 
+    def check_reachable(self) -> None:
+        """`BudgetError` now, not one failed trial at a time, when pruning cannot reach the smallest
+        budget fraction of ``headroom`` (a smaller budget is never easier, whatever the mode)."""
+        from .pruner import prune
+
+        low = self.headroom[0]
+        try:
+            prune(self.base_model, self.modes[0], budget=scale_budget(self.budget, low), verify=False, progress=None,
+                  **self.prune_options)
+        except BudgetError as exc:
+            raise BudgetError(f"headroom={self.headroom} asks candidates to fit {low:g} x {self.budget} = "
+                              f"{scale_budget(self.budget, low)}, which pruning cannot reach. Raise the lower bound "
+                              f"of headroom= (or the budget). {exc}") from None
+
     def space(self, hp) -> dict:
         """Declare the hyperparameters in ``hp`` and return this trial's values."""
         def choice(name, values):
@@ -278,6 +292,7 @@ class BoardFitTuner(kt.Tuner):
         hypermodel = BoardFitHyperModel(model, budget, modes=modes, rules=rules, importances=importances,
                                         headroom=headroom, reinitialize=reinitialize, compile_kwargs=compile_kwargs,
                                         prune_options=prune_options, unsafe=unsafe)
+        hypermodel.check_reachable()
         super().__init__(_oracle(oracle, objective, max_trials, seed), hypermodel, directory=directory,
                          project_name=project_name, overwrite=overwrite, executions_per_trial=executions_per_trial,
                          **kwargs)
@@ -292,7 +307,7 @@ class BoardFitTuner(kt.Tuner):
         try:
             histories = super().run_trial(trial, *args, **kwargs)
         except BudgetError as exc:
-            raise kt.errors.FailedTrialError(str(exc)) from exc
+            raise kt.errors.FailedTrialError(str(exc)) from None  # no retry: the same budget fails again
         fraction = trial.hyperparameters.get("budget_fraction")
         record = {"trial_id": trial.trial_id, "tuner_id": self.tuner_id, "values": dict(trial.hyperparameters.values),
                   "budget": self.budget.get_config(), "target": scale_budget(self.budget, fraction).get_config(),

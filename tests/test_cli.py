@@ -80,3 +80,20 @@ def test_tradeoff_json_and_plot(model_file, tmp_path):
     expected = tradeoff(vgg(), ratios=(0.0, 0.5)).to_dict()
     assert json.loads(result.stdout) == expected and os.path.getsize(png) > 1000
     assert cli("tradeoff", model_file, "--ratios", "1.0").returncode == 1
+
+
+def test_tune_searches_exports_the_best_and_plots(tmp_path):
+    model_file, out = str(tmp_path / "small.keras"), tmp_path / "out"
+    vgg(widths=(4, 8, 8)).save(model_file)  # 7,472 B predicted arena; pruning reaches 4,800 B at best
+    args = ["tune", model_file, "--ram", "6KB", "--dataset", "fashion-mnist", "--trials", "2", "--epochs", "1",
+            "--train-samples", "256", "--val-samples", "64", "--test-samples", "50", "--seed", "0", "--out", str(out)]
+    refused = cli(*args)  # default --headroom 0.7,1.0: 0.7 x 6 KB = 4,300 B cannot be reached
+    assert refused.returncode == 1 and "headroom" in refused.stderr and "4,800" in refused.stderr
+    result = cli(*args, "--headroom", "0.8,1.0")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.load(open(out / "best" / "report.json"))
+    assert report["fits"] and report["arena_bytes"] <= 6144
+    assert "measured on TFLM" in result.stdout and "Board-fit search" in result.stdout
+    best = keras.saving.load_model(str(out / "best.keras"))
+    assert best.count_params() < vgg(widths=(4, 8, 8)).count_params()
+    assert os.path.getsize(out / "trials.png") > 10_000 and os.path.isfile(out / "search" / "oracle.json")

@@ -69,10 +69,13 @@ def test_build_prunes_to_the_scaled_budget_and_compiles_like_the_model():
     assert not np.allclose(fresh.get_layer("c1").kernel.numpy(), model.get_layer("c1").kernel.numpy())
 
 
-def test_unreachable_fraction_fails_the_trial_before_training(tmp_path):
-    tuner = BoardFitTuner(tiny_cnn(), budget=Budget(ram=RAM), headroom=(0.5, 1.0), max_trials=1,
+def test_unreachable_fraction_fails_at_construction_or_the_trial_before_training(tmp_path):
+    # 0.8 x 3,300 = 2,640 B < the 2,856 B pruning can reach
+    with pytest.raises(BudgetError, match=r"headroom=\(0.8, 1.0\).*2,640.*Smallest reachable: arena 2,856 B"):
+        BoardFitTuner(tiny_cnn(), budget=Budget(ram=RAM), headroom=(0.8, 1.0), directory=str(tmp_path))
+    tuner = BoardFitTuner(tiny_cnn(), budget=Budget(ram=RAM), headroom=(0.9, 1.0), max_trials=1,
                           directory=str(tmp_path), overwrite=True)
-    hp = hp_with(tuner.hypermodel, budget_fraction=0.5)
+    hp = hp_with(tuner.hypermodel, budget_fraction=0.8)  # outside the space: as a trial would fail
     with pytest.raises(BudgetError, match="cannot be met"):
         tuner.hypermodel.build(hp)
     with pytest.raises(kt.errors.FailedTrialError, match="cannot be met"):

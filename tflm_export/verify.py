@@ -22,8 +22,9 @@ def quantize(x: np.ndarray, tensor: TensorInfo) -> np.ndarray:
 
 
 def _tflite_outputs(tflite_bytes: bytes, samples: np.ndarray) -> list:
-    """Outputs of ``tf.lite.Interpreter`` with its reference kernels (TFLM's arithmetic; the default
-    XNNPACK/optimized kernels round differently), one array per output."""
+    """Outputs of ``tf.lite.Interpreter`` with its reference kernels, one array per output: TFLM's
+    arithmetic but for FULLY_CONNECTED's requantization rounding (see `TFLMReport`); the default
+    XNNPACK/optimized kernels differ on convolutions too."""
     import tensorflow as tf
 
     with quiet_tensorflow():  # "tf.lite.Interpreter is deprecated": it is still the reference here
@@ -95,7 +96,8 @@ def verify(tflite_bytes: bytes, *, test_inputs=None, expected=None, labels=None,
     Finds the minimal tensor arena (16-byte steps, see `runtime.find_min_arena`), reads the
     runtime's arena breakdown and the ops, times ``latency_runs`` invokes (median). With float
     ``test_inputs`` ``(N, *input_shape)``: TFLM's outputs against ``tf.lite.Interpreter``
-    (bit-exact or the max difference), top-1 against ``keras_model`` (or ``expected`` float
+    (bit-exact, or the max difference in steps: FULLY_CONNECTED rounds differently, 1 step per
+    layer that later layers carry on, see `TFLMReport`), top-1 against ``keras_model`` (or ``expected`` float
     outputs) and, with ``labels`` (class ids or one-hot), accuracy. ``budget`` (a `Budget`) or
     ``board`` (a name of `BOARDS`) adds fits/headroom per resource. Raises `TFLMRuntimeError`
     when the runtime fails, aborts or crashes on the model.

@@ -123,11 +123,13 @@ class ComplexityReport:
             print_fn(text)
         return text
 
-    def plot(self, path: str) -> str:
-        """Save a per-layer bar chart of the parameter, FLOPs and memory shares as a PNG."""
+    def plot(self, path: str, top: int = 25) -> str:
+        """Save horizontal bars of the layers' parameter, FLOPs and memory shares as a PNG, 1,200 px
+        wide: the layers with a share, past ``top`` the ``top`` largest and an "other" bar for the
+        rest; the layer at the activation-memory peak in red (see `plots.plot_layer_shares`)."""
         from .plots import plot_layer_shares
 
-        return plot_layer_shares(self, path)
+        return plot_layer_shares(self, path, top)
 
 
 def analyze(model) -> ComplexityReport:

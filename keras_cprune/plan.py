@@ -12,6 +12,7 @@ from .errors import PlanError
 METRICS = (("params", "Parameters"), ("macs", "MACs"), ("weight_bytes_int8", "Weights int8 (B)"),
            ("act_bytes_f32", "Activations f32 (B)"), ("peak_act_bytes_int8", "Peak act. int8 (B)"),
            ("arena_bytes", "TFLM arena (B, pred.)"))
+PEAK_NAME_WIDTH = 30  # widest before/after column of `PruningPlan.summary`, for the peak layers' names
 
 
 @dataclass(frozen=True)
@@ -78,14 +79,18 @@ class PruningPlan:
 
     def summary(self, print_fn=print) -> str:
         """Before/after table of the model totals, absolute and relative."""
+        peaks = (("peak_layer", "Activation peak at"), ("arena_peak_layer", "Arena peak at"))
+        names = [str(side[key]) for key, _ in peaks for side in (self.before, self.after)]
+        width = max(14, min(PEAK_NAME_WIDTH, max(map(len, names)) + 2))  # a column holds a layer name
         lines = [f"Pruning plan for {self.model_name!r}: mode {self.mode}, ratio {self.ratio:g}, "
                  f"importance {self.importance}, rule {self.rule}",
-                 f"{'':<22}{'before':>14}{'after':>14}{'change':>9}"]
+                 f"{'':<22}{'before':>{width}}{'after':>{width}}{'change':>9}"]
         for key, label in METRICS:
             b, a = self.before[key], self.after[key]
-            lines.append(f"{label:<22}{b:>14,}{a:>14,}{(100 * (a - b) / b if b else 0):>8.1f}%")
-        for key, label in (("peak_layer", "Activation peak at"), ("arena_peak_layer", "Arena peak at")):
-            lines.append(f"{label:<22}{self.before[key]!r:>14}{self.after[key]!r:>14}")
+            lines.append(f"{label:<22}{b:>{width},}{a:>{width},}{(100 * (a - b) / b if b else 0):>8.1f}%")
+        for key, label in peaks:
+            b, a = (_middle_cut(str(side[key]), width - 2) for side in (self.before, self.after))
+            lines.append(f"{label:<22}{b:>{width}}{a:>{width}}")
         pruned = [g for g in self.groups if g.kept_channels < g.channels]
         lines.append(f"Groups pruned: {len(pruned)} of {len(self.groups)}")
         for g in pruned:
@@ -94,6 +99,15 @@ class PruningPlan:
         if print_fn:
             print_fn(text)
         return text
+
+
+def _middle_cut(name: str, width: int) -> str:
+    """``name`` in at most ``width`` characters, its middle replaced by "…" (both ends of a Keras
+    layer name tell it apart: ``block_13_expand_relu``)."""
+    if len(name) <= width:
+        return name
+    head = (width - 1) // 2
+    return name[:head] + "…" + name[len(name) - (width - 1 - head):]
 
 
 def removed_units_of(plan: PruningPlan, deps: Dependencies) -> set:

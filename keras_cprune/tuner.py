@@ -324,8 +324,9 @@ class BoardFitTuner(kt.Tuner):
     def points(self) -> list:
         """`TrialPoint` of every completed trial, best first (in the chief or a single process)."""
         if not hasattr(self.oracle, "trials"):
-            raise RuntimeError("Trial results live in the chief's oracle: call this in the chief, or after the search "
-                               "in a process without KERASTUNER_* variables, with the same directory and overwrite=False.")
+            raise RuntimeError("Trial results live in the chief's oracle: call this in the chief once search() "
+                               "returns, or later in a process without the KERASTUNER_* variables, with the same "
+                               "directory and overwrite=False (it reloads the project as worker 'tuner0' saved it).")
         points = []
         for trial in self.oracle.trials.values():
             if trial.status != "COMPLETED" or trial.score is None or not trial.metrics.exists(USAGE[0]):

@@ -142,12 +142,17 @@ def planned_tensors(graph: MicroGraph) -> list:
 class _Kernel:
     """Arena use of a reference kernel: builtin options struct (size, align) its flatbuffer
     parser allocates, OpData bytes from Init, persistent buffers from Prepare, scratch buffer
-    requests (bytes), and the tensors Prepare copies to temp ``TfLiteTensor`` s (default: all)."""
+    requests (bytes), and the tensors Prepare copies to temp ``TfLiteTensor`` s (default: all).
+    ``late``: Prepare allocates its persistent buffers after all its temp tensors, and
+    ``AllocatePersistentBuffer`` checks the tail against ``head_``, not ``temp_``: the bytes
+    the buffers are written with may overwrite temp tensor bytes, except those read later
+    (``_LIVE_AFTER_LATE``)."""
     params: tuple = None
     op_data: int = 0
     persistent: object = lambda g, op: ()
     scratch: object = lambda g, op: ()
     temp: object = None
+    late: bool = False
 
 
 def _t(g, op, k, io="inputs"):
@@ -181,7 +186,7 @@ _POOL, _NO_PREPARE = _Kernel((40, 4), 32), (lambda op: ())
 _KERNELS = {  # sizes read from the PyPI runtime's parsers / Init functions, x86-64
     "CONV_2D": _Kernel((28, 4), 80, _per_channel(0), temp=_conv_temp),
     "DEPTHWISE_CONV_2D": _Kernel((28, 4), 80, _per_channel(3), temp=_conv_temp),
-    "FULLY_CONNECTED": _Kernel((32, 8), 72, _fc_arrays),
+    "FULLY_CONNECTED": _Kernel((32, 8), 72, _fc_arrays, late=True),
     "TRANSPOSE_CONV": _Kernel((20, 4), 88, _per_channel(0),
                               lambda g, op: (4 * math.prod(_t(g, op, 0, "outputs").shape),)),
     "MAX_POOL_2D": _POOL, "AVERAGE_POOL_2D": _POOL,
@@ -220,6 +225,10 @@ EVAL_TENSOR_BYTES = 24            # TfLiteEvalTensor, one per tensor of the subg
 NODE_BYTES = 64                   # NodeAndRegistration, one per op
 TFLITE_TENSOR_BYTES = 64          # TfLiteTensor (TF_LITE_STATIC_MEMORY)
 AFFINE_QUANT_BYTES = 24           # TfLiteAffineQuantization (+ int array of zero points)
+# Bytes of a temp TfLiteTensor, its TfLiteAffineQuantization and zero points (then of an output
+# TfLiteTensor) that FULLY_CONNECTED's Prepare reads after writing its per-channel arrays:
+# quantization.type/.params, params.zero_point; zero_point pointer; params.scale and type.
+_LIVE_AFTER_LATE = (((0, 4), (8, 16), (20, 24)), ((8, 16),), (), ((16, 20), (48, 52)))
 SCRATCH_REQUEST_BYTES = 16        # internal::ScratchBufferRequest; 12 spare per op at the head
 MAX_SCRATCH_PER_OP = 12
 SCRATCH_HANDLE_BYTES = 8          # ScratchBufferHandle, one per scratch buffer
@@ -256,14 +265,24 @@ def _simulate(graph: MicroGraph, arena: int, head: int, buffers: int):
             alloc(kernel.op_data, BUFFER_ALIGNMENT)
     requests = 0
     for op, kernel in zip(graph.ops, kernels):  # Prepare
-        for size in kernel.persistent(graph, op):
+        persistent = kernel.persistent(graph, op)
+        for size in () if kernel.late else persistent:
             alloc(size, BUFFER_ALIGNMENT)
-        temp = SCRATCH_REQUEST_BYTES * (requests + MAX_SCRATCH_PER_OP)
+        scratch_requests = SCRATCH_REQUEST_BYTES * (requests + MAX_SCRATCH_PER_OP)
+        temp, live = scratch_requests, []  # live: (start, end) of temp bytes read after late
         ids = kernel.temp(op) if kernel.temp else tuple(op.inputs) + tuple(op.outputs)
-        for size, align in (s for t in ids if t >= 0 for s in _tensor_struct(graph.tensors[t])):
-            temp = _align_up(temp, align) + size
+        for t in (t for t in ids if t >= 0):
+            for k, (size, align) in enumerate(_tensor_struct(graph.tensors[t])):
+                temp = _align_up(temp, align)
+                spans = _LIVE_AFTER_LATE[k] + (_LIVE_AFTER_LATE[3] if not k and t in op.outputs else ())
+                live += [(temp + a, temp + b) for a, b in spans]
+                temp += size
         if temp > tail:
             return "prepare", tail
+        for size in persistent if kernel.late else ():
+            alloc(size, BUFFER_ALIGNMENT)
+            if tail < scratch_requests or any(a < tail + size and tail < b for a, b in live):
+                return "prepare", tail
         requests += len(kernel.scratch(graph, op))
     if requests:
         alloc(SCRATCH_HANDLE_BYTES * requests, 8)

@@ -118,7 +118,7 @@ def _lower_node(low: _Lowering, node, fused: set) -> tuple | None:
         if len(inputs) == 1 and type(node.layer).__module__.startswith("keras.src.ops."):
             # a Keras op with a scalar operand (``x * (1 / 6)``): one shared constant per op type
             inputs.append(low.const((), 1, 1, share=("operand", cls)))
-        if cls == "Concatenate":
+        if len(inputs) <= 2 or cls == "Concatenate":
             y = low.op(_SIMPLE[cls], inputs, out_shape, node.name)
         else:  # binary kernels: an n-way Add is ((a + b) + c) + ..., in operand order
             y = inputs[0]

@@ -10,7 +10,7 @@ import numpy as np
 from .complexity import ComplexityReport, report_from_graph
 from .dependency import Dependencies, Group, build_dependencies
 from .errors import PruningError
-from .graph import Graph, read_graph
+from .graph import Graph, read_graph, with_input_shape
 from .importance import unit_scores
 from .plan import METRICS, GroupPlan, PruningPlan, removed_units_of
 from .rebuild import rebuild
@@ -25,9 +25,11 @@ class PruneContext:
     graph: Graph
     deps: Dependencies
     report: ComplexityReport
+    _schedule: object = None
 
     @classmethod
-    def of(cls, model) -> "PruneContext":
+    def of(cls, model, input_shape=None) -> "PruneContext":
+        model = with_input_shape(model, input_shape)
         graph = read_graph(model)
         deps = build_dependencies(graph)
         if not any(g.prunable for g in deps.groups):
@@ -37,14 +39,23 @@ class PruneContext:
                                "prune a model with Conv/Dense layers before its output layer.")
         return cls(model, graph, deps, report_from_graph(graph))
 
+    @property
+    def schedule(self):
+        """The TFLite converter's op order of this model (`schedule.Schedule`), read once."""
+        if self._schedule is None:
+            from .arena import schedule_of
+
+            self._schedule = schedule_of(self.model, self.graph)
+        return self._schedule
+
     def price(self, removed: set) -> ComplexityReport:
         """Complexity of the model with the ``removed`` units gone, without rebuilding it."""
         return report_from_graph(self.graph, self.deps.pruned_shapes(removed))
 
     def plan(self, mode: str, ratio: float, *, importance="l1", rule="mean", threshold=1.0, coverage=0.8,
-             min_filters=1, round_to=1, seed=0) -> tuple[PruningPlan, set]:
+             min_filters=1, round_to=1, seed=0, min_keep=0.25) -> tuple[PruningPlan, set]:
         """Choose the groups by ``mode`` and the units to remove in each; price the result."""
-        _check_args(ratio, min_filters, round_to)
+        _check_args(ratio, min_filters, round_to, min_keep)
         rng = np.random.default_rng(seed)
         removed = set()
         selections = select_groups(self.deps, self.report, mode, rule, threshold, coverage)
@@ -54,7 +65,8 @@ class PruneContext:
                 scores = unit_scores(self.deps, group, importance, rng)
                 keep = kept_width(len(group.units), int((~group.pinned).sum()), ratio, round_to)
                 count = len(group.units) - keep
-                removed |= set(choose_units(self.deps, group, scores, count, min_filters, round_to=round_to).tolist())
+                removed |= set(choose_units(self.deps, group, scores, count, min_filters, round_to=round_to,
+                                            min_keep=min_keep).tolist())
         return self.describe(mode, ratio, removed, selections, importance, rule), removed
 
     def describe(self, mode: str, ratio: float, removed: set, selections, importance, rule: str,
@@ -72,7 +84,8 @@ class PruneContext:
         from .arena import estimate_graph_arena
 
         report = self.price(removed) if removed else self.report
-        arena = estimate_graph_arena(self.graph, self.deps.pruned_shapes(removed), assume_trained=True)
+        arena = estimate_graph_arena(self.graph, self.deps.pruned_shapes(removed), assume_trained=True,
+                                     schedule=self.schedule)
         return {**{key: getattr(report, key) for key, _ in METRICS if hasattr(report, key)},
                 "arena_bytes": arena.bytes, "peak_layer": report.peak_node, "arena_peak_layer": arena.peak_layer}
 
@@ -90,7 +103,10 @@ class PruneContext:
                          len(group.units) - dropped, sel.share, why, kept, widths)
 
 
-def _check_args(ratio, min_filters, round_to) -> None:
+def _check_args(ratio, min_filters, round_to, min_keep=0.25) -> None:
+    if isinstance(min_keep, bool) or not isinstance(min_keep, numbers.Real) or not 0 <= min_keep <= 1:
+        raise PruningError(f"`min_keep` is the fraction of each layer's filters no pruning goes under and must be "
+                           f"in [0, 1]. Received: min_keep={min_keep!r}.")
     if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not 0 <= ratio < 1:
         raise PruningError(f"`ratio` is the fraction of filters removed from each selected group and must be in "
                            f"[0, 1). Received: ratio={ratio!r}.")
@@ -109,24 +125,32 @@ def kept_width(total: int, free: int, ratio: float, round_to: int) -> int:
     return min(total, max(round_to, math.ceil(keep / round_to) * round_to))
 
 
+def floor_width(width: int, min_filters: int, min_keep: float, round_to: int) -> int:
+    """Fewest channels a producer ``width`` wide may keep: ``min_keep`` of it rounded up to
+    ``round_to``, and at least ``min_filters`` (never above ``width``)."""
+    share = math.ceil(round(min_keep * width, 9) / round_to) * round_to if min_keep > 0 else 0
+    return min(width, max(min_filters, share))
+
+
 def choose_units(deps: Dependencies, group: Group, scores: np.ndarray, count: int, min_filters: int,
-                 already: set = frozenset(), round_to: int = 1) -> np.ndarray:
+                 already: set = frozenset(), round_to: int = 1, min_keep: float = 0.0) -> np.ndarray:
     """Up to ``count`` more of the lowest-scoring free units of ``group`` (not in ``already``),
-    keeping every producing layer at least ``min_filters`` channels wide and, where it shrinks,
+    keeping every producing layer at least `floor_width` channels wide and, where it shrinks,
     at a multiple of ``round_to`` channels (the highest-scoring choices are given back for that)."""
     if count <= 0:
         return np.zeros(0, dtype=np.int64)
-    counts = []  # per producer: its remaining width and how many of its channels each unit holds
+    counts = []  # per producer: its remaining width, channels each unit holds, its floor
     for name in group.producers:
         units = deps.units[deps.graph.node(name).outputs[0]]
         ids, n = np.unique(units, return_counts=True)
         held = dict(zip(ids.tolist(), n.tolist()))
-        counts.append([len(units) - sum(held.get(u, 0) for u in already), held])
+        counts.append([len(units) - sum(held.get(u, 0) for u in already), held,
+                       floor_width(len(units), min_filters, min_keep, round_to)])
     free = np.flatnonzero(~group.pinned)
     removed = []
     for index in free[np.argsort(scores[free], kind="stable")].tolist():
         unit = int(group.units[index])
-        if unit in already or any(width - held.get(unit, 0) < min_filters for width, held in counts):
+        if unit in already or any(width - held.get(unit, 0) < floor for width, held, floor in counts):
             continue
         for entry in counts:
             entry[0] -= entry[1].get(unit, 0)
@@ -141,7 +165,7 @@ def _round_widths(removed: list, counts: list, round_to: int) -> list:
     of ``round_to`` (``counts``: per producer, [remaining width, channels held per unit]).
     Narrow producers go first: a wide one (an Add over a concatenation) follows from them."""
     while round_to > 1 and removed:
-        uneven = [held for width, held in counts if width % round_to and any(u in held for u in removed)]
+        uneven = [held for width, held, _ in counts if width % round_to and any(u in held for u in removed)]
         if not uneven:
             break
         narrowest = min(uneven, key=len)
@@ -154,37 +178,41 @@ def _round_widths(removed: list, counts: list, round_to: int) -> list:
 
 def prune(model, mode: str = "PA", ratio: float = 0.5, *, importance="l1", rule: str = "mean",
           threshold: float = 1.0, coverage: float = 0.8, min_filters: int = 1, round_to: int = 1,
-          reinitialize: bool = False, seed: int = 0, return_plan: bool = False, budget=None,
-          verify: bool = False, representative_data=None, step: float = 0.1, progress=print):
+          min_keep: float = 0.25, reinitialize: bool = False, seed: int = 0, return_plan: bool = False,
+          budget=None, verify="auto", representative_data=None, step: float = 0.1, verbose="auto",
+          progress=None, input_shape=None):
     """Complexity-driven filter pruning: a new, smaller dense model of the same class.
 
     ``mode`` ("PA", "FA", "MA") picks the channel groups holding a large share of the model's
     parameters, FLOPs or activation memory (see `keras_cprune.selection` for ``rule``,
     ``threshold`` and ``coverage``); ``ratio`` of each selected group's filters are removed,
     lowest ``importance`` first ("l1", "l2", "bn_gamma", "random" or ``fn(layer) -> scores``).
-    Kept weights are copied, or freshly initialized with ``reinitialize=True`` (the paper trains
-    the pruned architecture from scratch). The model passed in is never modified.
+    No layer keeps fewer than ``min_keep`` of its filters (rounded up to ``round_to``) nor
+    ``min_filters``. Kept weights are copied, or freshly initialized with ``reinitialize=True``
+    (the paper trains the pruned architecture from scratch). The model passed in is never modified.
+    ``input_shape`` fixes free input dimensions (``keras.Input((None, None, 3))``).
 
     With ``budget`` (a `Budget` with ``ram``/``flash`` bytes and/or ``macs``), ``ratio`` is not
-    used: the least pruning that fits is searched in steps of ``step`` (one ``progress`` line per
-    step), by predicted TFLM arena, flash and MACs; ``verify=True`` also exports each result to
-    int8 and measures it on the real TFLM runtime, pruning further until the measurement fits.
+    used: the least pruning that fits is searched (see `budget.search`: each step cuts ``step`` of
+    the group saving most of the binding resource per importance removed) on the TFLM arena and
+    flash predicted in the converter's op order. ``verify`` ("auto": when ``tflite-micro`` is
+    installed) then converts the result to int8 (calibrated on ``representative_data``, else 32
+    uniform [0, 1) samples) and measures it on the TFLM runtime, searching on while the
+    measurement is over; ``verify="every_step"`` measures every step instead of predicting.
+    ``verbose``: 0 silent, 1 a progress bar, 2 one line per search, "auto" as ``Model.fit``.
     """
-    context = PruneContext.of(model)
+    context = PruneContext.of(model, input_shape=input_shape)
     options = dict(importance=importance, rule=rule, threshold=threshold, coverage=coverage,
-                   min_filters=min_filters, round_to=round_to, seed=seed)
+                   min_filters=min_filters, round_to=round_to, seed=seed, min_keep=min_keep)
     if budget is None:
         plan, removed = context.plan(mode, ratio, **options)
     else:
-        from .budget import fit_budget
+        from .budget import fit_budget, resolve_verifier
 
-        verifier = None
-        if verify:
-            from .budget import tflm_verifier
-
-            verifier = tflm_verifier(context, representative_data)
-        plan, removed = fit_budget(context, mode, budget, verify=verifier, progress=progress, step=step, **options)
-    pruned = rebuild(model, context.deps, removed, weights="none" if reinitialize else "slice")
+        verifier, every_step = resolve_verifier(context, verify, representative_data)
+        plan, removed = fit_budget(context, mode, budget, verify=verifier, progress=progress, verbose=verbose,
+                                   step=step, estimate=verifier if every_step else None, **options)
+    pruned = rebuild(context.model, context.deps, removed, weights="none" if reinitialize else "slice")
     return (pruned, plan) if return_plan else pruned
 
 

@@ -68,7 +68,8 @@ def tradeoff(model, modes=MODES, ratios=(0.0, 0.2, 0.4, 0.6, 0.8), **options) ->
     for mode in modes:
         for ratio in ratios:
             _, removed = context.plan(mode, ratio, **options)
-            arena, flash = estimate_deployment(context.graph, context.deps.pruned_shapes(removed), assume_trained=True)
+            arena, flash = estimate_deployment(context.graph, context.deps.pruned_shapes(removed), assume_trained=True,
+                                               schedule=context.schedule)
             report = context.price(removed)
             points.append(TradeoffPoint(mode, float(ratio), report.params, report.macs, report.peak_act_bytes_int8,
                                         arena.bytes, flash))

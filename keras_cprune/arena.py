@@ -51,6 +51,7 @@ class _Lowering:
         self.ops: list[tuple] = []  # (op name, inputs, outputs, node name) with ("c", i) / ("a", i) refs
         self.of_key: dict[int, tuple] = {}
         self.shared: dict = {}
+        self.expanded: dict = {}  # squeezed 1-D activation -> the 4-D tensor it was reshaped from
         self.approximated: list[str] = []
 
     def shape(self, key: int) -> tuple:
@@ -74,14 +75,14 @@ class _Lowering:
         self.ops.append((name, tuple(inputs), (out,), node))
         return out
 
-    def weighted(self, name, node, x, filt_shape, channels, bias=True) -> tuple:
+    def weighted(self, name, node, x, filt_shape, channels, bias=True, shape=None) -> tuple:
         filt = self.const(filt_shape, 1, channels)
         inputs = [x, filt] + ([self.const((channels,), 4, channels)] if bias else [("none", -1)])
-        return self.op(name, inputs, self.shape(node.outputs[0]), node.name)
+        return self.op(name, inputs, shape or self.shape(node.outputs[0]), node.name)
 
 
-def _dense_has_bias(layer, assume_trained: bool) -> bool:
-    """The converter drops an all-zero Dense bias; a trained one never is."""
+def _keeps_bias(layer, assume_trained: bool) -> bool:
+    """The converter drops an all-zero Dense or transposed-conv bias; a trained one never is."""
     bias = getattr(layer, "bias", None)
     if bias is None or assume_trained:
         return bias is not None
@@ -98,6 +99,18 @@ def _lower_node(low: _Lowering, node, fused: set) -> tuple | None:
     role = spec_for(node, g.in_shapes(node), g.out_shapes(node)).role
     if cls in _NO_OP or node.name in fused:
         return None
+    if cls in _ONE_D:
+        return _lower_1d(low, node, x, in_shape, out_shape)
+    if cls == "Conv2DTranspose" and a.get("groups", 1) == 1:
+        shape = _output_shape_of(low, node, x, in_shape)
+        filt = low.const((out_shape[-1],) + tuple(a["kernel_size"]) + (in_shape[-1],), 1, out_shape[-1])
+        bias = low.const((out_shape[-1],), 4, out_shape[-1]) if _keeps_bias(node.layer, low.assume_trained) \
+            else ("none", -1)
+        y = low.op("TRANSPOSE_CONV", [shape, filt, x, bias], out_shape, node.name)
+        return _activation(low, node, y, out_shape)
+    if cls == "UpSampling2D" and getattr(node.layer, "interpolation", "nearest") == "bilinear":
+        y = low.op("RESIZE_BILINEAR", [x, low.const((2,), 4, 0)], out_shape, node.name)
+        return y
     if cls == "Conv2D" and a.get("groups", 1) == 1:
         k = tuple(a["kernel_size"])
         y = low.weighted("CONV_2D", node, x, (out_shape[-1],) + k + (in_shape[-1],), out_shape[-1])
@@ -112,7 +125,7 @@ def _lower_node(low: _Lowering, node, fused: set) -> tuple | None:
         y = low.weighted("CONV_2D", node, h, (out_shape[-1], 1, 1, mid), out_shape[-1])
     elif cls == "Dense" and len(in_shape) == 2:
         y = low.weighted("FULLY_CONNECTED", node, x, (out_shape[-1], in_shape[-1]), out_shape[-1],
-                         bias=_dense_has_bias(node.layer, low.assume_trained))
+                         bias=_keeps_bias(node.layer, low.assume_trained))
     elif cls in _SIMPLE and all(k in low.of_key for k in node.inputs):
         inputs = [low.of_key[k] for k in node.inputs]
         if len(inputs) == 1 and type(node.layer).__module__.startswith("keras.src.ops."):
@@ -134,7 +147,7 @@ def _lower_node(low: _Lowering, node, fused: set) -> tuple | None:
         batch = low.op("STRIDED_SLICE", [shape, begin, one, one], (), node.name, itemsize=4, quant=0)
         dims = [low.const((), 4, share=("scalar", d)) for d in out_shape[1:]]
         packed = low.op("PACK", [batch] + dims, (len(out_shape),), node.name, itemsize=4, quant=0)
-        y = low.op("RESHAPE", [x, packed], out_shape, node.name)
+        y = low.op("RESHAPE", [low.expanded.get(x, x), packed], out_shape, node.name)
     elif cls == "ZeroPadding2D":
         y = low.op("PAD", [x, low.const((4, 2), 4)], out_shape, node.name)
     elif cls in ("ReLU", "Activation") or role == "pass" and cls.startswith(("Relu", "Sigmoid", "Hard")):
@@ -147,6 +160,51 @@ def _lower_node(low: _Lowering, node, fused: set) -> tuple | None:
         inputs = [low.of_key[k] for k in node.inputs if k in low.of_key]
         y = low.op(f"UNKNOWN:{cls}", inputs, out_shape, node.name)
     return _activation(low, node, y, out_shape) if "activation" in a and cls != "Activation" else y
+
+
+_ONE_D = {"Conv1D", "DepthwiseConv1D", "SeparableConv1D", "MaxPooling1D", "AveragePooling1D",
+          "GlobalAveragePooling1D"}
+
+
+def _lower_1d(low: _Lowering, node, x, in_shape, out_shape):
+    """1-D layers as the converter lowers them: EXPAND_DIMS to (1, 1, T, C), the 2-D op (its
+    activation fused), RESHAPE back to (1, T', C'); global average pooling as MEAN on axis 1."""
+    a, cls, name = node.attrs, node.class_name, node.name
+    if cls == "GlobalAveragePooling1D":
+        return low.op("MEAN", [x, low.const((), 4, 0, share=("scalar", 1))], out_shape, name)
+    wide = lambda channels: (1, 1, out_shape[1], channels)  # noqa: E731
+    axis = -3 if cls == "Conv1D" else 1  # as Keras writes them; equal int32 scalars are one tensor
+    h = low.op("EXPAND_DIMS", [x, low.const((), 4, 0, share=("scalar", axis))], (1, 1) + tuple(in_shape[1:]), name)
+    kernel = tuple(a.get("kernel_size", (1,)))
+    if cls in ("MaxPooling1D", "AveragePooling1D"):
+        y = low.op("MAX_POOL_2D" if cls == "MaxPooling1D" else "AVERAGE_POOL_2D", [h], wide(out_shape[-1]), name)
+    elif cls == "Conv1D":
+        y = low.weighted("CONV_2D", node, h, (out_shape[-1], 1) + kernel + (in_shape[-1],), out_shape[-1],
+                         shape=wide(out_shape[-1]))
+    elif cls == "DepthwiseConv1D":
+        y = low.weighted("DEPTHWISE_CONV_2D", node, h, (1, 1) + kernel + (out_shape[-1],), out_shape[-1],
+                         shape=wide(out_shape[-1]))
+    else:  # SeparableConv1D
+        mid = in_shape[-1] * a.get("depth_multiplier", 1)
+        d = low.op("DEPTHWISE_CONV_2D", [h, low.const((1, 1) + kernel + (mid,), 1, mid), low.const((mid,), 4, mid)],
+                   wide(mid), name)
+        y = low.weighted("CONV_2D", node, d, (out_shape[-1], 1, 1, mid), out_shape[-1], shape=wide(out_shape[-1]))
+    if "activation" in a:
+        y = _activation(low, node, y, wide(out_shape[-1]))
+    # the converter stores equal constants once: squeezes to one shape share their shape tensor
+    squeezed = low.op("RESHAPE", [y, low.const((3,), 4, 0, share=("squeeze", out_shape))], out_shape, name)
+    low.expanded[squeezed] = y
+    return squeezed
+
+
+def _output_shape_of(low: _Lowering, node, x, in_shape):
+    """The int32 output-shape tensor the converter computes for a transposed conv: SHAPE of the
+    input, its batch sliced out and PACKed with the three fixed output dimensions."""
+    shape = low.op("SHAPE", [x], (len(in_shape),), node.name, itemsize=4, quant=0)
+    begin, one = low.const((1,), 4, share=("i32", 0)), low.const((1,), 4, share=("i32", 1))
+    batch = low.op("STRIDED_SLICE", [shape, begin, one, one], (), node.name, itemsize=4, quant=0)
+    dims = [low.const((), 4, share=("scalar", d)) for d in low.shape(node.outputs[0])[1:]]
+    return low.op("PACK", [batch] + dims, (4,), node.name, itemsize=4, quant=0)
 
 
 def _activation_name(node) -> str:
@@ -163,7 +221,9 @@ def _activation(low: _Lowering, node, x, out_shape):
     producer = low.ops[-1] if low.ops else None
     sole_user = node.class_name != "Activation" and node.class_name != "ReLU" or \
         len(low.graph.tensors[node.inputs[0]].consumers) == 1
-    if name in ("relu", "relu6") and producer and producer[2][0] == x and producer[0] in _FUSES_ACTIVATION \
+    fuses = producer and (producer[0] in _FUSES_ACTIVATION or producer[0] == "TRANSPOSE_CONV" and
+                          producer[1][3] != ("none", -1))  # a transposed conv fuses only with its bias
+    if name in ("relu", "relu6") and fuses and producer[2][0] == x \
             and sole_user:
         return x
     y = x

@@ -61,9 +61,10 @@ def usage_estimator(context: PruneContext) -> Callable[[set], Usage]:
 
 
 def as_trained(model):
-    """``model`` (a copy of the user's) with each all-zero Dense bias set to 1e-3, as training leaves it."""
+    """``model`` (a copy of the user's) with each all-zero bias set to 1e-3, as training leaves it
+    (the converter drops an all-zero Dense or transposed-conv bias)."""
     for layer in model.layers:
-        bias = getattr(layer, "bias", None) if type(layer).__name__ == "Dense" else None
+        bias = getattr(layer, "bias", None) if type(layer).__name__ in ("Dense", "Conv2DTranspose") else None
         if bias is not None and not np.any(bias.numpy()):
             bias.assign(np.full(tuple(bias.shape), 1e-3, "float32"))
     return model

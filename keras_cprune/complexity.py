@@ -132,9 +132,10 @@ class ComplexityReport:
         return plot_layer_shares(self, path, top)
 
 
-def analyze(model) -> ComplexityReport:
-    """Complexity of every layer of a built Functional/Sequential Keras 3 or tf_keras model."""
-    return report_from_graph(read_graph(model))
+def analyze(model, input_shape=None) -> ComplexityReport:
+    """Complexity of every layer of a built Functional/Sequential Keras 3 or tf_keras model;
+    ``input_shape`` (without batch) fixes free input dimensions (``keras.Input((None, None, 3))``)."""
+    return report_from_graph(read_graph(model, input_shape=input_shape))
 
 
 def report_from_graph(graph: Graph, shapes: dict | None = None) -> ComplexityReport:

@@ -1,0 +1,171 @@
+"""The arena and flash predicted in the TFLite converter's op order, against the real TFLM runtime.
+
+Each case converts the unpruned model once for its schedule (`schedule.converter_schedule`),
+predicts pruned variants from the Keras graph with it, and measures those variants converted to
+int8 on the TFLM runtime: the arena to its 16-byte measuring step, flash within 1% of the
+flatbuffer. ``pytest --slow`` runs 300 random graphs instead of 4.
+"""
+import keras
+import numpy as np
+import pytest
+from hypothesis import given, note, settings
+from hypothesis import strategies as st
+
+from keras_cprune import analyze, estimate_arena, prune, zoo
+from keras_cprune.arena import estimate_deployment, micro_graph
+from keras_cprune.budget import as_trained
+from keras_cprune.errors import ModelError
+from keras_cprune.pruner import PruneContext
+from keras_cprune.rebuild import rebuild
+from models import random_branched_model, randomize
+from tflm_export import convert, find_min_arena
+
+L = keras.layers
+
+
+def predicted_and_measured(model, removed=frozenset(), context=None):
+    """((predicted arena, predicted flash), (measured arena, flatbuffer bytes), exact) of ``model``
+    with ``removed`` units pruned, predicted with the unpruned model's converter schedule."""
+    context = context or PruneContext.of(model)
+    arena, flash = estimate_deployment(context.graph, context.deps.pruned_shapes(set(removed)), assume_trained=True,
+                                       schedule=context.schedule)
+    data = np.random.default_rng(0).uniform(0, 1, (4,) + tuple(model.inputs[0].shape[1:])).astype("float32")
+    tflite = convert(as_trained(rebuild(model, context.deps, set(removed))), data)
+    return (arena.bytes, flash), (find_min_arena(tflite).arena, len(tflite)), arena.exact
+
+
+def assert_exact(predicted, measured, exact=True):
+    assert exact
+    assert measured[0] == -(-predicted[0] // 16) * 16, f"arena predicted {predicted[0]:,} B, measured {measured[0]:,} B"
+    assert abs(predicted[1] - measured[1]) <= 0.01 * measured[1], f"flash {predicted[1]:,} vs {measured[1]:,} B"
+
+
+def shortcut_created_last():
+    """The issue's minimal case: a 1x1 strided shortcut created after the main branch (ResNet-8)."""
+    inputs = keras.Input((16, 16, 3))
+    x = L.Conv2D(4, 3, padding="same", activation="relu", name="x")(inputs)
+    y = L.Conv2D(16, 3, strides=2, padding="same", name="y1")(x)
+    y = L.Conv2D(16, 3, padding="same", name="y2")(y)
+    s = L.Conv2D(16, 1, strides=2, name="s")(x)
+    return keras.Model(inputs, L.Add(name="add")([s, y]), name="shortcut_last")
+
+
+def test_shortcut_created_after_the_main_branch_is_exact_pruned_or_not():
+    model = shortcut_created_last()
+    randomize(model)
+    context = PruneContext.of(model)
+    assert context.schedule.exact and context.schedule.flatbuffer_bytes > 0
+    for ratio in (0.0, 0.5):
+        removed = context.plan("PA", ratio, rule="all")[1] if ratio else set()
+        assert_exact(*predicted_and_measured(model, removed, context))
+
+
+def three_way_add():
+    inputs = keras.Input((8, 8, 2))
+    x = L.Conv2D(8, 3, padding="same", name="stem")(inputs)
+    branches = [L.Conv2D(8, 1, name=f"b{i}")(x) for i in range(3)]
+    return keras.Model(inputs, L.ReLU(name="relu")(L.Add(name="add3")(branches)), name="add3")
+
+
+def test_an_n_way_add_is_the_converters_chain_of_binary_adds():
+    model = three_way_add()
+    context = PruneContext.of(model)
+    ops = micro_graph(context.graph, schedule=context.schedule)[0].ops
+    assert [op.op for op in ops].count("ADD") == 2
+    assert_exact(*predicted_and_measured(model, context=context))
+
+
+@settings(max_examples=max(4, settings().max_examples // 2) if settings().max_examples < 50 else 300)
+@given(seed=st.integers(0, 2 ** 31 - 1), ratio=st.floats(0.0, 0.8), mode=st.sampled_from(["PA", "FA", "MA"]))
+def test_random_branched_graphs_in_random_creation_order_are_exact(seed, ratio, mode):
+    note(f"graph: random_branched_model(keras, seed={seed}); plan {mode} ratio={ratio}")
+    model = random_branched_model(keras, seed)
+    randomize(model, seed=seed % 1000)
+    context = PruneContext.of(model)
+    removed = context.plan(mode, ratio)[1] if ratio else set()
+    assert_exact(*predicted_and_measured(model, removed, context))
+
+
+def one_d(kind):
+    inputs = keras.Input((32, 6))
+    if kind == "conv":
+        x = L.Conv1D(8, 3, padding="same", activation="relu", name="c1")(inputs)
+        x = L.MaxPooling1D(2, name="pool")(x)
+        x = L.Conv1D(8, 3, strides=2, name="c2")(x)
+        x = L.GlobalAveragePooling1D(name="gap")(x)
+    else:
+        x = L.DepthwiseConv1D(3, padding="same", name="dw")(inputs)
+        x = L.SeparableConv1D(8, 3, activation="relu", name="sep")(x)
+        x = L.AveragePooling1D(2, name="pool")(x)
+        x = L.Flatten(name="flat")(x)
+    return keras.Model(inputs, L.Dense(3, name="logits")(x), name=f"one_d_{kind}")
+
+
+def upsampling(kind):
+    inputs = keras.Input((8, 8, 3))
+    x = L.SeparableConv2D(8, 3, padding="same", depth_multiplier=2, name="sep")(inputs)
+    if kind == "transpose":
+        x = L.Conv2DTranspose(6, 3, strides=2, padding="same", activation="relu", name="up")(x)
+    else:
+        x = L.UpSampling2D(2, interpolation="bilinear", name="up")(x)
+    return keras.Model(inputs, L.Conv2D(2, 1, name="out")(x), name=f"up_{kind}")
+
+
+@pytest.mark.parametrize("build", [lambda: one_d("conv"), lambda: one_d("separable"), lambda: upsampling("transpose"),
+                                   lambda: upsampling("bilinear")], ids=["conv1d-pool1d", "depthwise-separable1d",
+                                                                         "conv2dtranspose", "upsampling-bilinear"])
+def test_1d_transposed_and_upsampling_layers_are_exact(build):
+    model = build()
+    randomize(model, seed=1)
+    context = PruneContext.of(model)
+    for ratio in (0.0, 0.5):
+        removed = context.plan("PA", ratio, rule="all")[1] if ratio else set()
+        assert_exact(*predicted_and_measured(model, removed, context))
+
+
+def test_nearest_upsampling_is_approximate_and_named():
+    """UpSampling2D(nearest) converts to TILE, which TFLM has no kernel for."""
+    inputs = keras.Input((8, 8, 3))
+    x = L.UpSampling2D(2, name="nearest")(L.Conv2D(4, 3, name="c")(inputs))
+    estimate = estimate_arena(keras.Model(inputs, L.Conv2D(2, 1, name="out")(x)))
+    assert not estimate.exact and "nearest" in estimate.approximated
+
+
+def test_unconvertible_models_fall_back_to_keras_order_and_say_so(monkeypatch):
+    import sys
+
+    from keras_cprune import arena
+    from keras_cprune.errors import ConversionError
+
+    module = sys.modules["tflm_export.convert"]
+    monkeypatch.setattr(arena, "_SCHEDULES", {})  # schedules are cached by architecture
+
+    def fail(*args, **kwargs):
+        raise ConversionError("no converter here")
+
+    monkeypatch.setattr(module, "convert", fail)
+    estimate = estimate_arena(three_way_add())
+    assert not estimate.exact and "converter schedule unavailable" in " ".join(estimate.approximated)
+
+
+@pytest.mark.parametrize("name", sorted(zoo.MLPERF_TINY))
+def test_mlperf_tiny_models_are_exact_before_and_after_pruning(name):
+    model = zoo.MLPERF_TINY[name]()
+    randomize(model)
+    context = PruneContext.of(model)
+    assert_exact(*predicted_and_measured(model, context=context))
+    assert_exact(*predicted_and_measured(model, context.plan("MA", 0.5)[1], context))
+
+
+def test_free_input_dimensions_need_an_input_shape():
+    inputs = keras.Input((None, None, 3))
+    x = L.Conv2D(8, 3, padding="same", activation="relu", name="conv")(inputs)
+    model = keras.Model(inputs, L.Conv2D(4, 1, name="head")(x))
+    for call in (lambda: prune(model, "PA", 0.5), lambda: analyze(model), lambda: estimate_arena(model)):
+        with pytest.raises(ModelError, match=r"free input dimensions \(None, None, 3\).*input_shape=\(96, 96, 3\)"):
+            call()
+    pruned = prune(model, "PA", 0.5, rule="all", input_shape=(16, 16, 3))
+    assert pruned.get_layer("conv").filters == 4 and tuple(pruned.inputs[0].shape[1:]) == (16, 16, 3)
+    assert analyze(model, input_shape=(16, 16, 3)).macs == 16 * 16 * (8 * 27 + 4 * 8)
+    with pytest.raises(ModelError, match="input_shape"):
+        analyze(model, input_shape=(16, 3))

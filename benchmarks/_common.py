@@ -30,3 +30,35 @@ def median_seconds(fn, repeats: int = 3) -> float:
 
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def git_version() -> str:
+    """Short hash of the checked-out commit, "+dirty" when tracked files differ from it; "unknown" outside git."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], cwd=root).returncode != 0
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+def t_interval(values) -> tuple[float, float]:
+    """Mean and half-width of the two-sided 95% Student-t interval of ``values`` (n >= 2; half-width nan for n = 1)."""
+    n = len(values)
+    mean = statistics.fmean(values)
+    if n < 2:
+        return mean, float("nan")
+    if n - 1 in T_975:
+        t = T_975[n - 1]
+    else:
+        from scipy.stats import t as student_t
+
+        t = float(student_t.ppf(0.975, n - 1))
+    return mean, t * statistics.stdev(values) / n ** 0.5

@@ -1,0 +1,461 @@
+"""The accuracy protocol of docs/BENCHMARKS.md ("Accuracy protocol"): one JSON per trained model.
+
+Fashion-MNIST, 55,000 training / 5,000 validation images (a fixed split of the training set), the
+10,000 test images only for the final figures. Every configuration <arch>-<method>-<budget>-seed<k>
+is trained with the same optimizer, schedule and epochs and written to OUT/<name>.json; files that
+exist are skipped, so an interrupted sweep resumes where it stopped.
+
+    python benchmarks/accuracy_sweep.py [--epochs N] [--seeds 0,1,2] [--only vgg,resnet-PA] [--out docs/results]
+    python benchmarks/accuracy_sweep.py --list                   # configurations, done or to do
+    python benchmarks/accuracy_sweep.py --report [FILE]          # markdown table from the JSON files
+    python benchmarks/accuracy_sweep.py --measure-speed          # training settings, samples/s
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import glob
+import json
+import os
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from _common import git_version, machine, t_interval
+from compare_methods import RESOURCE, find_ratio, find_width, usage
+from _tfmot_child import evaluate
+
+import keras
+
+from keras_cprune import Distiller, prune, zoo
+from keras_cprune.datasets import load_fashion_mnist
+
+SPLIT_SEED, VAL_SIZE = 20261128, 5000  # the validation split never changes
+EPOCHS, BATCH, JIT = 5, 128, False  # docs/BENCHMARKS.md: batch and jit from --measure-speed, epochs from the budget
+LR = 1e-3  # Adam, cosine decay to 0 over the run
+FINETUNE_LR = 3e-4  # train -> prune -> fine-tune: the second phase, cosine to 0 over ceil(epochs / 3)
+ALPHA, TEMPERATURE = 0.1, 4.0  # distillation from the dense model of the same seed
+TARGET_GAP = 0.005  # time to accuracy: first epoch at the dense model's final validation accuracy - 0.5 pp
+WIDTH_OF = {"PA": "width-params", "FA": "width-macs", "MA": "width-arena"}  # the paired uniform baseline
+BUDGETS = {"vgg": (50,), "resnet": (50,), "mobilenetv2": (50, 70)}  # % of the dense model's resource removed
+MODES = {50: ("PA", "FA", "MA"), 70: ("PA",)}  # the modes (and uniform widths) at each budget
+MODELS_DIR = os.path.join(os.path.expanduser("~"), ".cache", "keras-cprune", "accuracy_sweep")  # + the --out path
+
+
+@dataclass(frozen=True)
+class Config:
+    arch: str
+    method: str  # dense | PA | FA | MA | width-params | width-macs | width-arena | tpf-X | tpf-kd-X
+    budget: int  # percent of the dense model's resource removed; 0 for dense
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.arch}-{self.method}-{self.budget}-seed{self.seed}"
+
+    @property
+    def resource(self) -> str | None:
+        """params / macs / arena: what the budget limits."""
+        if self.method in RESOURCE or self.method.startswith("tpf"):
+            return RESOURCE[self.method.rsplit("-", 1)[-1]]
+        return self.method.split("-", 1)[1] if self.method.startswith("width") else None
+
+
+def configs(archs, seeds) -> list[Config]:
+    """Every configuration, seed by seed (a full table after each seed), dense first (tpf prunes it)."""
+    out = []
+    for seed in seeds:
+        for arch in archs:
+            out.append(Config(arch, "dense", 0, seed))
+            for budget in BUDGETS[arch]:
+                out += [Config(arch, m, budget, seed) for m in MODES[budget]]
+                out += [Config(arch, WIDTH_OF[m], budget, seed) for m in MODES[budget]]
+                if budget == 50:
+                    out += [Config(arch, f"tpf{kd}-FA", budget, seed) for kd in ("", "-kd")]
+    return out
+
+
+def selected(all_configs, only: str | None) -> list[Config]:
+    """``only``: comma-separated substrings of configuration names; any one matches."""
+    if not only:
+        return all_configs
+    return [c for c in all_configs if any(part in c.name for part in only.split(","))]
+
+
+# ---------------------------------------------------------------- data and training
+def load_data(train_limit=None, test_limit=None):
+    """(x_train, y_train), (x_val, y_val), (x_test, y_test): the fixed 55,000 / 5,000 split of the
+    training set, then the first ``train_limit`` training images and ``test_limit`` test images."""
+    (x, y), (xt, yt) = load_fashion_mnist(test_size=test_limit)
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(x))
+    val, train = order[:VAL_SIZE], order[VAL_SIZE:][:train_limit]
+    return (x[train], y[train]), (x[val], y[val]), (xt, yt)
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Per epoch: training wall and CPU seconds so far (validation excluded), loss, validation accuracy."""
+
+    def __init__(self, val, label: str):
+        super().__init__()
+        self.val, self.label, self.log, self.seconds, self.cpu = val, label, [], 0.0, 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start, self.cpu_start = time.perf_counter(), time.process_time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds += time.perf_counter() - self.start
+        self.cpu += time.process_time() - self.cpu_start
+        x, y = self.val
+        acc = float(np.mean(np.argmax(self.model.predict(x, batch_size=1000, verbose=0), -1) == y))
+        self.log.append({"epoch": epoch + 1, "train_s": round(self.seconds, 2), "cpu_s": round(self.cpu, 2),
+                         "loss": float(logs["loss"]), "val_acc": acc})
+        print(f"  {self.label} epoch {epoch + 1}: {self.seconds:.0f} s, loss {logs['loss']:.4f}, "
+              f"val {acc:.4f}", flush=True)
+
+
+def train(model, data, epochs: int, seed: int, label: str, *, lr=LR, batch=BATCH, jit=JIT) -> list[dict]:
+    """Adam with cosine decay from ``lr`` to 0 over ``epochs``; returns `EpochLog`'s log."""
+    (x, y), val, _ = data
+    keras.utils.set_random_seed(seed)
+    steps = epochs * -(-len(x) // batch)
+    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(lr, steps)),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=jit)
+    log = EpochLog(val, label)
+    model.fit(x, y, batch_size=batch, epochs=epochs, callbacks=[log], verbose=0)
+    return log.log
+
+
+# ---------------------------------------------------------------- the configurations
+class Budgets:
+    """Per architecture and budget: resource limits, ratios of the paper's rule, uniform widths
+    (minutes of bisection per architecture, so kept in ``folder``/budgets-<arch>-<budget>.json)."""
+
+    def __init__(self, folder: str):
+        self.folder, self.cache = folder, {}
+
+    def of(self, arch: str, budget: int) -> dict:
+        path = os.path.join(self.folder, f"budgets-{arch}-{budget}.json")
+        if (arch, budget) not in self.cache and os.path.exists(path):
+            with open(path) as f:
+                self.cache[arch, budget] = json.load(f)
+        if (arch, budget) not in self.cache:
+            build = zoo.ARCHITECTURES[arch]
+            keep = 1 - budget / 100
+            limits = {r: int(keep * v) for r, v in usage(build()).items()}
+            ratios = {m: find_ratio(build(), m, limits[RESOURCE[m]]) for m in MODES[budget]}
+            widths = {RESOURCE[m]: find_width(arch, RESOURCE[m], limits[RESOURCE[m]]) for m in MODES[budget]}
+            for r, w in widths.items():  # within 0.01 of a narrower one: the same model (compare_methods)
+                widths[r] = min(v for v in widths.values() if 0 <= w - v <= 0.01)
+            self.cache[arch, budget] = {"limits": limits, "ratios": ratios, "widths": widths}
+            os.makedirs(self.folder, exist_ok=True)
+            write_json(path, self.cache[arch, budget])
+        return self.cache[arch, budget]
+
+
+def build(config: Config, budgets: Budgets, models_dir: str) -> tuple:
+    """The untrained (or, for tpf, pruned dense) model and the configuration details to record."""
+    builder = zoo.ARCHITECTURES[config.arch]
+    keras.utils.set_random_seed(config.seed)
+    if config.method == "dense":
+        return builder(), {}
+    b = budgets.of(config.arch, config.budget)
+    details = {"limit": b["limits"][config.resource], "resource": config.resource}
+    if config.method.startswith("width"):
+        width = b["widths"][config.resource]
+        return builder(width=width), {**details, "width": width}
+    mode = config.method.rsplit("-", 1)[-1]
+    ratio, rule = b["ratios"][mode]
+    details.update(ratio=ratio, rule=rule)
+    if config.method in RESOURCE:  # the paper: the pruned architecture trained from scratch
+        return prune(builder(), mode, ratio, rule=rule, reinitialize=True, seed=config.seed), details
+    dense = keras.models.load_model(dense_path(models_dir, config))
+    return prune(dense, mode, ratio, rule=rule), {**details, "importance": "l1", "teacher": dense}
+
+
+def dense_path(models_dir: str, config: Config) -> str:
+    path = os.path.join(models_dir, f"{config.arch}-dense-0-seed{config.seed}.keras")
+    if config.method != "dense" and not os.path.exists(path):
+        raise FileNotFoundError(f"{config.name} prunes the trained dense model {path}, which is missing. Run "
+                                f"--only {config.arch}-dense-0-seed{config.seed} first (delete its JSON if it "
+                                "exists: the weights were not kept).")
+    return path
+
+
+def run(config: Config, data, args, budgets: Budgets) -> dict:
+    """Train ``config`` as the protocol says; its JSON record."""
+    label = config.name
+    model, details = build(config, budgets, args.models)
+    teacher = details.pop("teacher", None)
+    epochs, dense_s = args.epochs, 0.0
+    if teacher is None:
+        log = train(model, data, epochs, config.seed, label)
+    else:  # train -> L1 prune -> fine-tune: the dense run's time counts
+        with open(os.path.join(args.out, f"{config.arch}-dense-0-seed{config.seed}.json")) as f:
+            dense = json.load(f)
+        dense_s = dense["train_s"]
+        epochs = -(-args.epochs // 3)
+        trained = model
+        if "-kd-" in config.method:
+            details.update(alpha=ALPHA, temperature=TEMPERATURE)
+            trained = Distiller(model, teacher, alpha=ALPHA, temperature=TEMPERATURE)
+        log = train(trained, data, epochs, config.seed, label, lr=FINETUNE_LR)
+        for entry in log:
+            entry["train_s"] = round(entry["train_s"] + dense_s, 2)
+            entry["cpu_s"] = round(entry["cpu_s"] + dense["cpu_s"], 2)
+    if config.method == "dense":
+        os.makedirs(args.models, exist_ok=True)
+        model.save(dense_path(args.models, config))
+    (x, y), _, test = data
+    int8 = config.seed in args.int8_seeds  # the whole test set on TFLM: minutes per ResNet
+    measured = evaluate(model, ((x, y), test), 0.0) if int8 else float_only(model, test)
+    return {"name": config.name, "config": {**asdict(config), "epochs": epochs, "batch": BATCH, "jit_compile": JIT,
+                                            "optimizer": "Adam", "lr": FINETUNE_LR if teacher is not None else LR,
+                                            "schedule": "cosine decay to 0", "train_size": len(x),
+                                            "val_size": len(data[1][0]), "test_size": len(test[0]),
+                                            "split_seed": SPLIT_SEED, **details},
+            "code_version": git_version(), "machine": machine(), "finished": datetime.datetime.now().isoformat(
+                timespec="seconds"), "log": log, "val_acc": log[-1]["val_acc"], "dense_train_s": dense_s,
+            "test_acc": measured.pop("float_acc"), "int8_test_acc": measured.pop("int8_acc", None), **measured,
+            "train_s": log[-1]["train_s"], "cpu_s": log[-1]["cpu_s"]}
+
+
+def float_only(model, test) -> dict:
+    from keras_cprune import analyze, estimate_arena
+
+    x, y = test
+    report = analyze(model)
+    return {"float_acc": float(np.mean(np.argmax(model.predict(x, batch_size=1000, verbose=0), -1) == y)),
+            "params": report.params, "macs": report.macs, "predicted_arena": estimate_arena(model).bytes}
+
+
+def write_json(path: str, record: dict) -> None:
+    """Atomically: an interrupted run leaves no file, so it is run again."""
+    tmp = path + ".part"
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=1)
+    os.replace(tmp, path)
+
+
+def shared_width(config: Config, budgets: Budgets, out: str) -> dict | None:
+    """A uniform-width run whose width another width configuration (same seed) already trained."""
+    if not config.method.startswith("width"):
+        return None
+    widths = budgets.of(config.arch, config.budget)["widths"]
+    for resource, width in widths.items():
+        other = Config(config.arch, f"width-{resource}", config.budget, config.seed)
+        path = os.path.join(out, other.name + ".json")
+        if other != config and width == widths[config.resource] and os.path.exists(path):
+            with open(path) as f:
+                record = json.load(f)
+            limit = budgets.of(config.arch, config.budget)["limits"][config.resource]
+            record["config"].update(method=config.method, resource=config.resource, limit=limit)
+            return {**record, "name": config.name, "shared_with": other.name}
+    return None
+
+
+def sweep(args) -> None:
+    data = load_data(args.train_limit, args.test_limit)
+    print(f"machine: {machine()}; code {git_version()}; train {len(data[0][0])}, val {len(data[1][0])}, "
+          f"test {len(data[2][0])}; {args.epochs} epochs, batch {BATCH}, jit_compile={JIT}", flush=True)
+    budgets, start = Budgets(args.models), time.perf_counter()
+    os.makedirs(args.out, exist_ok=True)
+    for config in selected(configs(args.archs.split(","), args.seeds), args.only):
+        path = os.path.join(args.out, config.name + ".json")
+        if os.path.exists(path):
+            with open(path) as f:
+                done = json.load(f)["config"]
+            expected = {"epochs": args.epochs if not config.method.startswith("tpf") else -(-args.epochs // 3),
+                        "train_size": len(data[0][0]), "test_size": len(data[2][0])}
+            if any(done[k] != v for k, v in expected.items()):
+                print(f"{config.name}: skipped, but its file was made with "
+                      f"{ {k: done[k] for k in expected} }, not {expected}: delete it to rerun", flush=True)
+            continue
+        record = shared_width(config, budgets, args.out) or run(config, data, args, budgets)
+        write_json(path, record)
+        print(f"{config.name}: test {record['test_acc']:.4f}, int8 {record['int8_test_acc']}, "
+              f"train {record['train_s']:.0f} s; {time.perf_counter() - start:.0f} s so far", flush=True)
+
+
+# ---------------------------------------------------------------- report
+def load_records(out: str) -> dict:
+    records = {}
+    for path in sorted(glob.glob(os.path.join(out, "*.json"))):
+        with open(path) as f:
+            record = json.load(f)
+        c = record["config"]
+        records[Config(c["arch"], c["method"], c["budget"], c["seed"])] = record
+    return records
+
+
+def time_to_accuracy(record: dict, target: float, clock: str = "train_s") -> float | None:
+    """Training seconds (``clock``: "train_s" wall, "cpu_s" CPU) until the validation accuracy first
+    reaches ``target`` (tpf: the dense run's seconds included); None if it never does."""
+    return next((e[clock] for e in record["log"] if e["val_acc"] >= target), None)
+
+
+def pp(diffs) -> str:
+    """Mean ± half-width of the 95% t-interval, in percentage points."""
+    mean, half = t_interval([100 * d for d in diffs])
+    return f"{mean:+.2f} ± {half:.2f}" if half == half else f"{mean:+.2f} (n=1)"
+
+
+def paired(runs: dict, other: dict, key: str = "test_acc") -> list:
+    """Differences ``runs - other`` of ``key``, paired by seed."""
+    return [runs[s][key] - other[s][key] for s in runs if s in other]
+
+
+def baseline_of(method: str) -> str | None:
+    """The uniform-width configuration a method is compared with: same resource, same budget."""
+    mode = method.rsplit("-", 1)[-1]
+    return WIDTH_OF[mode] if mode in WIDTH_OF and not method.startswith("width") else None
+
+
+def report(out: str) -> str:
+    """Markdown: per configuration, accuracy mean ± std over seeds, paired differences (pp, 95%
+    t-interval) against dense and against the uniform width of the same resource, time to accuracy."""
+    groups = {}
+    for c, r in load_records(out).items():
+        groups.setdefault((c.arch, c.method, c.budget), {})[c.seed] = r
+    lines = ["| arch | method | budget | seeds | test acc % (mean ± sd) | int8 − float pp | params | MACs | "
+             "arena B (pred.) | Δ vs dense pp | Δ vs uniform width pp | time to dense − 0.5 pp: wall s, CPU s "
+             "(reached) |", "| --- | --- | --- | ---: |" + " ---: |" * 8]
+    order = {(c.arch, c.method, c.budget): i for i, c in enumerate(configs(zoo.ARCHITECTURES, [0]))}
+    for (arch, method, budget), runs in sorted(groups.items(), key=lambda kv: order.get(kv[0], len(order))):
+        dense = groups.get((arch, "dense", 0), {})
+        width = groups.get((arch, baseline_of(method), budget), {})
+        acc = [100 * r["test_acc"] for r in runs.values()]
+        int8 = [r["int8_test_acc"] - r["test_acc"] for r in runs.values() if r.get("int8_test_acc") is not None]
+        reached = [tuple(time_to_accuracy(r, dense[s]["val_acc"] - TARGET_GAP, clock) for clock in ("train_s", "cpu_s"))
+                   for s, r in runs.items() if s in dense]
+        done = [t for t in reached if t[0] is not None]
+        first = next(iter(runs.values()))
+        cells = [arch, method, f"−{budget}%" if budget else "—", str(len(runs)),
+                 f"{statistics.fmean(acc):.2f} ± {statistics.stdev(acc) if len(acc) > 1 else 0:.2f}",
+                 f"{100 * max(int8, key=abs):+.2f} (worst of {len(int8)})" if int8 else "—",
+                 f"{first['params']:,}", f"{first['macs']:,}", f"{first['predicted_arena']:,}",
+                 pp(paired(runs, dense)) if method != "dense" and paired(runs, dense) else "—",
+                 pp(paired(runs, width)) if paired(runs, width) else "—",
+                 (f"{statistics.fmean(t[0] for t in done):,.0f}, {statistics.fmean(t[1] for t in done):,.0f} "
+                  f"({len(done)}/{len(reached)})") if done else f"— (0/{len(reached)})"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines + ["", *targets(groups)])
+
+
+def time_verdict(scratch: dict, tpf: dict, dense: dict) -> str:
+    """Mean time to dense - 0.5 pp of ``scratch`` vs ``tpf`` runs, over the seeds of both; a tpf run
+    that never gets there counts its whole training (a lower bound), a scratch run that never does fails."""
+    seeds = [s for s in scratch if s in tpf and s in dense]
+    if not seeds:
+        return "no runs"
+    ratios = {}
+    for clock in ("train_s", "cpu_s"):
+        ours = [time_to_accuracy(scratch[s], dense[s]["val_acc"] - TARGET_GAP, clock) for s in seeds]
+        if None in ours:
+            return f"NOT met: from scratch never reached it in {ours.count(None)} of {len(seeds)} seeds"
+        theirs = [time_to_accuracy(tpf[s], dense[s]["val_acc"] - TARGET_GAP, clock) or tpf[s][clock] for s in seeds]
+        ratios[clock] = statistics.fmean(ours) / statistics.fmean(theirs)
+    return (f"{1 - ratios['train_s']:.0%} less wall time, {1 - ratios['cpu_s']:.0%} less CPU time "
+            f"({len(seeds)} seeds): " + ("met" if ratios["train_s"] <= 0.6 else "NOT met"))
+
+
+def targets(groups: dict) -> list[str]:
+    """The issue's targets, judged on the mean paired difference; "(CI)" when the whole 95%
+    interval agrees."""
+    def verdict(diffs, bound):
+        if not diffs:
+            return "no runs"
+        mean, half = t_interval(diffs)
+        return f"{pp([d / 100 for d in diffs])} pp: " + ("met" if mean >= bound else "NOT met") + (
+            " (CI)" if half == half and (mean - half >= bound or mean + half < bound) else "")
+
+    lines = ["| target | arch | configuration | result |", "| --- | --- | --- | --- |"]
+    for arch in (a for a in zoo.ARCHITECTURES if (a, "dense", 0) in groups):
+        get = lambda method, budget=50: groups.get((arch, method, budget), {})  # noqa: E731
+        for mode in RESOURCE:
+            diffs = [100 * d for d in paired(get(mode), get(WIDTH_OF[mode]))]
+            lines.append(f"| −50% ≥ uniform width | {arch} | {mode} | {verdict(diffs, 0.0)} |")
+            diffs = [100 * d for d in paired(get(mode), get("dense", 0))]
+            lines.append(f"| −50% within 1.0 pp of dense | {arch} | {mode} | {verdict(diffs, -1.0)} |")
+        if (arch, "PA", 70) in groups:
+            diffs = [100 * d for d in paired(get("PA", 70), get("dense", 0))]
+            lines.append(f"| −70% params within 0.5 pp of dense | {arch} | PA | {verdict(diffs, -0.5)} |")
+        for tpf in ("tpf-FA", "tpf-kd-FA"):
+            lines.append(f"| time to accuracy ≥ 40% below {tpf} | {arch} | FA from scratch | "
+                         f"{time_verdict(get('FA'), get(tpf), get('dense', 0))} |")
+    gaps = [100 * (r["int8_test_acc"] - r["test_acc"]) for runs in groups.values() for r in runs.values()
+            if r.get("int8_test_acc") is not None]
+    worst = max(gaps, key=abs) if gaps else None
+    lines.append(f"| int8 within 0.5 pp of float | all | {len(gaps)} models on TFLM | "
+                 + (f"worst {worst:+.2f} pp: {'met' if abs(worst) <= 0.5 else 'NOT met'} |" if gaps else "no runs |"))
+    return lines
+
+
+# ---------------------------------------------------------------- training speed
+def measure_speed(archs, samples: int = 3840) -> None:
+    """Training samples/s (wall and per CPU-second) of each architecture per jit_compile and batch
+    size: one warm-up epoch (tracing, compilation) then one timed epoch of ``samples`` images."""
+    (x, y), _, _ = load_data(samples)
+    print(f"machine: {machine()}; {samples} images per timed epoch", flush=True)
+    for arch in archs:
+        for jit in (False, True):
+            for batch in (64, 128, 256):
+                keras.utils.set_random_seed(0)
+                model = zoo.ARCHITECTURES[arch]()
+                model.compile(optimizer=keras.optimizers.Adam(LR), jit_compile=jit,
+                              loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+                warm = time.perf_counter()
+                model.fit(x[:3 * batch], y[:3 * batch], batch_size=batch, epochs=1, verbose=0)
+                warm = time.perf_counter() - warm
+                wall, cpu = time.perf_counter(), time.process_time()
+                model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                print(f"{arch:<12} jit_compile={jit!s:<5} batch {batch:>3}: {samples / wall:7.0f} samples/s wall, "
+                      f"{samples / cpu:7.0f} per CPU-s, first 3 steps {warm:5.1f} s", flush=True)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"epochs of every model (default {EPOCHS}); "
+                        "train -> prune -> fine-tune fine-tunes ceil(epochs / 3) after the dense run")
+    parser.add_argument("--seeds", default="0,1,2", type=lambda s: [int(v) for v in s.split(",")])
+    parser.add_argument("--archs", default=",".join(zoo.ARCHITECTURES))
+    parser.add_argument("--only", help="comma-separated substrings of configuration names, e.g. vgg,resnet-PA")
+    parser.add_argument("--out", default=os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                                       "..", "docs", "results")),
+                        help="folder of the JSON files (default docs/results)")
+    parser.add_argument("--models", help="trained dense models (for train -> prune -> fine-tune) and the budgets "
+                                         f"(default: a folder in {MODELS_DIR} named after --out)")
+    parser.add_argument("--train-limit", type=int, help="first N training images only (smoke runs)")
+    parser.add_argument("--test-limit", type=int, help="first N test images only (smoke runs)")
+    parser.add_argument("--int8-seeds", default="0", type=lambda s: [int(v) for v in s.split(",") if v],
+                        help="seeds whose models are converted to int8 and run on TFLM over the test set "
+                             "(default 0; '' for none)")
+    parser.add_argument("--list", action="store_true", help="list the configurations and which are done")
+    parser.add_argument("--report", nargs="?", const="-", metavar="FILE", help="markdown table (stdout or FILE)")
+    parser.add_argument("--measure-speed", action="store_true", help="time jit_compile x batch size per arch")
+    args = parser.parse_args(argv)
+    args.models = args.models or os.path.join(MODELS_DIR, os.path.abspath(args.out).strip(os.sep).replace(os.sep, "_"))
+    unknown = set(args.archs.split(",")) - set(zoo.ARCHITECTURES)
+    if unknown:
+        parser.error(f"--archs takes names of {sorted(zoo.ARCHITECTURES)}. Received: {sorted(unknown)}.")
+    if args.measure_speed:
+        return measure_speed(args.archs.split(","))
+    if args.report:
+        table = report(args.out)
+        if args.report == "-":
+            return print(table)
+        with open(args.report, "w") as f:
+            f.write(table + "\n")
+        return None
+    if args.list:
+        for c in selected(configs(args.archs.split(","), args.seeds), args.only):
+            print(f"{'done' if os.path.exists(os.path.join(args.out, c.name + '.json')) else 'todo'}  {c.name}")
+        return None
+    sweep(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

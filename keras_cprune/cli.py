@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import CPruneError, ModelFileError, OutputPathError, PruningError
+from .errors import BudgetError, CPruneError, ModelFileError, OutputPathError, PruningError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,6 +24,16 @@ def _parser() -> argparse.ArgumentParser:
     prune.add_argument("--rule", default="mean", choices=["mean", "coverage", "all"])
     prune.add_argument("--round-to", type=int, default=1)
     prune.add_argument("--reinitialize", action="store_true", help="fresh weights (train from scratch)")
+    prune.add_argument("--min-keep", type=float, default=0.25, help="fraction of each layer's filters kept at least "
+                       "(default 0.25)")
+    prune.add_argument("--ram", help="prune to a TFLM arena budget instead of --ratio, e.g. 48KB")
+    prune.add_argument("--flash", help="flash budget, e.g. 256KB")
+    prune.add_argument("--macs", type=int, help="MAC budget")
+    prune.add_argument("--board", help="prune to a known board's RAM and flash (e.g. nano33ble)")
+    prune.add_argument("--data", help=".npy representative inputs that calibrate the measured int8 model")
+    prune.add_argument("--no-verify", action="store_true", help="trust the prediction: do not convert and measure "
+                       "the result on the TFLM runtime")
+    prune.add_argument("--input-shape", help="size for free input dimensions, e.g. 96,96,3")
     prune.add_argument("--plan", metavar="JSON", help="also write the pruning plan as JSON")
     prune.add_argument("--overwrite", action="store_true")
     trade = sub.add_parser("tradeoff", help="params, MACs, predicted arena and flash per mode and ratio")
@@ -85,18 +95,40 @@ def _analyze(args) -> None:
 
 
 def _prune(args) -> None:
+    import numpy as np
+
     from .io import atomic_path, load_model, save_model
     from .pruner import prune
 
     model = load_model(args.model, unsafe=args.unsafe)
+    budget = _prune_budget(args)
+    data = np.load(args.data) if args.data else None
+    shape = tuple(int(d) for d in args.input_shape.split(",")) if args.input_shape else None
     pruned, plan = prune(model, args.mode, args.ratio, importance=args.importance, rule=args.rule,
-                         round_to=args.round_to, reinitialize=args.reinitialize, return_plan=True)
+                         round_to=args.round_to, min_keep=args.min_keep, reinitialize=args.reinitialize,
+                         return_plan=True, budget=budget, verify=not args.no_verify and "auto",
+                         representative_data=data, input_shape=shape)
     plan.summary()
     save_model(pruned, args.output, overwrite=args.overwrite)
     if args.plan:
         with atomic_path(args.plan, overwrite=args.overwrite) as tmp, open(tmp, "w") as f:
             f.write(plan.to_json(indent=2))
     print(f"Saved {args.output}")
+
+
+def _prune_budget(args):
+    """The `Budget` of ``prune``'s --ram/--flash/--macs/--board, or None (prune by --ratio)."""
+    import tflm_export
+    from tflm_export.boards import board_budget
+
+    if args.board:
+        if args.ram or args.flash:
+            raise BudgetError("Give --board or --ram/--flash, not both.")
+        board = board_budget(args.board)
+        return tflm_export.Budget(ram=board.ram, flash=board.flash, macs=args.macs)
+    if args.ram or args.flash or args.macs:
+        return tflm_export.Budget(ram=args.ram, flash=args.flash, macs=args.macs)
+    return None
 
 
 def _tradeoff(args) -> None:

@@ -77,6 +77,12 @@ class PruningPlan:
     def from_json(cls, text: str) -> "PruningPlan":
         return cls.from_dict(json.loads(text))
 
+    def narrowest_layer(self) -> tuple:
+        """``(layer, kept, original)`` of the producer keeping the smallest share of its channels."""
+        rows = [(len(kept) / g.widths[name], name, len(kept), g.widths[name])
+                for g in self.groups for name, kept in g.kept.items()]
+        return min(rows, default=(1.0, "-", 0, 0))[1:]
+
     def summary(self, print_fn=print) -> str:
         """Before/after table of the model totals, absolute and relative."""
         peaks = (("peak_layer", "Activation peak at"), ("arena_peak_layer", "Arena peak at"))
@@ -91,10 +97,17 @@ class PruningPlan:
         for key, label in peaks:
             b, a = (_middle_cut(str(side[key]), width - 2) for side in (self.before, self.after))
             lines.append(f"{label:<22}{b:>{width}}{a:>{width}}")
+        for key, label in (("measured_arena_bytes", "TFLM arena measured"), ("measured_flash_bytes",
+                                                                            "Flash measured (B)")):
+            if key in self.after:
+                lines.append(f"{label:<22}{'':>{width}}{self.after[key]:>{width},}")
         pruned = [g for g in self.groups if g.kept_channels < g.channels]
-        lines.append(f"Groups pruned: {len(pruned)} of {len(self.groups)}")
+        narrowest = self.narrowest_layer()
+        lines.append(f"Groups pruned: {len(pruned)} of {len(self.groups)}; narrowest layer {narrowest[0]!r} keeps "
+                     f"{narrowest[1]} of {narrowest[2]} channels")
         for g in pruned:
-            lines.append(f"  {', '.join(g.producers)[:48]:<50}{g.channels:>5} -> {g.kept_channels:<5} ({g.reason})")
+            lines.append(f"  {', '.join(g.producers)[:48]:<50}{g.channels:>5} -> {g.kept_channels:<5}"
+                         f"{g.kept_channels / g.channels:>5.0%} ({g.reason})")
         text = "\n".join(lines)
         if print_fn:
             print_fn(text)

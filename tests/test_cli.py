@@ -41,6 +41,17 @@ def test_prune_writes_model_and_plan_and_refuses_overwrite(model_file, tmp_path)
     assert again.returncode == 1 and "exists already" in again.stderr
 
 
+def test_prune_to_a_ram_budget_measures_the_result_on_tflm(model_file, tmp_path):
+    out, plan = str(tmp_path / "p.keras"), str(tmp_path / "plan.json")
+    result = cli("prune", model_file, "-o", out, "--mode", "MA", "--ram", "12KB", "--plan", plan)
+    assert result.returncode == 0, result.stderr
+    after = json.load(open(plan))["after"]
+    assert after["arena_bytes"] <= after["measured_arena_bytes"] <= 12 * 1024
+    assert "measured" in result.stdout and result.stdout.count("budget search") == 1
+    refused = cli("prune", model_file, "-o", str(tmp_path / "q.keras"), "--board", "nano33ble", "--ram", "1KB")
+    assert refused.returncode == 1 and "--board or --ram" in refused.stderr
+
+
 def test_lambda_model_needs_unsafe(tmp_path):
     inputs = keras.Input((4,))
     path = str(tmp_path / "lambda.keras")

@@ -120,17 +120,23 @@ def over_budget(usage: Usage, budget) -> dict:
 
 def search(context: PruneContext, mode: str, budget, estimate: Callable[[set], Usage], *, step: float = 0.1,
            importance="l1", rule="mean", threshold=1.0, coverage=0.8, min_filters=1, round_to=1, seed=0,
-           min_keep: float = 0.25, removed: set | None = None, progress=None) -> tuple[set, list]:
+           min_keep: float = 0.25, allocation: str = "cost", removed: set | None = None,
+           progress=None) -> tuple[set, list]:
     """Grow the removed-unit set from ``removed`` until ``estimate(removed)`` fits ``budget``.
 
-    Each step cuts the group whose next ``step`` of channels (lowest ``importance`` first) saves the
-    most of the binding resource (the one most over, relatively) per unit of importance removed;
-    for RAM only groups alive at the arena peak can save. The last cut is the smallest that fits.
+    ``allocation="cost"``: each step cuts the group whose next ``step`` of channels (lowest
+    ``importance`` first) saves the most of the binding resource (the one most over, relatively)
+    per unit of importance removed; for RAM only groups alive at the arena peak can save; the last
+    cut is the smallest that fits. ``allocation="paper"``: each step cuts ``step`` of every group
+    the ``mode``'s rule selects (in MA with RAM over, the groups alive at the arena peak first).
     No producer goes below ``min_keep`` of its width (rounded up to ``round_to``) nor ``min_filters``.
     ``progress(step)`` is called with each `Step`. Returns the removed units and the steps taken;
     `BudgetError` with the smallest usage reachable when no further pruning is possible.
     """
     check_mode(mode)
+    if allocation not in ("cost", "paper"):
+        raise BudgetError(f'`allocation` must be "cost" (resource saved per importance) or "paper" (the mode\'s '
+                          f'selection rule). Received: allocation={allocation!r}.')
     if not 0 < step < 1:
         raise BudgetError(f"`step` is the fraction of a group's channels removed per search step and must be in "
                           f"(0, 1). Received: step={step!r}.")
@@ -149,6 +155,15 @@ def search(context: PruneContext, mode: str, budget, estimate: Callable[[set], U
         over = over_budget(usage, budget)
         if not over:
             return removed, history
+        if allocation == "paper":
+            chunk = _paper_cut(context, mode, groups, scores, removed, usage, over, (step, min_filters, round_to,
+                                                                                      min_keep), rule, threshold,
+                               coverage)
+            if not chunk:
+                raise _impossible(context, usage, over, removed, estimate, min_filters, round_to, min_keep)
+            removed |= chunk
+            usage = estimate(removed)
+            continue
         binding = max(over, key=lambda n: (over[n][0] - over[n][1]) / over[n][1])
         options = (step, min_filters, round_to, min_keep)
         cut = _best_cut(context, groups, scores, removed, usage, binding, estimate, *options, at_peak=True) or \
@@ -159,6 +174,33 @@ def search(context: PruneContext, mode: str, budget, estimate: Callable[[set], U
             (set(cut[1].tolist()), cut[2])
         removed |= chunk
         usage = after
+
+
+def _paper_cut(context, mode, groups, scores, removed, usage, over, options, rule, threshold, coverage) -> set:
+    """The paper's allocation: ``step`` of each group the mode selects among those that can shrink
+    (MA with RAM over: the groups alive at the arena peak first; then the selection; then all)."""
+    step, min_filters, round_to, min_keep = options
+    deps = context.deps
+    free = [g for g in groups if choose_units(deps, g, scores[g.id], 1, min_filters, removed, round_to,
+                                              min_keep=min_keep).size]
+    choices = []
+    if mode == "MA" and "ram" in over and usage.peak_tensors:
+        choices.append([g for g in free if set(usage.peak_tensors) & set(g.tensors)])
+    if free:
+        selections = select_groups(deps, context.price(removed), mode, rule, threshold, coverage, groups=free,
+                                   removed=frozenset(removed))
+        choices.append([sel.group for sel in selections if sel.selected])
+    choices.append(free)
+    for chosen in choices:
+        dropped = set()
+        for group in chosen:
+            width = _remaining(group, removed)
+            count = max(1, width - max(round_to, (math.floor(width * (1 - step)) // round_to) * round_to))
+            dropped |= set(choose_units(deps, group, scores[group.id], count, min_filters, removed | dropped,
+                                        round_to, min_keep=min_keep).tolist())
+        if dropped:
+            return dropped
+    return set()
 
 
 def _normalized(scores: np.ndarray, group) -> np.ndarray:

@@ -25,6 +25,14 @@ def _check_model(name: str, model) -> None:
                          f"{name}={model.name!r} with {len(model.outputs)} outputs.")
 
 
+def _frozen_copy(model):
+    """A non-trainable copy of ``model`` with its weights."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    copy.trainable = False
+    return copy
+
+
 @keras.saving.register_keras_serializable(package="keras_cprune")
 class Distiller(keras.Model):
     """A `keras.Model` that trains ``student`` on ``alpha * student loss + (1 - alpha) * T² *
@@ -32,8 +40,8 @@ class Distiller(keras.Model):
 
     ``compile(optimizer, loss=..., metrics=...)`` takes the student's own loss (on the labels) and
     metrics, which see the student's predictions; ``fit``/``evaluate`` report the combined loss and
-    ``predict`` returns the student's outputs. The teacher is frozen: this sets ``teacher.trainable =
-    False`` and calls it in inference mode (BatchNorm statistics untouched). Both models must output
+    ``predict`` returns the student's outputs. The teacher is frozen: a copy of it with
+    ``trainable=False`` (the model passed in is left as it is) runs in inference mode. Both models must output
     logits, or probabilities with ``from_logits=False``. ``distiller.student`` is the trained model.
     """
 
@@ -53,8 +61,7 @@ class Distiller(keras.Model):
                              f"teacher={teacher.name!r} with {classes[1]}.")
         super().__init__(**kwargs)
         self.student = student
-        self.teacher = teacher
-        self.teacher.trainable = False
+        self.teacher = _frozen_copy(teacher)  # the user's teacher is never modified
         self.alpha = float(alpha)
         self.temperature = float(temperature)
         self.from_logits = bool(from_logits)

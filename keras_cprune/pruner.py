@@ -179,8 +179,8 @@ def _round_widths(removed: list, counts: list, round_to: int) -> list:
 def prune(model, mode: str = "PA", ratio: float = 0.5, *, importance="l1", rule: str = "mean",
           threshold: float = 1.0, coverage: float = 0.8, min_filters: int = 1, round_to: int = 1,
           min_keep: float = 0.25, reinitialize: bool = False, seed: int = 0, return_plan: bool = False,
-          budget=None, verify="auto", representative_data=None, step: float = 0.1, verbose="auto",
-          progress=None, input_shape=None):
+          budget=None, verify="auto", representative_data=None, step: float = 0.1, allocation: str = "cost",
+          verbose="auto", progress=None, input_shape=None):
     """Complexity-driven filter pruning: a new, smaller dense model of the same class.
 
     ``mode`` ("PA", "FA", "MA") picks the channel groups holding a large share of the model's
@@ -193,9 +193,10 @@ def prune(model, mode: str = "PA", ratio: float = 0.5, *, importance="l1", rule:
     ``input_shape`` fixes free input dimensions (``keras.Input((None, None, 3))``).
 
     With ``budget`` (a `Budget` with ``ram``/``flash`` bytes and/or ``macs``), ``ratio`` is not
-    used: the least pruning that fits is searched (see `budget.search`: each step cuts ``step`` of
-    the group saving most of the binding resource per importance removed) on the TFLM arena and
-    flash predicted in the converter's op order. ``verify`` ("auto": when ``tflite-micro`` is
+    used: the least pruning that fits is searched (see `budget.search`: with ``allocation="cost"``
+    each step cuts ``step`` of the group saving most of the binding resource per importance removed;
+    with "paper", of the groups ``mode`` selects) on the TFLM arena and flash predicted in the
+    converter's op order. ``verify`` ("auto": when ``tflite-micro`` is
     installed) then converts the result to int8 (calibrated on ``representative_data``, else 32
     uniform [0, 1) samples) and measures it on the TFLM runtime, searching on while the
     measurement is over; ``verify="every_step"`` measures every step instead of predicting.
@@ -211,7 +212,8 @@ def prune(model, mode: str = "PA", ratio: float = 0.5, *, importance="l1", rule:
 
         verifier, every_step = resolve_verifier(context, verify, representative_data)
         plan, removed = fit_budget(context, mode, budget, verify=verifier, progress=progress, verbose=verbose,
-                                   step=step, estimate=verifier if every_step else None, **options)
+                                   step=step, allocation=allocation, estimate=verifier if every_step else None,
+                                   **options)
     pruned = rebuild(context.model, context.deps, removed, weights="none" if reinitialize else "slice")
     return (pruned, plan) if return_plan else pruned
 

@@ -42,7 +42,8 @@ def test_distill_pruned_student(teacher):
     assert losses[-1] < losses[0] and distiller.evaluate(x, y, verbose=0)[0] < loss_before
     assert all(np.array_equal(a, b) for a, b in zip(before, teacher.get_weights()))
     assert not all(np.array_equal(a, b) for a, b in zip(start, student.get_weights()))
-    assert not teacher.trainable_weights and len(distiller.trainable_weights) == len(student.trainable_weights)
+    assert teacher.trainable and teacher.trainable_weights  # the user's teacher is left as it was
+    assert not distiller.teacher.trainable_weights and len(distiller.trainable_weights) == len(student.trainable_weights)
     accuracy = np.mean(np.argmax(distiller.student.predict(xv, verbose=0), -1) == yv)
     assert accuracy > 0.8  # chance: 0.25
     np.testing.assert_allclose(distiller.predict(xv[:8], verbose=0), student.predict(xv[:8], verbose=0), atol=1e-6)

@@ -16,8 +16,8 @@ import numpy as np
 from _common import machine
 from keras_cprune import zoo
 from keras_cprune.arena import estimate_deployment
-from keras_cprune.budget import as_trained
-from keras_cprune.pruner import PruneContext
+from keras_cprune.rebuild import as_trained
+from keras_cprune.planning import PruneContext
 from keras_cprune.rebuild import rebuild
 from tflm_export import convert
 from tflm_export.runtime import find_min_arena

@@ -28,7 +28,7 @@ import tensorflow as tf
 from keras_cprune import analyze, estimate_arena, prune, zoo
 from keras_cprune.arena import estimate_graph_arena
 from keras_cprune.datasets import load_fashion_mnist
-from keras_cprune.pruner import PruneContext
+from keras_cprune.planning import PruneContext
 
 warnings.filterwarnings("ignore", category=UserWarning)  # tf.lite.Interpreter deprecation, per model
 tf.get_logger().setLevel("ERROR")  # predict() retracing notices, per model

@@ -11,7 +11,9 @@ from .plan import PruningPlan
 from .pruner import apply_plan, prune
 from .qat import quantize_aware
 from .tradeoff import Tradeoff, tradeoff
-from .training import ConstantRatio, PolynomialDecay, prune_during_training, strip
+from .masks import strip
+from .schedules import ConstantRatio, PolynomialDecay
+from .training import prune_during_training
 from tflm_export.budget import Budget  # one Budget for prune(budget=) and the exporter
 
 __all__ = ["analyze", "prune", "apply_plan", "estimate_arena", "tradeoff", "prune_during_training", "strip",

@@ -16,7 +16,9 @@ import numpy as np
 
 from .errors import BudgetError
 from .importance import unit_scores
-from .pruner import PruneContext, choose_units
+from .arena import estimate_deployment
+from .planning import PruneContext, choose_units
+from .rebuild import as_trained, rebuild
 from .selection import check_mode, select_groups
 
 
@@ -50,8 +52,6 @@ RESOURCES = ("ram", "flash", "macs")
 def usage_estimator(context: PruneContext) -> Callable[[set], Usage]:
     """``removed -> Usage`` from the Keras graph alone: exact TFLM arena, estimated flash, MACs, of
     the pruned model as it will be deployed, trained (see `estimate_arena`'s ``assume_trained``)."""
-    from .arena import estimate_deployment
-
     def estimate(removed: set) -> Usage:
         arena, flash = estimate_deployment(context.graph, context.deps.pruned_shapes(removed), assume_trained=True,
                                            schedule=context.schedule)
@@ -60,26 +60,14 @@ def usage_estimator(context: PruneContext) -> Callable[[set], Usage]:
     return estimate
 
 
-def as_trained(model):
-    """``model`` (a copy of the user's) with each all-zero bias set to 1e-3, as training leaves it
-    (the converter drops an all-zero Dense or transposed-conv bias)."""
-    for layer in model.layers:
-        bias = getattr(layer, "bias", None) if type(layer).__name__ in ("Dense", "Conv2DTranspose") else None
-        if bias is not None and not np.any(bias.numpy()):
-            bias.assign(np.full(tuple(bias.shape), 1e-3, "float32"))
-    return model
-
-
 def tflm_verifier(context: PruneContext, representative_data=None, seed: int = 0) -> Callable[[set], Usage]:
     """``removed -> Usage`` measured for real: rebuild, convert to int8 with tflm_export and find
     the minimal arena on the TFLM runtime; flash is the flatbuffer size. Without
     ``representative_data``, 32 uniform [0, 1) samples calibrate (sizes do not depend on values,
     but for an all-zero Dense bias, which the converter drops: it is measured as once trained)."""
     from tflm_export.convert import convert
+    from tflm_export.planner import predict_arena_from_tflite
     from tflm_export.runtime import find_min_arena
-
-    from .rebuild import rebuild
-    from .tflm_planner import predict_arena_from_tflite
 
     if representative_data is None:
         shape = (32,) + tuple(context.graph.tensors[context.graph.inputs[0]].shape)

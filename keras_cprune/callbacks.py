@@ -15,10 +15,10 @@ import tensorflow as tf
 from .arena import estimate_arena
 from .complexity import analyze
 from .errors import PruningError
-from .pruner import PruneContext
+from .planning import PruneContext
 from .selection import check_mode
-from .training import (PruningSchedule, apply_masks, channel_masks, deserialize_schedule, serialize_schedule,
-                       zeroed_units)
+from .masks import apply_masks, channel_masks, strip, zeroed_units
+from .schedules import PruningSchedule, deserialize_schedule, serialize_schedule
 
 UNITS = ("step", "epoch")
 MODES = ("auto", "min", "max")
@@ -269,8 +269,6 @@ class ExportOnTrainEnd(_Callback):
         from tflm_export.sources import atomic_dir
 
         from .errors import BudgetError
-        from .training import strip
-
         with atomic_dir(self.out_dir, overwrite=True) as staging:
             report = tflm_export.export(strip(self.model), self.representative_data, staging, budget=self.budget,
                                         board=self.board, test_inputs=self.test_inputs, labels=self.labels,

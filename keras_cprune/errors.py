@@ -1,16 +1,10 @@
-"""Exception types of keras-cprune and tflm_export.
+"""Exception types of keras-cprune: tflm_export's (re-exported) and the pruning ones.
 
 Every error says what was expected, what was received and how to fix it. The type names the
 category, so callers can catch e.g. all model problems with ``ModelError``.
 """
-
-
-class CPruneError(Exception):
-    """Base class of every error raised by keras_cprune and tflm_export."""
-
-
-class ModelError(CPruneError, ValueError):
-    """The object passed as a model cannot be read (not a model, subclassed, unbuilt...)."""
+from tflm_export.errors import (BudgetError, ConversionError, CPruneError, ModelError, ModelFileError,  # noqa: F401
+                                OutputPathError, TFLMRuntimeError)
 
 
 class UnbuiltModelError(ModelError):
@@ -21,29 +15,9 @@ class SubclassedModelError(ModelError):
     """The model is a subclassed ``keras.Model`` without a functional graph."""
 
 
-class ModelFileError(CPruneError, OSError):
-    """A model file is missing, corrupt, of an unknown format or needs unsafe loading."""
-
-
 class PruningError(CPruneError, ValueError):
     """Bad pruning arguments (ratio, mode, criterion...) or a model with nothing to prune."""
 
 
 class PlanError(PruningError):
     """A pruning plan does not match the model it is applied to."""
-
-
-class BudgetError(CPruneError, ValueError):
-    """A RAM/flash/MAC budget is malformed or cannot be met."""
-
-
-class ConversionError(CPruneError, ValueError):
-    """The int8 TFLite conversion failed (bad representative data, float ops left...)."""
-
-
-class TFLMRuntimeError(CPruneError, RuntimeError):
-    """The TFLite Micro runtime failed or aborted on a model."""
-
-
-class OutputPathError(CPruneError, OSError):
-    """An output path exists already, cannot be written, or a write was interrupted."""

@@ -133,3 +133,13 @@ def _resize_config(graph, node, config: dict, positions: _Positions) -> None:
         config[spec.width_key] = width
     elif node.class_name == "Reshape" and spec.role in ("pass", "flatten"):
         config["target_shape"] = tuple(config["target_shape"][:-1]) + (width,)
+
+
+def as_trained(model):
+    """``model`` (a copy of the user's) with each all-zero bias set to 1e-3, as training leaves it
+    (the converter drops an all-zero Dense or transposed-conv bias)."""
+    for layer in model.layers:
+        bias = getattr(layer, "bias", None) if type(layer).__name__ in ("Dense", "Conv2DTranspose") else None
+        if bias is not None and not np.any(bias.numpy()):
+            bias.assign(np.full(tuple(bias.shape), 1e-3, "float32"))
+    return model

@@ -15,6 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .dependency import build_dependencies
+from .graph import Graph
+from .lowering import lower
+from .rebuild import as_trained, rebuild
+
 # Per-channel quantization in the flatbuffer: a float32 scale and an int64 zero point.
 FLASH_BYTES_PER_CHANNEL = 12
 _COMMUTATIVE = {"ADD", "MUL", "MAXIMUM", "MINIMUM"}
@@ -56,11 +61,8 @@ def converter_schedule(model, graph, *, input_shape=None) -> Schedule:
     """Convert ``model`` (a trained-looking copy, random calibration) and match its operators."""
     from tflm_export.convert import convert
 
-    from .arena import lower
-    from .budget import as_trained
-    from .dependency import build_dependencies
-    from .rebuild import rebuild
-    from .tflm_planner import graph_from_tflite
+    from tflm_export.flatbuffer import graph_from_tflite
+
 
     low = lower(graph, assume_trained=True)
     shape = tuple(graph.tensors[graph.inputs[0]].shape) if input_shape is None else tuple(input_shape)
@@ -142,3 +144,23 @@ def _names_layer(tensor_name: str, layer: str) -> bool:
     """Whether a converter tensor name (``model/conv_1/BiasAdd;...``) is that of ``layer``'s ops."""
     layer = re.escape(layer.split("#")[0])
     return re.search(rf"(^|[/;]){layer}(_\d+)?/", tensor_name) is not None
+
+
+_SCHEDULES: dict = {}
+
+
+def schedule_of(model, graph: Graph):
+    """The converter `Schedule` of ``model`` (read as ``graph``), cached by architecture."""
+    key = fingerprint(graph)
+    if key not in _SCHEDULES:
+        if len(_SCHEDULES) >= 64:
+            _SCHEDULES.pop(next(iter(_SCHEDULES)))
+        _SCHEDULES[key] = converter_schedule(model, graph)
+    return _SCHEDULES[key]
+
+
+def fingerprint(graph: Graph) -> str:
+    """A string equal for graphs of the same architecture (layers, wiring, shapes, settings)."""
+    nodes = [(n.name, n.class_name, n.inputs, n.outputs, sorted(map(repr, n.attrs.items()))) for n in graph.nodes]
+    shapes = sorted((k, t.shape) for k, t in graph.tensors.items())
+    return repr((graph.keras.__name__, nodes, shapes, graph.inputs, graph.outputs))

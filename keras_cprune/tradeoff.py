@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass
 
 from .arena import estimate_deployment
-from .pruner import PruneContext
+from .planning import PruneContext
 from .selection import MODES
 
 COLUMNS = ("params", "macs", "peak_act_bytes_int8", "arena_bytes", "flash_bytes")

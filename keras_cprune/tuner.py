@@ -25,8 +25,10 @@ from .selection import check_mode
 
 MODES = ("PA", "FA", "MA")
 RULES = ("mean", "coverage", "all")
+ALLOCATIONS = ("cost", "paper")
 USAGE = ("predicted_arena_bytes", "predicted_flash_bytes", "macs", "params")  # trial metrics besides the objective
-_TUNED = {"mode", "ratio", "importance", "rule", "reinitialize", "budget", "verify", "progress", "return_plan"}
+_TUNED = {"mode", "ratio", "importance", "rule", "reinitialize", "allocation", "budget", "verify", "progress",
+          "return_plan"}
 RECORD = "board_fit.json"  # per trial directory: who ran it, with which budget, predicted usage
 
 
@@ -96,12 +98,13 @@ class BoardFitHyperModel(kt.HyperModel):
 
     ``model``: a Keras model, a .keras/.h5 path or a zero-argument function returning a model,
     read once per process (so every KerasTuner worker rebuilds it). Hyperparameters: ``mode``,
-    ``rule``, ``importance``, ``budget_fraction`` (in ``headroom``, step 0.05), ``reinitialize``.
+    ``rule``, ``allocation``, ``importance``, ``budget_fraction`` (in ``headroom``, step 0.05),
+    ``reinitialize``.
     """
 
     def __init__(self, model, budget: Budget, *, modes=MODES, rules=RULES, importances=("l1", "l2", "bn_gamma"),
-                 headroom=(0.7, 1.0), reinitialize=(False, True), compile_kwargs=None, prune_options=None,
-                 unsafe=False, name="board_fit"):
+                 headroom=(0.7, 1.0), reinitialize=(False, True), allocations=ALLOCATIONS, compile_kwargs=None,
+                 prune_options=None, unsafe=False, name="board_fit"):
         super().__init__(name=name)
         self._kind, self._source, self._model, self.unsafe = _source_kind(model), model, None, unsafe
         self.budget = budget
@@ -109,6 +112,7 @@ class BoardFitHyperModel(kt.HyperModel):
         self.rules = _values("rules", rules, RULES)
         self.importances = _values("importances", importances, CRITERIA)
         self.reinitialize = _values("reinitialize", reinitialize, (False, True))
+        self.allocations = _values("allocations", allocations, ALLOCATIONS)
         low, high = (headroom, headroom) if isinstance(headroom, (int, float)) else tuple(headroom)
         if not 0 < low <= high <= 1:
             raise BudgetError(f"`headroom` is the (min, max) fraction of the budget a candidate may use, with "
@@ -157,6 +161,7 @@ class BoardFitHyperModel(kt.HyperModel):
 
         low, high = self.headroom
         return {"mode": choice("mode", self.modes), "rule": choice("rule", self.rules),
+                "allocation": choice("allocation", self.allocations),
                 "importance": choice("importance", self.importances),
                 "budget_fraction": (hp.Float("budget_fraction", low, high, step=0.05, default=high) if low < high
                                     else hp.Fixed("budget_fraction", high)),
@@ -170,7 +175,8 @@ class BoardFitHyperModel(kt.HyperModel):
 
         v = self.space(hp)
         model = prune(self.base_model, v["mode"], budget=scale_budget(self.budget, v["budget_fraction"]),
-                      importance=v["importance"], rule=v["rule"], reinitialize=v["reinitialize"], verify=False,
+                      importance=v["importance"], rule=v["rule"], reinitialize=v["reinitialize"],
+                      allocation=v["allocation"], verify=False,
                       progress=None, **self.prune_options)
         usage = predict_usage(model)
         fits = self.budget.check(ram=usage["predicted_arena_bytes"], flash=usage["predicted_flash_bytes"],
@@ -273,8 +279,10 @@ class BoardFitTuner(kt.Tuner):
     ``model``: a compiled Keras model, a .keras/.h5 path or a function returning one (in a
     chief/worker run every process runs the same script: a path or a seeded function keeps the
     workers' weights identical). ``board`` (a name of `tflm_export.BOARDS`) or ``budget``
-    (`Budget`). Searched: ``modes`` × ``rules`` (channel allocation) × ``importances`` ×
-    budget fraction in ``headroom`` × ``reinitialize`` (train from scratch or keep weights).
+    (`Budget`). Searched: ``allocations`` ("cost": resource saved per importance removed; "paper":
+    the mode's selection) × ``modes`` × ``rules`` (the paper allocation's group selection) ×
+    ``importances`` × budget fraction in ``headroom`` × ``reinitialize`` (train from scratch or
+    keep weights).
     Models are compiled like ``model`` (its compile config) or with ``compile_kwargs``.
     ``oracle``: "random", "bayesian" or a `keras_tuner.Oracle` (then ``objective``,
     ``max_trials`` and ``seed`` are its own). ``prune_options``: more `prune` arguments
@@ -283,6 +291,7 @@ class BoardFitTuner(kt.Tuner):
 
     def __init__(self, model, *, board=None, budget=None, modes=MODES, rules=RULES,
                  importances=("l1", "l2", "bn_gamma"), headroom=(0.7, 1.0), reinitialize=(False, True),
+                 allocations=ALLOCATIONS,
                  compile_kwargs=None, objective="val_accuracy", max_trials: int = 10, executions_per_trial: int = 1,
                  oracle="random", seed=None, prune_options=None, unsafe=False, directory=None,
                  project_name="board_fit", overwrite=False, **kwargs):
@@ -290,7 +299,8 @@ class BoardFitTuner(kt.Tuner):
         if budget is None:
             raise BudgetError("Expected board= (e.g. 'nano33ble') or budget=Budget(ram=..., flash=...). Received neither.")
         hypermodel = BoardFitHyperModel(model, budget, modes=modes, rules=rules, importances=importances,
-                                        headroom=headroom, reinitialize=reinitialize, compile_kwargs=compile_kwargs,
+                                        headroom=headroom, reinitialize=reinitialize, allocations=allocations,
+                                        compile_kwargs=compile_kwargs,
                                         prune_options=prune_options, unsafe=unsafe)
         hypermodel.check_reachable()
         super().__init__(_oracle(oracle, objective, max_trials, seed), hypermodel, directory=directory,

@@ -8,7 +8,7 @@ from keras_cprune import prune
 from keras_cprune.arena import estimate_arena
 from keras_cprune.budget import Limits, Usage, fit_budget, search, usage_estimator
 from keras_cprune.errors import BudgetError
-from keras_cprune.pruner import PruneContext
+from keras_cprune.planning import PruneContext
 from keras_cprune.tradeoff import tradeoff
 from keras_cprune.zoo import vgg
 

@@ -4,7 +4,7 @@ import pytest
 
 from keras_cprune import Budget, estimate_arena, prune
 from keras_cprune.budget import Limits, as_trained, search, tflm_verifier, usage_estimator
-from keras_cprune.pruner import PruneContext
+from keras_cprune.planning import PruneContext
 from keras_cprune.zoo import vgg
 
 KB = 1024

@@ -10,7 +10,7 @@ from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 from keras_cprune import analyze, prune
-from keras_cprune.pruner import PruneContext
+from keras_cprune.planning import PruneContext
 from keras_cprune.rebuild import rebuild
 from models import random_model, randomize
 

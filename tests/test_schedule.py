@@ -12,10 +12,11 @@ from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 from keras_cprune import analyze, estimate_arena, prune, zoo
-from keras_cprune.arena import estimate_deployment, micro_graph
-from keras_cprune.budget import as_trained
+from keras_cprune.arena import estimate_deployment
+from keras_cprune.lowering import micro_graph
+from keras_cprune.rebuild import as_trained
 from keras_cprune.errors import ModelError
-from keras_cprune.pruner import PruneContext
+from keras_cprune.planning import PruneContext
 from keras_cprune.rebuild import rebuild
 from models import random_branched_model, randomize
 from tflm_export import convert, find_min_arena
@@ -134,11 +135,11 @@ def test_nearest_upsampling_is_approximate_and_named():
 def test_unconvertible_models_fall_back_to_keras_order_and_say_so(monkeypatch):
     import sys
 
-    from keras_cprune import arena
+    from keras_cprune import schedule
     from keras_cprune.errors import ConversionError
 
     module = sys.modules["tflm_export.convert"]
-    monkeypatch.setattr(arena, "_SCHEDULES", {})  # schedules are cached by architecture
+    monkeypatch.setattr(schedule, "_SCHEDULES", {})  # schedules are cached by architecture
 
     def fail(*args, **kwargs):
         raise ConversionError("no converter here")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from models import randomize
 
-from keras_cprune.tflm_planner import (MicroGraph, OpSpec, PlannedTensor, TensorSpec,
+from tflm_export.planner import (MicroGraph, OpSpec, PlannedTensor, TensorSpec,
                                        greedy_arena_bytes, greedy_offsets, planned_tensors,
                                        predict_arena, predict_arena_from_tflite)
 

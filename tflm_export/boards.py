@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from keras_cprune.errors import BudgetError
+from .errors import BudgetError
 
 from .budget import Budget
 

@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from keras_cprune.errors import ConversionError, ModelError
+from .errors import ConversionError, ModelError
 
 from .flatbuffer import read_model
 

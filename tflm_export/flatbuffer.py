@@ -8,7 +8,8 @@ import math
 from collections import Counter
 from dataclasses import asdict, dataclass
 
-from keras_cprune.errors import ModelFileError
+from .errors import ModelError, ModelFileError
+from .micrograph import MicroGraph, OpSpec, TensorSpec
 
 # A quantization scale below this means calibration saw an (almost) constant tensor, e.g. the
 # all-zero logits of an untrained model; TFLM's SOFTMAX aborts on such an input scale.
@@ -76,6 +77,11 @@ def read_model(tflite_bytes: bytes) -> ModelInfo:
                              f"{type(exc).__name__}: {exc}. Convert the model again.") from exc
 
 
+def _has_data(buffer) -> bool:
+    """Whether a tensor's buffer holds constant data (inline, or past the flatbuffer for >2 GB models)."""
+    return buffer is not None and (buffer.DataLength() > 0 or buffer.Offset() > 1)
+
+
 def _read(schema, model) -> ModelInfo:
     op_names, type_names = _enum_names(schema.BuiltinOperator), _enum_names(schema.TensorType)
     graph = model.Subgraphs(0)
@@ -83,8 +89,7 @@ def _read(schema, model) -> ModelInfo:
     shapes = [tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else () for t in tensors]
 
     def constant(index: int) -> bool:
-        buffer = model.Buffers(tensors[index].Buffer())
-        return buffer is not None and (buffer.DataLength() > 0 or buffer.Offset() > 1)
+        return _has_data(model.Buffers(tensors[index].Buffer()))
 
     def info(index: int) -> TensorInfo:
         tensor, quant = tensors[index], tensors[index].Quantization()
@@ -125,3 +130,45 @@ def _macs(op: str, ins: list, outs: list) -> int:
     if op == "TRANSPOSE_CONV":  # (output_shape, filter (out_c, kh, kw, in_c), input)
         return math.prod(ins[2]) * math.prod(ins[1][:3])
     return 0
+
+
+_ITEMSIZE = dict(FLOAT32=4, FLOAT16=2, INT32=4, UINT8=1, INT64=8, BOOL=1, INT16=2, COMPLEX64=8,
+                 INT8=1, FLOAT64=8, COMPLEX128=16, UINT64=8, UINT32=4, UINT16=2, BFLOAT16=2)
+
+
+def graph_from_tflite(tflite_bytes: bytes) -> MicroGraph:
+    """Read a ``.tflite`` flatbuffer into a ``MicroGraph`` (weights are not copied)."""
+    schema = _schema()
+    try:
+        if bytes(tflite_bytes[4:8]) != b"TFL3":
+            raise ValueError("no TFL3 file identifier at bytes 4-8")
+        model = schema.Model.GetRootAs(bytearray(tflite_bytes), 0)
+        count = model.SubgraphsLength()
+        subgraph = model.Subgraphs(0)
+    except Exception as exc:  # flatbuffers raises bare struct/index errors
+        raise ModelFileError(f"Expected the bytes of a .tflite flatbuffer; could not read "
+                             f"them ({len(tflite_bytes)} bytes): {exc}") from exc
+    if count != 1:
+        raise ModelError(f"Expected a model with one subgraph (no IF/WHILE control flow). "
+                         f"Received: {count} subgraphs.")
+    names, types = ({v: k for k, v in vars(enum).items() if not k.startswith("_")}
+                    for enum in (schema.BuiltinOperator, schema.TensorType))
+
+    def ints(table, name):  # an int vector field of a flatbuffer table, () when absent
+        return tuple(int(x) for x in getattr(table, name + "AsNumpy")()) if getattr(
+            table, name + "Length")() else ()
+
+    tensors = []
+    for t in (subgraph.Tensors(i) for i in range(subgraph.TensorsLength())):
+        buffer, q = model.Buffers(t.Buffer()), t.Quantization()
+        tensors.append(TensorSpec(  # quantization params count only with scales and zero points
+            ints(t, "Shape"), _ITEMSIZE.get(types.get(t.Type()), 1),
+            _has_data(buffer),
+            q.ScaleLength() if q is not None and q.ZeroPointLength() else 0, bool(t.IsVariable()),
+            (t.Name() or b"").decode()))
+    ops = []
+    for op in (subgraph.Operators(i) for i in range(subgraph.OperatorsLength())):
+        code = model.OperatorCodes(op.OpcodeIndex())
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        ops.append(OpSpec(names.get(builtin, str(builtin)), ints(op, "Inputs"), ints(op, "Outputs")))
+    return MicroGraph(tuple(tensors), tuple(ops), ints(subgraph, "Inputs"), ints(subgraph, "Outputs"))

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from keras_cprune.errors import ModelError, TFLMRuntimeError
-from keras_cprune.tflm_planner import predict_arena_from_tflite
+from .errors import ModelError, TFLMRuntimeError
+from .planner import predict_arena_from_tflite
 
 from .flatbuffer import read_model
 

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 
-from keras_cprune.errors import ConversionError, CPruneError, ModelError, OutputPathError
+from .errors import ConversionError, CPruneError, ModelError, OutputPathError
 
 from .flatbuffer import read_model
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_cprune.errors import ModelError
+from .errors import ModelError
 
 from .boards import resolve_budget
 from .convert import quiet_tensorflow

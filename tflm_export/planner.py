@@ -17,6 +17,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from .flatbuffer import graph_from_tflite
+from .micrograph import MicroGraph, OpSpec, TensorSpec
+
 __all__ = ["PlannedTensor", "greedy_offsets", "greedy_arena_bytes", "TensorSpec", "OpSpec",
            "MicroGraph", "planned_tensors", "ArenaPrediction", "predict_arena",
            "graph_from_tflite", "predict_arena_from_tflite"]
@@ -75,40 +78,6 @@ def greedy_arena_bytes(tensors) -> int:
     """Bytes of head GreedyMemoryPlanner needs for ``tensors``: max of offset + aligned size."""
     return max((o + _align_up(t.size_bytes, BUFFER_ALIGNMENT)
                 for o, t in zip(greedy_offsets(tensors), tensors)), default=0)
-
-
-# --------------------------------------------------------------------------- neutral graph
-@dataclass(frozen=True)
-class TensorSpec:
-    """A tensor: ``shape``, bytes per element, constant (weights in flash) or not, and the
-    number of quantization scales it carries (0: no quantization parameters)."""
-    shape: tuple
-    itemsize: int = 1
-    constant: bool = False
-    quant_channels: int = 1
-    variable: bool = False
-    name: str = field(default="", compare=False)
-
-    @property
-    def nbytes(self) -> int:
-        return math.prod(self.shape) * self.itemsize
-
-
-@dataclass(frozen=True)
-class OpSpec:
-    """One operator: TFLite builtin name (``"CONV_2D"``) and tensor indices (-1: omitted)."""
-    op: str
-    inputs: tuple
-    outputs: tuple
-
-
-@dataclass(frozen=True)
-class MicroGraph:
-    """What the TFLM allocator sees of a single-subgraph model: tensors and ops in run order."""
-    tensors: tuple
-    ops: tuple
-    inputs: tuple
-    outputs: tuple
 
 
 def planned_tensors(graph: MicroGraph) -> list:
@@ -341,54 +310,6 @@ def predict_arena(graph: MicroGraph) -> ArenaPrediction:
         high, head, high - _simulate(graph, high, head, len(planned))[1], peak,
         _simulate(graph, high - 1, head, len(planned))[0], tuple(per_op),
         tuple(sorted({op.op for op in graph.ops if op.op not in _KERNELS})))
-
-
-# --------------------------------------------------------------------------- flatbuffer
-_ITEMSIZE = dict(FLOAT32=4, FLOAT16=2, INT32=4, UINT8=1, INT64=8, BOOL=1, INT16=2, COMPLEX64=8,
-                 INT8=1, FLOAT64=8, COMPLEX128=16, UINT64=8, UINT32=4, UINT16=2, BFLOAT16=2)
-
-
-def graph_from_tflite(tflite_bytes: bytes) -> MicroGraph:
-    """Read a ``.tflite`` flatbuffer into a ``MicroGraph`` (weights are not copied)."""
-    from .errors import ModelError, ModelFileError
-
-    try:
-        from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
-    except ImportError:  # pragma: no cover - TF ships the same generated schema
-        from tensorflow.lite.python import schema_py_generated as schema
-    try:
-        if bytes(tflite_bytes[4:8]) != b"TFL3":
-            raise ValueError("no TFL3 file identifier at bytes 4-8")
-        model = schema.Model.GetRootAs(bytearray(tflite_bytes), 0)
-        count = model.SubgraphsLength()
-        subgraph = model.Subgraphs(0)
-    except Exception as exc:  # flatbuffers raises bare struct/index errors
-        raise ModelFileError(f"Expected the bytes of a .tflite flatbuffer; could not read "
-                             f"them ({len(tflite_bytes)} bytes): {exc}") from exc
-    if count != 1:
-        raise ModelError(f"Expected a model with one subgraph (no IF/WHILE control flow). "
-                         f"Received: {count} subgraphs.")
-    names, types = ({v: k for k, v in vars(enum).items() if not k.startswith("_")}
-                    for enum in (schema.BuiltinOperator, schema.TensorType))
-
-    def ints(table, name):  # an int vector field of a flatbuffer table, () when absent
-        return tuple(int(x) for x in getattr(table, name + "AsNumpy")()) if getattr(
-            table, name + "Length")() else ()
-
-    tensors = []
-    for t in (subgraph.Tensors(i) for i in range(subgraph.TensorsLength())):
-        buffer, q = model.Buffers(t.Buffer()), t.Quantization()
-        tensors.append(TensorSpec(  # quantization params count only with scales and zero points
-            ints(t, "Shape"), _ITEMSIZE.get(types.get(t.Type()), 1),
-            buffer is not None and buffer.DataLength() > 0,
-            q.ScaleLength() if q is not None and q.ZeroPointLength() else 0, bool(t.IsVariable()),
-            (t.Name() or b"").decode()))
-    ops = []
-    for op in (subgraph.Operators(i) for i in range(subgraph.OperatorsLength())):
-        code = model.OperatorCodes(op.OpcodeIndex())
-        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-        ops.append(OpSpec(names.get(builtin, str(builtin)), ints(op, "Inputs"), ints(op, "Outputs")))
-    return MicroGraph(tuple(tensors), tuple(ops), ints(subgraph, "Inputs"), ints(subgraph, "Outputs"))
 
 
 def predict_arena_from_tflite(tflite_bytes: bytes) -> ArenaPrediction:

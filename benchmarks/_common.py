@@ -62,3 +62,14 @@ def t_interval(values) -> tuple[float, float]:
 
         t = float(student_t.ppf(0.975, n - 1))
     return mean, t * statistics.stdev(values) / n ** 0.5
+
+
+def write_json(path: str, record: dict) -> None:
+    """Write one result atomically (an interrupted run leaves no file, so it runs again); numpy
+    scalars as numbers."""
+    import json
+
+    tmp = path + ".part"
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o))
+    os.replace(tmp, path)

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from _common import git_version, machine, t_interval
+from _common import git_version, machine, t_interval, write_json
 from compare_methods import RESOURCE, find_ratio, find_width, usage
 from _tfmot_child import evaluate
 
@@ -229,14 +229,6 @@ def float_only(model, test) -> dict:
     report = analyze(model)
     return {"float_acc": float(np.mean(np.argmax(model.predict(x, batch_size=1000, verbose=0), -1) == y)),
             "params": report.params, "macs": report.macs, "predicted_arena": estimate_arena(model).bytes}
-
-
-def write_json(path: str, record: dict) -> None:
-    """Atomically: an interrupted run leaves no file, so it is run again."""
-    tmp = path + ".part"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=1)
-    os.replace(tmp, path)
 
 
 def shared_width(config: Config, budgets: Budgets, out: str) -> dict | None:

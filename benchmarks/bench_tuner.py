@@ -34,7 +34,7 @@ import time
 
 import numpy as np
 
-from _common import git_version, machine, t_interval
+from _common import git_version, machine, t_interval, write_json
 from accuracy_sweep import BATCH, JIT, LR, SPLIT_SEED, load_data, train
 from _tfmot_child import evaluate
 
@@ -48,14 +48,6 @@ METHODS = ("MA-paper", "MA-cost", "tuner")
 BASELINE = "MA-paper"  # paired differences are against it
 TRIALS, HEADROOM = 6, (0.8, 1.0)
 OUT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "results", "tuner"))
-
-
-def write_json(path: str, record: dict) -> None:
-    """Atomically (an interrupted run leaves no file); numpy scalars as numbers."""
-    tmp = path + ".part"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o))
-    os.replace(tmp, path)
 
 
 def name_of(method: str, ram: str, seed: int) -> str:

@@ -13,7 +13,7 @@ def floor(width, min_keep=0.25):
     return max(1, math.ceil(min_keep * width))
 
 
-@pytest.mark.parametrize("name", sorted(zoo.MLPERF_TINY))
+@pytest.mark.parametrize("name", ["ds_cnn", "fc_autoencoder", "resnet8"])  # VWW: bench_budget.py (slow to convert)
 def test_mlperf_tiny_budget_fits_when_measured_and_keeps_min_keep(name, capsys):
     model = zoo.MLPERF_TINY[name]()
     randomize(model)

@@ -73,3 +73,15 @@ def write_json(path: str, record: dict) -> None:
     with open(tmp, "w") as f:
         json.dump(record, f, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o))
     os.replace(tmp, path)
+
+
+def read_results(folder: str) -> list:
+    """Every JSON result file of ``folder``, in file-name order."""
+    import glob
+    import json
+
+    results = []
+    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
+        with open(path) as f:
+            results.append(json.load(f))
+    return results

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import glob
 import json
 import os
 import statistics
@@ -24,7 +23,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from _common import git_version, machine, t_interval, write_json
+from _common import git_version, machine, read_results, t_interval, write_json
 from compare_methods import RESOURCE, find_ratio, find_width, usage
 from _tfmot_child import evaluate
 
@@ -274,9 +273,7 @@ def sweep(args) -> None:
 # ---------------------------------------------------------------- report
 def load_records(out: str) -> dict:
     records = {}
-    for path in sorted(glob.glob(os.path.join(out, "*.json"))):
-        with open(path) as f:
-            record = json.load(f)
+    for record in read_results(out):
         c = record["config"]
         records[Config(c["arch"], c["method"], c["budget"], c["seed"])] = record
     return records

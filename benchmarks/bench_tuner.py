@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import glob
 import json
 import math
 import os
@@ -34,7 +33,7 @@ import time
 
 import numpy as np
 
-from _common import git_version, machine, t_interval, write_json
+from _common import git_version, machine, read_results, t_interval, write_json
 from accuracy_sweep import BATCH, JIT, LR, SPLIT_SEED, load_data, train
 from _tfmot_child import evaluate
 
@@ -230,9 +229,7 @@ def bench(args) -> None:
 # ---------------------------------------------------------------- report
 def load(out: str) -> dict:
     records = {}
-    for path in sorted(glob.glob(os.path.join(out, "*.json"))):
-        with open(path) as f:
-            r = json.load(f)
+    for r in read_results(out):
         records.setdefault(r["method"], {})[r["seed"]] = r
     return records
 

@@ -11,7 +11,7 @@ change in constant data and per-channel quantization parameters.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -38,7 +38,6 @@ class Schedule:
     quant_channels: int = 0
     exact: bool = True
     reason: str = ""
-    extra_tensors: int = field(default=0, repr=False)  # flatbuffer tensors the lowering lacks
 
     def flash(self, micro) -> int:
         """Flatbuffer bytes of a variant lowered to ``micro`` (a `MicroGraph`)."""
@@ -100,10 +99,8 @@ def match(low, converted, flatbuffer_bytes: int) -> Schedule:
     missing = sorted(set(range(len(low.acts))) - set(act_order))
     if missing:
         raise _Mismatch(f"{len(missing)} lowered activation(s) never produced by the flatbuffer's ops")
-    constants = [t for t in low.consts]
-    return Schedule(tuple(op_order), tuple(act_order), flatbuffer_bytes,
-                    sum(t.nbytes for t in constants), sum(t.quant_channels for t in constants),
-                    extra_tensors=len(converted.tensors) - len(low.consts) - len(low.acts))
+    return Schedule(tuple(op_order), tuple(act_order), flatbuffer_bytes, sum(t.nbytes for t in low.consts),
+                    sum(t.quant_channels for t in low.consts))
 
 
 def _pick(low, converted, op, of_tensor: dict, free: list, position: int) -> int:

@@ -85,3 +85,12 @@ def read_results(folder: str) -> list:
         with open(path) as f:
             results.append(json.load(f))
     return results
+
+
+def emit(text: str, target: str) -> None:
+    """Print ``text`` (``target`` "-") or write it to the file ``target``."""
+    if target == "-":
+        print(text)
+        return
+    with open(target, "w") as f:
+        f.write(text + "\n")

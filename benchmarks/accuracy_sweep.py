@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from _common import git_version, machine, read_results, t_interval, write_json
+from _common import emit, git_version, machine, read_results, t_interval, write_json
 from compare_methods import RESOURCE, find_ratio, find_width, usage
 from _tfmot_child import evaluate
 
@@ -433,12 +433,7 @@ def main(argv=None) -> None:
     if args.measure_speed:
         return measure_speed(args.archs.split(","))
     if args.report:
-        table = report(args.out)
-        if args.report == "-":
-            return print(table)
-        with open(args.report, "w") as f:
-            f.write(table + "\n")
-        return None
+        return emit(report(args.out), args.report)
     if args.list:
         for c in selected(configs(args.archs.split(","), args.seeds), args.only):
             print(f"{'done' if os.path.exists(os.path.join(args.out, c.name + '.json')) else 'todo'}  {c.name}")

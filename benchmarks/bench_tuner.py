@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 
-from _common import git_version, machine, read_results, t_interval, write_json
+from _common import emit, git_version, machine, read_results, t_interval, write_json
 from accuracy_sweep import BATCH, JIT, LR, SPLIT_SEED, load_data, train
 from _tfmot_child import evaluate
 
@@ -313,12 +313,7 @@ def main(argv=None) -> None:
     if unknown:
         parser.error(f"--methods takes {list(METHODS)}. Received: {sorted(unknown)}.")
     if args.report:
-        table = report(args.out)
-        if args.report == "-":
-            return print(table)
-        with open(args.report, "w") as f:
-            f.write(table + "\n")
-        return None
+        return emit(report(args.out), args.report)
     bench(args)
 
 

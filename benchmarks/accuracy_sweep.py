@@ -29,11 +29,11 @@ from _tfmot_child import evaluate
 
 import keras
 
-from keras_cprune import Distiller, prune, zoo
+from keras_cprune import Budget, Distiller, prune, zoo
 from keras_cprune.datasets import load_fashion_mnist
 
 SPLIT_SEED, VAL_SIZE = 20261128, 5000  # the validation split never changes
-EPOCHS, BATCH, JIT = 5, 128, False  # docs/BENCHMARKS.md: batch and jit from --measure-speed, epochs from the budget
+EPOCHS, BATCH, JIT = 3, 128, False  # docs/BENCHMARKS.md: batch and jit from --measure-speed, epochs from the budget
 LR = 1e-3  # Adam, cosine decay to 0 over the run
 FINETUNE_LR = 3e-4  # train -> prune -> fine-tune: the second phase, cosine to 0 over ceil(epochs / 3)
 ALPHA, TEMPERATURE = 0.1, 4.0  # distillation from the dense model of the same seed
@@ -41,13 +41,14 @@ TARGET_GAP = 0.005  # time to accuracy: first epoch at the dense model's final v
 WIDTH_OF = {"PA": "width-params", "FA": "width-macs", "MA": "width-arena"}  # the paired uniform baseline
 BUDGETS = {"vgg": (50,), "resnet": (50,), "mobilenetv2": (50, 70)}  # % of the dense model's resource removed
 MODES = {50: ("PA", "FA", "MA"), 70: ("PA",)}  # the modes (and uniform widths) at each budget
+COST_MODES = ("FA", "MA")  # our cost allocation (`prune(budget=)`): Budget limits MACs and arena, not params
 MODELS_DIR = os.path.join(os.path.expanduser("~"), ".cache", "keras-cprune", "accuracy_sweep")  # + the --out path
 
 
 @dataclass(frozen=True)
 class Config:
     arch: str
-    method: str  # dense | PA | FA | MA | width-params | width-macs | width-arena | tpf-X | tpf-kd-X
+    method: str  # dense | PA | FA | MA | X-cost | width-params | width-macs | width-arena | tpf-X | tpf-kd-X
     budget: int  # percent of the dense model's resource removed; 0 for dense
     seed: int
 
@@ -56,11 +57,20 @@ class Config:
         return f"{self.arch}-{self.method}-{self.budget}-seed{self.seed}"
 
     @property
+    def mode(self) -> str | None:
+        """PA / FA / MA for the pruned methods, None for dense and uniform width."""
+        return mode_of(self.method)
+
+    @property
     def resource(self) -> str | None:
         """params / macs / arena: what the budget limits."""
-        if self.method in RESOURCE or self.method.startswith("tpf"):
-            return RESOURCE[self.method.rsplit("-", 1)[-1]]
+        if self.mode:
+            return RESOURCE[self.mode]
         return self.method.split("-", 1)[1] if self.method.startswith("width") else None
+
+
+def mode_of(method: str) -> str | None:
+    return next((part for part in method.split("-") if part in RESOURCE), None)
 
 
 def configs(archs, seeds) -> list[Config]:
@@ -71,6 +81,7 @@ def configs(archs, seeds) -> list[Config]:
             out.append(Config(arch, "dense", 0, seed))
             for budget in BUDGETS[arch]:
                 out += [Config(arch, m, budget, seed) for m in MODES[budget]]
+                out += [Config(arch, f"{m}-cost", budget, seed) for m in MODES[budget] if m in COST_MODES]
                 out += [Config(arch, WIDTH_OF[m], budget, seed) for m in MODES[budget]]
                 if budget == 50:
                     out += [Config(arch, f"tpf{kd}-FA", budget, seed) for kd in ("", "-kd")]
@@ -148,10 +159,25 @@ class Budgets:
             widths = {RESOURCE[m]: find_width(arch, RESOURCE[m], limits[RESOURCE[m]]) for m in MODES[budget]}
             for r, w in widths.items():  # within 0.01 of a narrower one: the same model (compare_methods)
                 widths[r] = min(v for v in widths.values() if 0 <= w - v <= 0.01)
-            self.cache[arch, budget] = {"limits": limits, "ratios": ratios, "widths": widths}
+            cost = {m: channels(cost_pruned(build(), m, limits[RESOURCE[m]])) for m in MODES[budget] if m in COST_MODES}
+            paper = {m: channels(prune(build(), m, *ratios[m][:1], rule=ratios[m][1])) for m in cost}
+            self.cache[arch, budget] = {"limits": limits, "ratios": ratios, "widths": widths, "cost": cost,
+                                        "cost_is_paper": {m: cost[m] == paper[m] for m in cost}}
             os.makedirs(self.folder, exist_ok=True)
             write_json(path, self.cache[arch, budget])
         return self.cache[arch, budget]
+
+
+def cost_pruned(model, mode: str, limit: int, **kwargs):
+    """Our allocation at the sweep's limit: `prune(budget=)` with ``allocation="cost"``, predicted
+    (``verify=False``, as the paper-rule limits are)."""
+    budget = Budget(macs=limit) if RESOURCE[mode] == "macs" else Budget(ram=limit)
+    return prune(model, mode, budget=budget, allocation="cost", verify=False, verbose=0, **kwargs)
+
+
+def channels(model) -> dict:
+    """Output channels of every layer that has a kernel: the architecture, for comparing allocations."""
+    return {layer.name: int(layer.kernel.shape[-1]) for layer in model.layers if hasattr(layer, "kernel")}
 
 
 def build(config: Config, budgets: Budgets, models_dir: str) -> tuple:
@@ -165,7 +191,10 @@ def build(config: Config, budgets: Budgets, models_dir: str) -> tuple:
     if config.method.startswith("width"):
         width = b["widths"][config.resource]
         return builder(width=width), {**details, "width": width}
-    mode = config.method.rsplit("-", 1)[-1]
+    mode = config.mode
+    if config.method.endswith("-cost"):
+        model = cost_pruned(builder(), mode, details["limit"], reinitialize=True, seed=config.seed)
+        return model, {**details, "allocation": "cost", "channels": channels(model)}
     ratio, rule = b["ratios"][mode]
     details.update(ratio=ratio, rule=rule)
     if config.method in RESOURCE:  # the paper: the pruned architecture trained from scratch
@@ -247,6 +276,21 @@ def shared_width(config: Config, budgets: Budgets, out: str) -> dict | None:
     return None
 
 
+def shared_cost(config: Config, budgets: Budgets, out: str) -> dict | None:
+    """A cost-allocation run whose architecture is the paper rule's (same seed, already trained):
+    the same widths, initialization and data train the same model."""
+    if not config.method.endswith("-cost") or not budgets.of(config.arch, config.budget)["cost_is_paper"][config.mode]:
+        return None
+    other = Config(config.arch, config.mode, config.budget, config.seed)
+    path = os.path.join(out, other.name + ".json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        record = json.load(f)
+    record["config"].update(method=config.method, allocation="cost")
+    return {**record, "name": config.name, "shared_with": other.name}
+
+
 def sweep(args) -> None:
     data = load_data(args.train_limit, args.test_limit)
     print(f"machine: {machine()}; code {git_version()}; train {len(data[0][0])}, val {len(data[1][0])}, "
@@ -264,7 +308,8 @@ def sweep(args) -> None:
                 print(f"{config.name}: skipped, but its file was made with "
                       f"{ {k: done[k] for k in expected} }, not {expected}: delete it to rerun", flush=True)
             continue
-        record = shared_width(config, budgets, args.out) or run(config, data, args, budgets)
+        record = (shared_width(config, budgets, args.out) or shared_cost(config, budgets, args.out)
+                  or run(config, data, args, budgets))
         write_json(path, record)
         print(f"{config.name}: test {record['test_acc']:.4f}, int8 {record['int8_test_acc']}, "
               f"train {record['train_s']:.0f} s; {time.perf_counter() - start:.0f} s so far", flush=True)
@@ -298,8 +343,8 @@ def paired(runs: dict, other: dict, key: str = "test_acc") -> list:
 
 def baseline_of(method: str) -> str | None:
     """The uniform-width configuration a method is compared with: same resource, same budget."""
-    mode = method.rsplit("-", 1)[-1]
-    return WIDTH_OF[mode] if mode in WIDTH_OF and not method.startswith("width") else None
+    mode = mode_of(method)
+    return WIDTH_OF[mode] if mode else None
 
 
 def report(out: str) -> str:
@@ -363,11 +408,11 @@ def targets(groups: dict) -> list[str]:
     lines = ["| target | arch | configuration | result |", "| --- | --- | --- | --- |"]
     for arch in (a for a in zoo.ARCHITECTURES if (a, "dense", 0) in groups):
         get = lambda method, budget=50: groups.get((arch, method, budget), {})  # noqa: E731
-        for mode in RESOURCE:
-            diffs = [100 * d for d in paired(get(mode), get(WIDTH_OF[mode]))]
-            lines.append(f"| −50% ≥ uniform width | {arch} | {mode} | {verdict(diffs, 0.0)} |")
-            diffs = [100 * d for d in paired(get(mode), get("dense", 0))]
-            lines.append(f"| −50% within 1.0 pp of dense | {arch} | {mode} | {verdict(diffs, -1.0)} |")
+        for method in [*RESOURCE, *(f"{m}-cost" for m in COST_MODES)]:
+            diffs = [100 * d for d in paired(get(method), get(baseline_of(method)))]
+            lines.append(f"| −50% ≥ uniform width | {arch} | {method} | {verdict(diffs, 0.0)} |")
+            diffs = [100 * d for d in paired(get(method), get("dense", 0))]
+            lines.append(f"| −50% within 1.0 pp of dense | {arch} | {method} | {verdict(diffs, -1.0)} |")
         if (arch, "PA", 70) in groups:
             diffs = [100 * d for d in paired(get("PA", 70), get("dense", 0))]
             lines.append(f"| −70% params within 0.5 pp of dense | {arch} | PA | {verdict(diffs, -0.5)} |")

@@ -8,6 +8,7 @@ exist are skipped, so an interrupted sweep resumes where it stopped.
     python benchmarks/accuracy_sweep.py [--epochs N] [--seeds 0,1,2] [--only vgg,resnet-PA] [--out docs/results]
     python benchmarks/accuracy_sweep.py --list                   # configurations, done or to do
     python benchmarks/accuracy_sweep.py --report [FILE]          # markdown table from the JSON files
+    python benchmarks/accuracy_sweep.py --plot PNG               # accuracy per method, mean ± sd over seeds
     python benchmarks/accuracy_sweep.py --measure-speed          # training settings, samples/s
 """
 from __future__ import annotations
@@ -427,6 +428,43 @@ def targets(groups: dict) -> list[str]:
     return lines
 
 
+def plot(out: str, path: str) -> str:
+    """Per architecture, each method's test accuracy: mean and ± sd over seeds (dots: the seeds),
+    the dense mean as a vertical line and its − 1 pp as a dotted one."""
+    from keras_cprune.plots import _pyplot
+
+    plt = _pyplot()
+    groups, records = {}, load_records(out)
+    order = {(c.arch, c.method, c.budget): i for i, c in enumerate(configs(zoo.ARCHITECTURES, [0]))}
+    for c in sorted(records, key=lambda c: (order.get((c.arch, c.method, c.budget), len(order)), c.seed)):
+        groups.setdefault(c.arch, {}).setdefault(f"{c.method} −{c.budget}%" if c.budget else c.method, []).append(
+            100 * records[c]["test_acc"])
+    archs = [a for a in zoo.ARCHITECTURES if a in groups]
+    fig, axes = plt.subplots(1, len(archs), figsize=(4.6 * len(archs), 0.42 * max(map(len, groups.values())) + 1.6),
+                             squeeze=False)
+    for ax, arch in zip(axes[0], archs):
+        labels = list(groups[arch])
+        for y, label in enumerate(labels):
+            accs = groups[arch][label]
+            ax.errorbar([statistics.fmean(accs)], [y], xerr=[statistics.stdev(accs) if len(accs) > 1 else 0],
+                        fmt="o", capsize=3, color="C3" if label == "dense" else "C0")
+            ax.plot(accs, [y] * len(accs), ".", color="0.5", markersize=4)
+        if "dense" in groups[arch]:
+            dense = statistics.fmean(groups[arch]["dense"])
+            ax.axvline(dense, color="C3", linewidth=0.8)
+            ax.axvline(dense - 1, color="C3", linewidth=0.8, linestyle=":")
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel("test accuracy % (mean ± sd; dots: seeds)")
+        ax.set_title(arch)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle("Fashion-MNIST, accuracy protocol\nred: dense mean; dotted: dense − 1 pp", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 # ---------------------------------------------------------------- training speed
 def measure_speed(archs, samples: int = 3840) -> None:
     """Training samples/s (wall and per CPU-second) of each architecture per jit_compile and batch
@@ -469,6 +507,7 @@ def main(argv=None) -> None:
                              "(default 0; '' for none)")
     parser.add_argument("--list", action="store_true", help="list the configurations and which are done")
     parser.add_argument("--report", nargs="?", const="-", metavar="FILE", help="markdown table (stdout or FILE)")
+    parser.add_argument("--plot", metavar="PNG", help="plot every method's accuracy over seeds to PNG")
     parser.add_argument("--measure-speed", action="store_true", help="time jit_compile x batch size per arch")
     args = parser.parse_args(argv)
     args.models = args.models or os.path.join(MODELS_DIR, os.path.abspath(args.out).strip(os.sep).replace(os.sep, "_"))
@@ -477,8 +516,10 @@ def main(argv=None) -> None:
         parser.error(f"--archs takes names of {sorted(zoo.ARCHITECTURES)}. Received: {sorted(unknown)}.")
     if args.measure_speed:
         return measure_speed(args.archs.split(","))
-    if args.report:
-        return emit(report(args.out), args.report)
+    if args.report or args.plot:
+        if args.plot:
+            print(plot(args.out, args.plot))
+        return emit(report(args.out), args.report) if args.report else None
     if args.list:
         for c in selected(configs(args.archs.split(","), args.seeds), args.only):
             print(f"{'done' if os.path.exists(os.path.join(args.out, c.name + '.json')) else 'todo'}  {c.name}")

@@ -17,7 +17,24 @@ from .schedule import schedule_of
 
 @dataclass(frozen=True)
 class ArenaEstimate:
-    """Predicted minimal TFLM ``arena_size`` (bytes) and where its peak is."""
+    """Predicted minimal TFLM ``arena_size`` (bytes) and where its peak is.
+
+    Attributes:
+        bytes: the predicted minimal arena: ``planner_bytes`` + ``persistent_bytes``.
+        planner_bytes: the memory planner's part (activations and scratch buffers alive at once).
+        persistent_bytes: the runtime's persistent allocations (tensor structs, quantization data).
+        peak_layer: the layer whose op runs at the planner's peak.
+        peak_tensors: graph tensor keys alive at the peak.
+        exact: False when some layer had no known lowering (listed in ``approximated``).
+        approximated: names of the layers whose lowering was approximated.
+
+    Example:
+
+    ```python
+    estimate = keras_cprune.estimate_arena(model, assume_trained=True)
+    print(f"{estimate.bytes:,} B, peak at {estimate.peak_layer}")
+    ```
+    """
 
     bytes: int
     planner_bytes: int
@@ -71,13 +88,32 @@ def estimate_flash(micro: MicroGraph) -> int:
 
 
 def estimate_arena(model, *, assume_trained: bool = False, input_shape=None) -> ArenaEstimate:
-    """Predicted minimal TFLM tensor arena (bytes) of ``model`` exported to int8 by tflm_export, as
-    its weights are now, or with ``assume_trained`` as they will be after training (the converter
-    drops an all-zero Dense bias, e.g. of a freshly built model, which saves a tensor's overhead).
+    """Predicted minimal TFLM tensor arena (bytes) of ``model`` exported to int8 by tflm_export.
 
     The ops run in the order the TFLite converter gives them: the model is converted once per
-    architecture (cached) to read that order (`schedule.converter_schedule`). ``input_shape``
-    (without batch) fixes free input dimensions (``keras.Input((None, None, 3))``).
+    architecture (cached) to read that order (`schedule.converter_schedule`). No training data
+    is needed; `tflm_export.verify` measures the real arena.
+
+    Args:
+        model: a built Functional or Sequential `keras.Model` (Keras 3 or tf_keras).
+        assume_trained: predict for the weights after training rather than as they are now: the
+            converter drops an all-zero Dense bias (e.g. of a freshly built model), which saves a
+            tensor's overhead. Default False.
+        input_shape: input shape without batch to fix free input dimensions
+            (``keras.Input((None, None, 3))``). Default None: the declared shape.
+
+    Returns:
+        An `ArenaEstimate`; its ``bytes`` is the ``arena_size`` to give TFLM.
+
+    Raises:
+        ModelError: the model cannot be read (unbuilt, subclassed, free input dimensions).
+
+    Example:
+
+    ```python
+    estimate = keras_cprune.estimate_arena(model, assume_trained=True)
+    print(f"arena {estimate.bytes:,} B, peak at {estimate.peak_layer}")
+    ```
     """
     graph = read_graph(model, input_shape=input_shape)
     return estimate_graph_arena(graph, assume_trained=assume_trained, schedule=schedule_of(model, graph))

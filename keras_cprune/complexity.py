@@ -24,7 +24,31 @@ MODES = {"PA": "params", "FA": "flops", "MA": "act_bytes_f32"}
 
 @dataclass(frozen=True)
 class LayerComplexity:
-    """Complexity of one layer call; shares are fractions (0..1) of the model totals."""
+    """Complexity of one layer call; shares are fractions (0..1) of the model totals.
+
+    Attributes:
+        name: the layer's name (a shared layer has one row per call).
+        class_name: the Keras layer class, e.g. ``"Conv2D"``.
+        output_shape: shape of its (first) output, without batch.
+        params: weights counted at the layer's first call (later calls: 0).
+        macs: multiply-accumulates per sample (``flops`` = 2 x ``macs``).
+        weight_bytes_f32: ``4 * params``.
+        weight_bytes_int8: bytes of the weights once converted to int8 (see the module docstring).
+        act_bytes_f32: bytes of its outputs per sample in float32.
+        act_bytes_int8: bytes of its outputs per sample in int8.
+        analysed: False for a layer type without known formulas (weights counted, 0 MACs).
+        param_share: fraction of the model's parameters.
+        flops_share: fraction of the model's MACs (= of its FLOPs).
+        memory_share: fraction of the model's summed activation bytes.
+
+    Example:
+
+    ```python
+    report = keras_cprune.analyze(model)
+    row = report.layer("conv0")
+    print(row.macs, f"{row.flops_share:.0%}")
+    ```
+    """
 
     name: str
     class_name: str
@@ -42,15 +66,41 @@ class LayerComplexity:
 
     @property
     def flops(self) -> int:
+        """Floating-point operations per sample: 2 x ``macs``."""
         return 2 * self.macs
 
     def to_dict(self) -> dict:
+        """The fields and ``flops`` as a JSON-ready dict (``output_shape`` a list)."""
         return {**asdict(self), "output_shape": list(self.output_shape), "flops": self.flops}
 
 
 @dataclass(frozen=True)
 class ComplexityReport:
-    """Per-layer complexity of a model and its totals (bytes per sample)."""
+    """Per-layer complexity of a model and its totals (bytes per sample), as `analyze` returns it.
+
+    Attributes:
+        model_name: the Keras model's name.
+        layers: one `LayerComplexity` per layer call, in execution order.
+        params: total parameters.
+        macs: total multiply-accumulates per sample (``flops`` = 2 x ``macs``).
+        weight_bytes_f32: total weight bytes in float32.
+        weight_bytes_int8: total weight bytes once converted to int8.
+        act_bytes_f32: summed output bytes of all layers per sample, float32.
+        act_bytes_int8: the same in int8.
+        peak_act_bytes_f32: largest sum of float32 activation bytes alive at once, running the
+            layers in order (the activation-memory peak).
+        peak_act_bytes_int8: the same in int8.
+        peak_node: the layer running at the int8 peak.
+
+    Example:
+
+    ```python
+    report = keras_cprune.analyze(model)
+    report.summary()                         # a table like model.summary()
+    print(report.macs, report.peak_act_bytes_int8)
+    open("complexity.csv", "w").write(report.to_csv())
+    ```
+    """
 
     model_name: str
     layers: tuple
@@ -66,13 +116,16 @@ class ComplexityReport:
 
     @property
     def flops(self) -> int:
+        """Floating-point operations per sample: 2 x ``macs``."""
         return 2 * self.macs
 
     @property
     def not_analysed(self) -> list[str]:
+        """Names of the layers without known formulas (weights counted, 0 MACs)."""
         return [layer.name for layer in self.layers if not layer.analysed]
 
     def layer(self, name: str) -> LayerComplexity:
+        """The row of the layer called ``name`` (its first call); `StopIteration` if none."""
         return next(layer for layer in self.layers if layer.name == name)
 
     def __repr__(self) -> str:
@@ -82,14 +135,17 @@ class ComplexityReport:
         )
 
     def to_dict(self) -> dict:
+        """Totals, ``flops``, ``not_analysed`` and ``layers`` (each `LayerComplexity.to_dict`)."""
         totals = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "layers"}
         return {**totals, "flops": self.flops, "not_analysed": self.not_analysed,
                 "layers": [layer.to_dict() for layer in self.layers]}
 
     def to_json(self, **kwargs) -> str:
+        """`to_dict` as JSON; ``kwargs`` go to ``json.dumps`` (e.g. ``indent=2``)."""
         return json.dumps(self.to_dict(), **kwargs)
 
     def to_csv(self) -> str:
+        """One CSV row per layer (the `LayerComplexity.to_dict` columns, shapes as ``28x28x16``)."""
         rows = [layer.to_dict() for layer in self.layers]
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["name"])
@@ -99,7 +155,14 @@ class ComplexityReport:
         return out.getvalue()
 
     def summary(self, print_fn=print) -> str:
-        """Print (and return) a table like ``model.summary()``."""
+        """Print (and return) a table like ``model.summary()``.
+
+        Args:
+            print_fn: called with the whole table; None prints nothing. Default: `print`.
+
+        Returns:
+            The table as a string.
+        """
         head = f"{'Layer (type)':<38}{'Output shape':<18}{'Params':>11}{'MACs':>14}{'Act int8 B':>12}  P%    F%    M%"
         lines = [f'Complexity of "{self.model_name}"', "-" * len(head), head, "-" * len(head)]
         for r in self.layers:
@@ -126,15 +189,49 @@ class ComplexityReport:
     def plot(self, path: str, top: int = 25) -> str:
         """Save horizontal bars of the layers' parameter, FLOPs and memory shares as a PNG, 1,200 px
         wide: the layers with a share, past ``top`` the ``top`` largest and an "other" bar for the
-        rest; the layer at the activation-memory peak in red (see `plots.plot_layer_shares`)."""
+        rest; the layer at the activation-memory peak in red (see `plots.plot_layer_shares`).
+
+        Args:
+            path: the PNG file to write.
+            top: most layers shown by name; the rest are summed in one "other" bar.
+
+        Returns:
+            ``path``.
+        """
         from .plots import plot_layer_shares
 
         return plot_layer_shares(self, path, top)
 
 
 def analyze(model, input_shape=None) -> ComplexityReport:
-    """Complexity of every layer of a built Functional/Sequential Keras 3 or tf_keras model;
-    ``input_shape`` (without batch) fixes free input dimensions (``keras.Input((None, None, 3))``)."""
+    """Complexity of every layer of a built Functional/Sequential Keras 3 or tf_keras model.
+
+    Parameters, MACs (FLOPs = 2 x MACs), weight bytes (float32 and int8), output activation
+    bytes per sample and each layer's share of the totals; the peak of activation memory alive
+    at once. Nested models are flattened; the model is not modified.
+
+    Args:
+        model: a built Functional or Sequential `keras.Model` (Keras 3 or tf_keras).
+        input_shape: input shape without batch, e.g. ``(96, 96, 3)``, to fix free input dimensions
+            (``keras.Input((None, None, 3))``). Default None: the model's declared input shape.
+
+    Returns:
+        A `ComplexityReport`.
+
+    Raises:
+        ModelError: the model is not built, is subclassed, or has free input dimensions and no
+            ``input_shape``.
+
+    Example:
+
+    ```python
+    from keras_cprune.zoo import vgg
+
+    report = keras_cprune.analyze(vgg())
+    report.summary()
+    report.plot("layers.png")
+    ```
+    """
     return report_from_graph(read_graph(model, input_shape=input_shape))
 
 

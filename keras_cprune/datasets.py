@@ -26,8 +26,32 @@ def _read_idx(path: str) -> np.ndarray:
 
 def load_fashion_mnist(directory: str | None = None, *, train_size: int | None = None,
                        test_size: int | None = None):
-    """``(x_train, y_train), (x_test, y_test)``: float32 images in [0, 1] of shape (N, 28, 28, 1)
-    and uint8 labels; optionally the first ``train_size``/``test_size`` samples."""
+    """Fashion-MNIST as float32 images in [0, 1] and uint8 labels (class names: `CLASSES`).
+
+    Reads Debian's ``dataset-fashion-mnist`` files offline, else downloads with
+    ``keras.datasets.fashion_mnist``.
+
+    Args:
+        directory: folder of the four ``*-ubyte.gz`` files. Default None: ``$FASHION_MNIST_DIR``,
+            else `DEBIAN_DIR`.
+        train_size: keep the first this many training samples. Default None: all 60,000.
+        test_size: keep the first this many test samples. Default None: all 10,000.
+
+    Returns:
+        ``(x_train, y_train), (x_test, y_test)``: images of shape ``(N, 28, 28, 1)``, labels ``(N,)``.
+
+    Raises:
+        DatasetError: the files are not found and the download fails.
+
+    Example:
+
+    ```python
+    from keras_cprune.datasets import load_fashion_mnist
+
+    (x, y), (x_test, y_test) = load_fashion_mnist(train_size=10_000)
+    model.fit(x, y, epochs=3, validation_data=(x_test, y_test))
+    ```
+    """
     directory = directory or os.environ.get("FASHION_MNIST_DIR", DEBIAN_DIR)
     files = {split: (os.path.join(directory, f"{split}-images-idx3-ubyte.gz"),
                      os.path.join(directory, f"{split}-labels-idx1-ubyte.gz")) for split in ("train", "t10k")}

@@ -43,6 +43,33 @@ class Distiller(keras.Model):
     ``predict`` returns the student's outputs. The teacher is frozen: a copy of it with
     ``trainable=False`` (the model passed in is left as it is) runs in inference mode. Both models must output
     logits, or probabilities with ``from_logits=False``. ``distiller.student`` is the trained model.
+
+    Args:
+        student: the Keras 3 `keras.Model` to train (e.g. a pruned model), one output of class
+            logits.
+        teacher: the Keras 3 `keras.Model` it learns from (e.g. the unpruned model), with as many
+            classes as ``student``; a frozen copy is used.
+        alpha: weight of the student loss on the labels, in [0, 1]; ``1 - alpha`` weighs the
+            distillation loss. Default 0.1.
+        temperature: softmax temperature T > 0 of both models' outputs in the distillation loss.
+            Default 4.0.
+        from_logits: True if both models output logits, False for probabilities. Default True.
+        **kwargs: passed to `keras.Model` (e.g. ``name``).
+
+    Raises:
+        ModelError: a model is not a Keras 3 model, has several outputs, or the two differ in
+            their number of classes.
+        ValueError: ``alpha`` outside [0, 1] or ``temperature`` <= 0.
+
+    Example:
+
+    ```python
+    distiller = keras_cprune.Distiller(student=pruned, teacher=model, alpha=0.1, temperature=4.0)
+    distiller.compile("adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+    distiller.fit(x, y, epochs=3)
+    distiller.student.save("student.keras")
+    ```
     """
 
     def __init__(self, student, teacher, alpha: float = 0.1, temperature: float = 4.0, *,
@@ -67,6 +94,7 @@ class Distiller(keras.Model):
         self.from_logits = bool(from_logits)
 
     def call(self, inputs, training=None):
+        """The student's outputs on ``inputs``."""
         return self.student(inputs, training=training)
 
     def _logits(self, outputs):
@@ -75,8 +103,17 @@ class Distiller(keras.Model):
         return ops.log(ops.clip(outputs, keras.backend.epsilon(), 1.0))  # softmax(log p) = p
 
     def distillation_loss(self, teacher_outputs, student_outputs, sample_weight=None):
-        """T² · KL(softmax(teacher / T) || softmax(student / T)), averaged over the batch
-        (``sample_weight`` weighs each sample, as Keras' "sum_over_batch_size" reduction does)."""
+        """T² · KL(softmax(teacher / T) || softmax(student / T)), averaged over the batch.
+
+        Args:
+            teacher_outputs: the teacher's outputs, shape ``(batch, classes)``.
+            student_outputs: the student's outputs, same shape.
+            sample_weight: optional weight per sample, shape ``(batch,)``, as Keras'
+                "sum_over_batch_size" reduction applies it. Default None: equal weights.
+
+        Returns:
+            A scalar tensor.
+        """
         t = self.temperature
         teacher_log = ops.log_softmax(self._logits(teacher_outputs) / t, axis=-1)
         student_log = ops.log_softmax(self._logits(student_outputs) / t, axis=-1)
@@ -97,6 +134,7 @@ class Distiller(keras.Model):
         return self.alpha * student_loss + (1.0 - self.alpha) * soft
 
     def get_config(self) -> dict:
+        """The serialized student and teacher, ``alpha``, ``temperature`` and ``from_logits``."""
         return {**super().get_config(),
                 "student": keras.saving.serialize_keras_object(self.student),
                 "teacher": keras.saving.serialize_keras_object(self.teacher),
@@ -104,6 +142,7 @@ class Distiller(keras.Model):
 
     @classmethod
     def from_config(cls, config: dict, custom_objects=None) -> "Distiller":
+        """A `Distiller` from `get_config`'s dict (for ``keras.saving.load_model``)."""
         config = dict(config)
         student = keras.saving.deserialize_keras_object(config.pop("student"), custom_objects=custom_objects)
         teacher = keras.saving.deserialize_keras_object(config.pop("teacher"), custom_objects=custom_objects)

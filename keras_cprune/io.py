@@ -12,7 +12,18 @@ MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
 def load_model(path: str, *, unsafe: bool = False):
-    """Load a ``.keras``/``.h5`` model with Keras' ``safe_mode`` (no Lambda code) unless ``unsafe``."""
+    """Load a ``.keras``/``.h5`` model (not compiled) with Keras' ``safe_mode``.
+
+    Args:
+        path: the model file, ending ``.keras``, ``.h5`` or ``.hdf5``.
+        unsafe: allow Lambda layers, whose Python code runs on loading. Default False.
+
+    Returns:
+        The Keras model.
+
+    Raises:
+        ModelFileError: the file is missing, of another format, corrupt, or needs ``unsafe``.
+    """
     import keras
 
     if not os.path.isfile(path):
@@ -37,7 +48,19 @@ def load_model(path: str, *, unsafe: bool = False):
 
 @contextmanager
 def atomic_path(path: str, *, overwrite: bool = False):
-    """Yield a temporary path next to ``path``; move it into place only if the block succeeds."""
+    """Yield a temporary path next to ``path``; move it into place only if the block succeeds.
+
+    Args:
+        path: the file to write.
+        overwrite: replace an existing ``path``. Default False.
+
+    Yields:
+        The temporary path to write to (same folder and suffix as ``path``).
+
+    Raises:
+        OutputPathError: ``path`` exists (without ``overwrite``), its folder is missing or not
+            writable, or the move fails.
+    """
     if os.path.exists(path) and not overwrite:
         raise OutputPathError(f"Output {path!r} exists already. Choose another path or allow overwriting.")
     directory = os.path.dirname(os.path.abspath(path))
@@ -62,7 +85,20 @@ def atomic_path(path: str, *, overwrite: bool = False):
 
 
 def save_model(model, path: str, *, overwrite: bool = False) -> str:
-    """Save ``model`` to ``path`` (.keras or .h5) atomically; never leaves a partial file."""
+    """Save ``model`` to ``path`` atomically; never leaves a partial file.
+
+    Args:
+        model: the Keras model.
+        path: the file to write, ending ``.keras``, ``.h5`` or ``.hdf5``.
+        overwrite: replace an existing ``path``. Default False.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        OutputPathError: another suffix, ``path`` exists (without ``overwrite``), or it cannot be
+            written.
+    """
     if not path.endswith(MODEL_SUFFIXES):
         raise OutputPathError(f"Output {path!r} must end with one of {MODEL_SUFFIXES}.")
     with atomic_path(path, overwrite=overwrite) as tmp:

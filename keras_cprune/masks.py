@@ -45,7 +45,26 @@ def zeroed_units(deps: Dependencies) -> set:
 
 
 def strip(model):
-    """The physically smaller dense model: a copy of ``model`` without its zeroed channel units
-    (see `zeroed_units`). Its outputs equal the masked model's up to float rounding."""
+    """The physically smaller dense model: a copy of ``model`` without its zeroed channel units.
+
+    A channel unit whose every weight slot is exactly zero (see `zeroed_units`), e.g. held there
+    by `prune_during_training`'s masks, is removed with all it couples to. ``model`` is not
+    modified.
+
+    Args:
+        model: a built Functional or Sequential `keras.Model` (Keras 3 or tf_keras).
+
+    Returns:
+        A new `keras.Model` of the same class; its outputs equal ``model``'s up to float rounding.
+
+    Example:
+
+    ```python
+    masked, step = keras_cprune.prune_during_training(model, "FA", schedule=schedule)
+    masked.fit(x, y, epochs=3, callbacks=[step])
+    small = keras_cprune.strip(masked)
+    small.save("pruned.keras")
+    ```
+    """
     deps = build_dependencies(read_graph(model))
     return rebuild(model, deps, zeroed_units(deps), weights="slice")

@@ -9,7 +9,13 @@ from .graph import Graph
 
 @dataclass(frozen=True)
 class Peak:
-    """Largest sum of live activation bytes, and the node being run when it happens."""
+    """Largest sum of live activation bytes, and the node being run when it happens.
+
+    Attributes:
+        bytes: the peak, bytes per sample.
+        node: the name of the node running at the peak.
+        live: names of the producers of the tensors alive at the peak.
+    """
 
     bytes: int
     node: str
@@ -17,7 +23,14 @@ class Peak:
 
 
 def tensor_elements(shape: tuple) -> int:
-    """Elements of one sample of a tensor; unknown (None) dimensions count as 1."""
+    """Elements of one sample of a tensor; unknown (None) dimensions count as 1.
+
+    Args:
+        shape: the shape without batch, e.g. ``(28, 28, 16)``.
+
+    Returns:
+        The product of the dimensions, an `int`.
+    """
     return math.prod(1 if d is None else int(d) for d in shape)
 
 
@@ -27,6 +40,15 @@ def peak_activation(graph: Graph, bytes_per_element: int = 4, shapes: dict | Non
     A tensor is alive from the op that produces it (model inputs: from the start) until its last
     consumer ran; model outputs stay alive to the end. While a node runs, its inputs and outputs
     are alive together, so for a chain the peak is the largest input + output of one op.
+
+    Args:
+        graph: the model's `Graph`.
+        bytes_per_element: 4 for float32 (default), 1 for int8.
+        shapes: optional ``{tensor key: shape without batch}`` overriding the graph's (a pruned
+            model's shapes).
+
+    Returns:
+        A `Peak`.
     """
     shapes = shapes or {}
     size = {k: tensor_elements(shapes.get(k, t.shape)) * bytes_per_element for k, t in graph.tensors.items()}

@@ -37,7 +37,30 @@ class GroupPlan:
 
 @dataclass(frozen=True)
 class PruningPlan:
-    """What `prune` did or will do; JSON-serializable and re-appliable with `apply_plan`."""
+    """What `prune` did or will do; JSON-serializable and re-appliable with `apply_plan`.
+
+    Attributes:
+        model_name: the name of the model the plan was made for.
+        mode: ``"PA"``, ``"FA"`` or ``"MA"`` (parameters, FLOPs or activation memory).
+        ratio: fraction of each selected group's filters removed (for a budget search, the
+            ratio it stopped at).
+        importance: the filter ranking used (``"l1"``, ``"l2"``, ``"bn_gamma"``, ``"random"``, or a
+            callable's name).
+        rule: the group selection rule (see `keras_cprune.selection`).
+        groups: one `GroupPlan` per channel group: its producers, kept channel indices and why.
+        before: model totals before pruning: ``params``, ``macs``, bytes (``weight_bytes_int8``,
+            ``act_bytes_f32``, ``peak_act_bytes_int8``, predicted ``arena_bytes``), peak layers.
+        after: the same after pruning (plus ``measured_*`` bytes when measured on TFLM).
+
+    Example:
+
+    ```python
+    pruned, plan = keras_cprune.prune(model, "MA", 0.5, return_plan=True)
+    plan.summary()
+    open("plan.json", "w").write(plan.to_json(indent=2))
+    again = keras_cprune.apply_plan(model, keras_cprune.PruningPlan.from_json(open("plan.json").read()))
+    ```
+    """
 
     model_name: str
     mode: str
@@ -54,6 +77,7 @@ class PruningPlan:
                 f"groups pruned={pruned}/{len(self.groups)}, params {self.before['params']:,} -> {self.after['params']:,})")
 
     def to_dict(self) -> dict:
+        """The fields as a JSON-ready dict; each group also lists its ``removed`` channels."""
         data = asdict(self)
         data["groups"] = [{**asdict(g), "producers": list(g.producers), "layers": list(g.layers),
                            "kept": {k: [int(i) for i in v] for k, v in g.kept.items()},
@@ -61,10 +85,12 @@ class PruningPlan:
         return data
 
     def to_json(self, **kwargs) -> str:
+        """`to_dict` as JSON; ``kwargs`` go to ``json.dumps`` (e.g. ``indent=2``)."""
         return json.dumps(self.to_dict(), **kwargs)
 
     @classmethod
     def from_dict(cls, data: dict) -> "PruningPlan":
+        """The plan `to_dict` described; `PlanError` if ``data`` is not one."""
         try:
             groups = tuple(GroupPlan(**{**{k: v for k, v in g.items() if k != "removed"},
                                         "producers": tuple(g["producers"]), "layers": tuple(g["layers"]),
@@ -75,6 +101,7 @@ class PruningPlan:
 
     @classmethod
     def from_json(cls, text: str) -> "PruningPlan":
+        """The plan `to_json` wrote; `PlanError` if the JSON in ``text`` is not a plan."""
         return cls.from_dict(json.loads(text))
 
     def narrowest_layer(self) -> tuple:
@@ -84,7 +111,14 @@ class PruningPlan:
         return min(rows, default=(1.0, "-", 0, 0))[1:]
 
     def summary(self, print_fn=print) -> str:
-        """Before/after table of the model totals, absolute and relative."""
+        """Print (and return) the before/after table of the model totals and the pruned groups.
+
+        Args:
+            print_fn: called with the whole table; None prints nothing. Default: `print`.
+
+        Returns:
+            The table as a string.
+        """
         peaks = (("peak_layer", "Activation peak at"), ("arena_peak_layer", "Arena peak at"))
         names = [str(side[key]) for key, _ in peaks for side in (self.before, self.after)]
         width = max(14, min(PEAK_NAME_WIDTH, max(map(len, names)) + 2))  # a column holds a layer name

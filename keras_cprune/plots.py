@@ -22,10 +22,19 @@ REPEATS_INPUT = {"BatchNormalization", "ReLU", "Activation", "Dropout", "Spatial
 
 
 def layer_share_rows(report, top: int = TOP_LAYERS) -> list:
-    """``(label, {share attr: fraction}, is_peak)`` for the chart: the layers with a nonzero share,
-    in model order; past ``top`` of them, the ``top`` largest by their largest share (the memory
-    share of a `REPEATS_INPUT` layer not counted; the peak-memory layer always kept) and one
-    "other (k layers)" row summing the rest."""
+    """The rows of `plot_layer_shares`' chart.
+
+    The layers with a nonzero share, in model order; past ``top`` of them, the ``top`` largest
+    by their largest share (the memory share of a `REPEATS_INPUT` layer not counted; the
+    peak-memory layer always kept) and one "other (k layers)" row summing the rest.
+
+    Args:
+        report: a `ComplexityReport`.
+        top: most layers kept by name. Default 25.
+
+    Returns:
+        A list of ``(label, {share attribute: fraction}, is_peak)``.
+    """
     costly = [r for r in report.layers if any(getattr(r, attr) for attr, _ in SHARES)]
 
     def cost(r) -> tuple:
@@ -43,10 +52,29 @@ def layer_share_rows(report, top: int = TOP_LAYERS) -> list:
 
 
 def plot_layer_shares(report, path: str, top: int = TOP_LAYERS) -> str:
-    """Horizontal bars of each layer's share (%) of the model's parameters, FLOPs and activation
-    memory, like the paper, readable at 1,200 px wide for any model: only layers with a nonzero
-    share, the ``top`` largest (see `layer_share_rows`), the layer at the activation-memory peak
-    marked. An "other" bar longer than the rest is cut at the axis end, its value written on it."""
+    """Save horizontal bars of each layer's share (%) of the model's parameters, FLOPs and
+    activation memory as a PNG, like the paper, readable at 1,200 px wide for any model.
+
+    Only layers with a nonzero share, the ``top`` largest (see `layer_share_rows`); the layer at
+    the activation-memory peak in red. An "other" bar longer than the rest is cut at the axis
+    end, its value written on it.
+
+    Args:
+        report: a `ComplexityReport` (from `analyze`).
+        path: the PNG file to write.
+        top: most layers shown by name; the rest are summed in one "other" bar. Default 25.
+
+    Returns:
+        ``path``.
+
+    Example:
+
+    ```python
+    from keras_cprune.plots import plot_layer_shares
+
+    plot_layer_shares(keras_cprune.analyze(model), "layers.png", top=15)
+    ```
+    """
     plt = _pyplot()
     rows = layer_share_rows(report, top)
     height = 0.8 / len(SHARES)
@@ -88,7 +116,24 @@ def _short(label: str, width: int = 44) -> str:
 
 
 def plot_tradeoff(table, path: str) -> str:
-    """Four panels (parameters, MACs, predicted TFLM arena and flash) vs pruning ratio, a line per mode."""
+    """Save four panels (parameters, MACs, predicted TFLM arena and flash bytes) vs pruning
+    ratio, a line per mode, as a PNG.
+
+    Args:
+        table: a `Tradeoff` (from `tradeoff`).
+        path: the PNG file to write.
+
+    Returns:
+        ``path``.
+
+    Example:
+
+    ```python
+    from keras_cprune.plots import plot_tradeoff
+
+    plot_tradeoff(keras_cprune.tradeoff(model), "tradeoff.png")
+    ```
+    """
     plt = _pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
     panels = (("params", "parameters"), ("macs", "MACs"), ("arena_bytes", "arena (bytes)"),
@@ -110,8 +155,17 @@ def plot_tradeoff(table, path: str) -> str:
 
 
 def spread(points: list, x: str, y: str = "accuracy") -> tuple:
-    """``(xs, means, lows, highs)`` of ``y`` over the points sharing each value of ``x`` (several
-    seeds of one configuration), by increasing ``x``; one point gives its value three times."""
+    """Mean, lowest and highest ``y`` over the points sharing each value of ``x`` (several seeds
+    of one configuration), by increasing ``x``.
+
+    Args:
+        points: dicts holding keys ``x`` and ``y``.
+        x: the key grouping the points, e.g. ``"params"``.
+        y: the key averaged. Default ``"accuracy"``.
+
+    Returns:
+        ``(xs, means, lows, highs)``, four lists; a lone point gives its value three times.
+    """
     groups: dict = {}
     for p in points:
         groups.setdefault(p[x], []).append(p[y])
@@ -121,9 +175,31 @@ def spread(points: list, x: str, y: str = "accuracy") -> tuple:
 
 
 def plot_accuracy_tradeoff(points: list, path: str) -> str:
-    """Accuracy vs parameters, FLOPs and peak activation memory, one series per mode. Points of
-    a mode at the same resources (e.g. several seeds) are drawn as their mean with an error bar
-    from the lowest to the highest accuracy."""
+    """Save accuracy vs parameters, FLOPs and peak activation memory as a PNG, one series per mode.
+
+    Points of a mode at the same resources (e.g. several seeds) are drawn as their mean with an
+    error bar from the lowest to the highest accuracy; mode ``"baseline"`` is drawn as a star.
+
+    Args:
+        points: one dict per trained model with keys ``"mode"``, ``"accuracy"``, ``"params"``,
+            ``"flops"`` and ``"peak_act_bytes_int8"`` (bytes).
+        path: the PNG file to write.
+
+    Returns:
+        ``path``.
+
+    Example:
+
+    ```python
+    from keras_cprune.plots import plot_accuracy_tradeoff
+
+    points = [{"mode": "baseline", "accuracy": 0.86, "params": 80_000, "flops": 4_000_000,
+               "peak_act_bytes_int8": 18_000},
+              {"mode": "MA", "accuracy": 0.85, "params": 40_000, "flops": 2_000_000,
+               "peak_act_bytes_int8": 9_000}]
+    plot_accuracy_tradeoff(points, "accuracy.png")
+    ```
+    """
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True)
     panels = (("params", "parameters"), ("flops", "FLOPs"), ("peak_act_bytes_int8", "peak activations int8 (B)"))

@@ -9,10 +9,31 @@ from .graph import check_model
 
 
 def quantize_aware(model):
-    """``tfmot.quantization.keras.quantize_model(model)``: a copy of a tf_keras ``model`` with
-    fake-quantization of weights and activations, to fine-tune before int8 conversion.
+    """A copy of a tf_keras ``model`` with fake-quantized weights and activations, for QAT.
 
-    Raises `ModelError` for Keras 3 models, which tfmot cannot wrap.
+    ``tfmot.quantization.keras.quantize_model(model)``: fine-tune the result before int8
+    conversion so the weights adapt to int8 rounding. ``model`` is not modified.
+
+    Args:
+        model: a tf_keras (Keras 2) `Model`, e.g. a pruned one (``TF_USE_LEGACY_KERAS=1``).
+
+    Returns:
+        The quantization-aware tf_keras model (compile it before ``fit``).
+
+    Raises:
+        ModelError: ``model`` is a Keras 3 model, which tfmot cannot wrap, or has layers tfmot
+            cannot quantize.
+
+    Example:
+
+    ```python
+    import tf_keras
+    from keras_cprune.zoo import vgg
+
+    qat = keras_cprune.quantize_aware(keras_cprune.prune(vgg(keras=tf_keras), "FA", 0.5))
+    qat.compile("adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    qat.fit(x, y, epochs=1)
+    ```
     """
     keras = check_model(model)
     if keras.__name__ != "tf_keras":

@@ -30,10 +30,12 @@ class PruningSchedule(abc.ABC):
         """Fraction of each selected group's filters removed when re-planning at ``step``."""
 
     def get_config(self) -> dict:
+        """The constructor arguments, a JSON-ready dict."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_config(cls, config: dict) -> "PruningSchedule":
+        """The schedule `get_config` described."""
         return cls(**config)
 
 
@@ -53,9 +55,31 @@ def _check_steps(begin_step, frequency) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class PolynomialDecay(PruningSchedule):
-    """Ratio rising from ``initial_ratio`` to ``final_ratio`` between ``begin_step`` and ``end_step``:
-    ``final + (initial - final) * (1 - progress) ** power``, re-planned every ``frequency`` steps
-    from ``begin_step`` and at ``end_step`` (so the final ratio is always reached)."""
+    """Ratio rising from ``initial_ratio`` to ``final_ratio`` between ``begin_step`` and ``end_step``.
+
+    The ratio at a step is ``final + (initial - final) * (1 - progress) ** power`` (progress from
+    0 at ``begin_step`` to 1 at ``end_step``), re-planned every ``frequency`` steps from
+    ``begin_step`` and at ``end_step`` (so the final ratio is always reached).
+
+    Args:
+        initial_ratio: fraction of each selected group's filters removed at ``begin_step``, in [0, 1).
+        final_ratio: the fraction removed from ``end_step`` on, in [0, 1).
+        begin_step: first step (or epoch, with ``unit="epoch"``) that prunes, >= 0.
+        end_step: step at which ``final_ratio`` is reached, > ``begin_step``.
+        power: exponent of the decay, > 0; 3 (default) prunes fast early and gently late.
+        frequency: steps between re-planning, >= 1. Default 100.
+
+    Raises:
+        PruningError: an argument outside its range.
+
+    Example:
+
+    ```python
+    schedule = keras_cprune.PolynomialDecay(0.0, 0.5, begin_step=0, end_step=1000)
+    schedule.ratio_at(500)   # 0.4375
+    masked, step = keras_cprune.prune_during_training(model, "FA", schedule=schedule)
+    ```
+    """
 
     initial_ratio: float
     final_ratio: float
@@ -85,7 +109,24 @@ class PolynomialDecay(PruningSchedule):
 
 @dataclasses.dataclass(frozen=True)
 class ConstantRatio(PruningSchedule):
-    """The same ``ratio`` from ``begin_step`` on, re-planned every ``frequency`` steps."""
+    """The same ``ratio`` from ``begin_step`` on, re-planned every ``frequency`` steps.
+
+    Args:
+        ratio: fraction of each selected group's filters removed, in [0, 1).
+        begin_step: first step (or epoch, with ``unit="epoch"``) that prunes, >= 0. Default 0.
+        frequency: steps between re-planning, >= 1. Default 100.
+
+    Raises:
+        PruningError: an argument outside its range.
+
+    Example:
+
+    ```python
+    schedule = keras_cprune.ConstantRatio(0.5, begin_step=200, frequency=100)
+    masked, step = keras_cprune.prune_during_training(model, "PA", schedule=schedule)
+    masked.fit(x, y, epochs=3, callbacks=[step])
+    ```
+    """
 
     ratio: float
     begin_step: int = 0
@@ -103,10 +144,12 @@ class ConstantRatio(PruningSchedule):
 
 
 def serialize_schedule(schedule: PruningSchedule) -> dict:
+    """``{"class_name", "config"}`` of ``schedule``, for a checkpoint."""
     return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
 
 
 def deserialize_schedule(data: dict) -> PruningSchedule:
+    """The schedule `serialize_schedule` wrote; `PruningError` for an unknown class name."""
     name = data.get("class_name")
     if name not in _SCHEDULES:
         raise PruningError(f"Unknown pruning schedule {name!r}. Expected one of {sorted(_SCHEDULES)} "

@@ -15,6 +15,8 @@ COLUMNS = ("params", "macs", "peak_act_bytes_int8", "arena_bytes", "flash_bytes"
 
 @dataclass(frozen=True)
 class TradeoffPoint:
+    """The resources of ``model`` pruned in one ``mode`` at one ``ratio`` (see `Tradeoff`)."""
+
     mode: str
     ratio: float
     params: int
@@ -26,16 +28,36 @@ class TradeoffPoint:
 
 @dataclass(frozen=True)
 class Tradeoff:
+    """Resources of a model pruned in each mode at several ratios, as `tradeoff` returns them.
+
+    Attributes:
+        model_name: the Keras model's name.
+        points: one `TradeoffPoint` per (mode, ratio): ``params``, ``macs``,
+            ``peak_act_bytes_int8``, predicted ``arena_bytes`` and estimated ``flash_bytes``.
+
+    Example:
+
+    ```python
+    table = keras_cprune.tradeoff(model, ratios=(0.0, 0.25, 0.5))
+    table.summary()
+    table.plot("tradeoff.png")
+    open("tradeoff.csv", "w").write(table.to_csv())
+    ```
+    """
+
     model_name: str
     points: tuple
 
     def to_dict(self) -> dict:
+        """``{"model_name", "points": [point fields]}``, JSON-ready."""
         return {"model_name": self.model_name, "points": [asdict(p) for p in self.points]}
 
     def to_json(self, **kwargs) -> str:
+        """`to_dict` as JSON; ``kwargs`` go to ``json.dumps`` (e.g. ``indent=2``)."""
         return json.dumps(self.to_dict(), **kwargs)
 
     def to_csv(self) -> str:
+        """One CSV row per point: mode, ratio and the resource columns."""
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=["mode", "ratio", *COLUMNS])
         writer.writeheader()
@@ -43,6 +65,14 @@ class Tradeoff:
         return out.getvalue()
 
     def summary(self, print_fn=print) -> str:
+        """Print (and return) the table, one line per mode and ratio.
+
+        Args:
+            print_fn: called with the whole table; None prints nothing. Default: `print`.
+
+        Returns:
+            The table as a string.
+        """
         head = f"{'mode':<6}{'ratio':>6}{'params':>12}{'MACs':>14}{'peak act B':>12}{'arena B':>11}{'flash B':>11}"
         lines = [f"Trade-off of {self.model_name!r} (no training; arena and flash predicted for int8 TFLM)", head]
         for p in self.points:
@@ -54,15 +84,43 @@ class Tradeoff:
         return text
 
     def plot(self, path: str) -> str:
-        """PNG: params, MACs and predicted arena vs ratio, one line per mode."""
+        """Save a PNG of params, MACs, predicted arena and flash vs ratio, one line per mode.
+
+        Args:
+            path: the PNG file to write.
+
+        Returns:
+            ``path``.
+        """
         from .plots import plot_tradeoff
 
         return plot_tradeoff(self, path)
 
 
 def tradeoff(model, modes=MODES, ratios=(0.0, 0.2, 0.4, 0.6, 0.8), **options) -> Tradeoff:
-    """Params, MACs, peak activations, predicted arena and flash (of the pruned model once
-    trained) for each mode and ratio."""
+    """Params, MACs, peak activations, predicted arena and flash for each mode and ratio.
+
+    Nothing is trained or rebuilt: each point prices the plan `prune` would make, the TFLM arena
+    and flash predicted for the pruned model once trained (see `estimate_arena`).
+
+    Args:
+        model: a built Functional or Sequential `keras.Model` (Keras 3 or tf_keras).
+        modes: the modes to compare: ``"PA"`` (parameters), ``"FA"`` (FLOPs), ``"MA"``
+            (activation memory). Default: all three.
+        ratios: fractions (0 <= r < 1) of each selected group's filters removed.
+        **options: `prune`'s planning options: ``importance``, ``rule``, ``threshold``,
+            ``coverage``, ``min_filters``, ``round_to``, ``min_keep``, ``seed``.
+
+    Returns:
+        A `Tradeoff` with one point per mode and ratio, modes outermost.
+
+    Example:
+
+    ```python
+    table = keras_cprune.tradeoff(model, modes=("PA", "MA"), ratios=(0.0, 0.5))
+    table.summary()   # params, MACs, peak act., arena and flash bytes per point
+    ```
+    """
     context = PruneContext.of(model)
     points = []
     for mode in modes:

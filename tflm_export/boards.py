@@ -17,8 +17,24 @@ KB = 1024
 
 @dataclass(frozen=True)
 class Board:
-    """A target: ``sram`` (the largest contiguous SRAM block) and ``flash`` in bytes, the
-    ``source`` of the figures, a ``note``."""
+    """A target microcontroller board and its memory, from its datasheet.
+
+    Args:
+        name: the key in `BOARDS`, e.g. ``"nano33ble"``.
+        mcu: the chip and board, for people.
+        sram: bytes of the largest contiguous SRAM block (what the tensor arena must fit in).
+        flash: bytes of program flash.
+        source: where the figures come from (datasheet and section).
+        note: caveats, e.g. SRAM split into banks. Default "".
+
+    Example:
+
+    ```python
+    board = tflm_export.Board("my_m4", "STM32F411 (Cortex-M4)", 128 * 1024, 512 * 1024, "ST DS10314")
+    report = tflm_export.verify(tflite, board=board)
+    print(report.fits)
+    ```
+    """
 
     name: str
     mcu: str
@@ -28,6 +44,7 @@ class Board:
     note: str = ""
 
     def budget(self) -> Budget:
+        """The `Budget` of this board: ``ram=sram``, ``flash=flash``."""
         return Budget(ram=self.sram, flash=self.flash)
 
 
@@ -53,8 +70,18 @@ BOARDS = {board.name: board for board in (
 
 
 def resolve_budget(budget: Budget | None = None, board: str | Board | None = None) -> tuple:
-    """``(Budget or None, board name or None)`` from either argument; `BudgetError` for both or
-    an unknown board."""
+    """``(Budget or None, board name or None)`` from either argument.
+
+    Args:
+        budget: a `Budget`, or None.
+        board: a board name of `BOARDS` (any case), a `Board`, or None.
+
+    Returns:
+        ``(budget, None)`` without ``board``, else ``(board's Budget, board name)``.
+
+    Raises:
+        BudgetError: both arguments given, or an unknown board name.
+    """
     if board is None:
         return budget, None
     if budget is not None:
@@ -69,5 +96,22 @@ def resolve_budget(budget: Budget | None = None, board: str | Board | None = Non
 
 
 def board_budget(name: str) -> Budget:
-    """The `Budget` of a board of `BOARDS` (its SRAM and flash)."""
+    """The `Budget` of a board of `BOARDS`: its largest contiguous SRAM block and its flash, in bytes.
+
+    Args:
+        name: a key of `BOARDS`, any case, e.g. ``"nano33ble"`` or ``"STM32F746"``.
+
+    Returns:
+        A `Budget` with ``ram`` and ``flash`` set (no MAC limit).
+
+    Raises:
+        BudgetError: an unknown board name (the message lists the known ones).
+
+    Example:
+
+    ```python
+    budget = tflm_export.board_budget("nano33ble")   # 256 KB RAM, 1 MB flash
+    pruned = keras_cprune.prune(model, "MA", budget=budget)
+    ```
+    """
     return resolve_budget(board=name)[0]

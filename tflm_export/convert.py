@@ -98,9 +98,21 @@ def _declared_shape(model) -> tuple | None:
 
 
 def representative_samples(data, shape: tuple | None, num_samples: int = NUM_SAMPLES) -> list:
-    """Up to ``num_samples`` float32 arrays of shape ``(1, *shape)`` from an array ``(N, *shape)``, a
-    ``tf.data.Dataset``, an iterable or a callable returning one. Elements may be batched or single
-    samples, bare or as ``(x, y)`` / ``[x]``. ``None`` entries of ``shape`` match any size."""
+    """Up to ``num_samples`` float32 arrays of shape ``(1, *shape)`` for calibration.
+
+    Args:
+        data: an array ``(N, *shape)``, a ``tf.data.Dataset``, an iterable or a callable returning
+            one. Elements may be batched or single samples, bare or as ``(x, y)`` / ``[x]``.
+        shape: the model input shape without batch; ``None`` entries match any size; None: any
+            shape (the first element's).
+        num_samples: most samples taken. Default `NUM_SAMPLES` (100).
+
+    Returns:
+        A list of float32 arrays, each of shape ``(1, *shape)``.
+
+    Raises:
+        ConversionError: the data is empty, not numeric, of another shape, or not finite.
+    """
     if callable(data) and not hasattr(data, "shape"):
         data = data()
     batches = [data] if hasattr(data, "shape") else (b[0] if isinstance(b, (tuple, list)) else b for b in data)
@@ -139,9 +151,32 @@ def convert(model, representative_data, *, io_dtype: str = "int8", num_samples: 
     """Int8 TFLite flatbuffer of ``model`` (Keras 3 or tf_keras) for TFLite Micro.
 
     Weights int8 (per channel for convolutions), activations int8, only ``TFLITE_BUILTINS_INT8``
-    kernels; ``io_dtype`` ("int8", "uint8" or "float32") is the input/output tensor type. The
-    first ``num_samples`` samples of ``representative_data`` calibrate the activation ranges.
-    ``model`` is not modified. Raises `ConversionError` for bad data or ops left in float.
+    kernels. ``model`` is not modified; TensorFlow's log output is silenced meanwhile.
+
+    Args:
+        model: a single-input `keras.Model` (Keras 3) or `tf_keras.Model` with a float input;
+            free input dimensions are fixed from the data.
+        representative_data: typical float inputs to calibrate the activation ranges: an array
+            ``(N, *input_shape)``, a ``tf.data.Dataset``, an iterable or a callable returning one
+            (elements batched or not, bare or ``(x, y)``).
+        io_dtype: type of the input and output tensors: ``"int8"`` (default), ``"uint8"`` or
+            ``"float32"`` (a QUANTIZE/DEQUANTIZE op at each end).
+        num_samples: most samples of ``representative_data`` used for calibration. Default 100.
+
+    Returns:
+        The ``.tflite`` flatbuffer as `bytes`.
+
+    Raises:
+        ModelError: ``model`` is not a Keras model.
+        ConversionError: bad arguments or data, a failed conversion, or ops left in float.
+
+    Example:
+
+    ```python
+    tflite = tflm_export.convert(model, x_train[:100])
+    open("model.tflite", "wb").write(tflite)
+    report = tflm_export.verify(tflite, test_inputs=x_test, labels=y_test, keras_model=model)
+    ```
     """
     import tensorflow as tf
 

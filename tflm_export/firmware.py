@@ -14,8 +14,24 @@ FLAGS = ("-mcpu=cortex-m4", "-mthumb", "-Os", "-std=c++17", "-Wall", "-Werror")
 
 @dataclass(frozen=True)
 class CompileResult:
-    """``flash_bytes``: text + data of ``{name}_data.o`` (the model array and its length);
-    ``ram_bytes``: data + bss of it (0: the model stays in flash). ``reason`` when not compiled."""
+    """The outcome of `compile_check`.
+
+    Attributes:
+        compiled: whether the sources compiled (False also without the toolchain).
+        flash_bytes: text + data of ``{name}_data.o`` (the model array and its length); None
+            when not compiled.
+        ram_bytes: data + bss of it (0: the model stays in flash); None when not compiled.
+        command: the compiler command line run (the failing one when not compiled).
+        compiler: the compiler's version line.
+        reason: why it did not compile (the compiler's error output), else "".
+
+    Example:
+
+    ```python
+    result = tflm_export.compile_check("out/")
+    print(result.flash_bytes if result.compiled else result.reason_line)
+    ```
+    """
 
     compiled: bool
     flash_bytes: int | None = None
@@ -34,6 +50,7 @@ class CompileResult:
         return (f"{os.path.basename(where)}: error: {what}" if found else line)[:240]
 
     def to_dict(self) -> dict:
+        """The fields as a JSON-ready dict."""
         return asdict(self)
 
 
@@ -62,10 +79,28 @@ def _header_check(compiler: str, out_dir: str, name: str, tmp: str) -> list:
 
 
 def compile_check(out_dir: str, name: str = "model") -> CompileResult:
-    """Compile ``{name}_data.cc`` (``-mcpu=cortex-m4 -mthumb -Os -c``, warnings as errors) and
-    syntax-check ``{name}_settings.h`` and ``op_resolver.h``, then read the object's sizes with
-    ``arm-none-eabi-size``. Without the toolchain: ``CompileResult(compiled=False, reason=...)``.
-    ``out_dir`` is not written."""
+    """Compile the generated model sources for a Cortex-M4 and measure the model's flash bytes.
+
+    Compiles ``{name}_data.cc`` (``-mcpu=cortex-m4 -mthumb -Os -c``, warnings as errors),
+    syntax-checks ``{name}_settings.h`` and ``op_resolver.h``, then reads the object's sizes with
+    ``arm-none-eabi-size``. ``out_dir`` is not written (all work in a temporary folder).
+
+    Args:
+        out_dir: the folder `write_sources` (or `export`) wrote.
+        name: the sources' prefix, as given to `write_sources`. Default ``"model"``.
+
+    Returns:
+        A `CompileResult`; ``compiled=False`` with a ``reason`` when compilation fails or
+        ``arm-none-eabi-g++`` is not installed (no exception).
+
+    Example:
+
+    ```python
+    tflm_export.write_sources(tflite, "out/", report)
+    result = tflm_export.compile_check("out/")
+    print(result.compiled, result.flash_bytes)
+    ```
+    """
     compiler, size = shutil.which("arm-none-eabi-g++"), shutil.which("arm-none-eabi-size")
     if not compiler or not size:
         return CompileResult(False, reason="arm-none-eabi-g++ is not on PATH (Debian: apt-get install "

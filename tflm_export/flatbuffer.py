@@ -29,8 +29,22 @@ def _enum_names(enum) -> dict:
 
 @dataclass(frozen=True)
 class TensorInfo:
-    """An input or output tensor: ``shape`` with batch, numpy ``dtype`` name, int8 ``scale`` and
-    ``zero_point`` (None for float tensors)."""
+    """An input or output tensor of a flatbuffer.
+
+    Attributes:
+        name: the tensor's name in the flatbuffer.
+        shape: its shape, batch included, e.g. ``(1, 28, 28, 1)``.
+        dtype: numpy dtype name: ``"int8"``, ``"uint8"``, ``"float32"``...
+        scale: quantization scale (real value = scale * (q - zero_point)); None for float tensors.
+        zero_point: quantization zero point; None for float tensors.
+
+    Example:
+
+    ```python
+    tensor = tflm_export.read_model(tflite).inputs[0]
+    q = np.round(x / tensor.scale + tensor.zero_point).astype(tensor.dtype)
+    ```
+    """
 
     name: str
     shape: tuple
@@ -39,14 +53,31 @@ class TensorInfo:
     zero_point: int | None
 
     def to_dict(self) -> dict:
+        """The fields as a JSON-ready dict."""
         return {**asdict(self), "shape": list(self.shape)}
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """The first subgraph of a flatbuffer: ``ops`` in execution order, I/O tensors, ``macs``
-    (multiply-accumulates of CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED and TRANSPOSE_CONV; other
-    ops count 0), ops that compute on float tensors and tensors with a near-zero scale."""
+    """What `read_model` finds in the first subgraph of a flatbuffer.
+
+    Attributes:
+        ops: builtin op names in execution order, e.g. ``("CONV_2D", "MAX_POOL_2D", ...)``.
+        inputs: a `TensorInfo` per model input.
+        outputs: a `TensorInfo` per model output.
+        macs: multiply-accumulates per invoke of CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED and
+            TRANSPOSE_CONV (other ops count 0).
+        float_ops: names of the ops computing on float tensors (QUANTIZE/DEQUANTIZE excepted).
+        tiny_scales: ``(tensor name, scale, consumer op names)`` of the tensors whose scale is
+            near zero (calibration saw a constant tensor).
+
+    Example:
+
+    ```python
+    info = tflm_export.read_model(tflite)
+    print(info.op_counts, info.macs, info.inputs[0].shape)
+    ```
+    """
 
     ops: tuple
     inputs: tuple
@@ -62,7 +93,24 @@ class ModelInfo:
 
 
 def read_model(tflite_bytes: bytes) -> ModelInfo:
-    """Parse ``tflite_bytes``; `ModelFileError` if it is not a TFLite flatbuffer."""
+    """Read the ops, I/O tensors and MACs of a ``.tflite`` flatbuffer, without TensorFlow.
+
+    Args:
+        tflite_bytes: the flatbuffer (`bytes` or `bytearray`), e.g. from `convert`.
+
+    Returns:
+        A `ModelInfo` of its first subgraph.
+
+    Raises:
+        ModelFileError: ``tflite_bytes`` is not bytes, not a TFLite flatbuffer, or corrupt.
+
+    Example:
+
+    ```python
+    info = tflm_export.read_model(open("model.tflite", "rb").read())
+    print(info.op_counts, f"{info.macs:,} MACs", info.float_ops)
+    ```
+    """
     schema = _schema()
     if not isinstance(tflite_bytes, (bytes, bytearray)):
         raise ModelFileError(f"Expected the bytes of a .tflite flatbuffer, as returned by tflm_export.convert(). "
@@ -137,7 +185,18 @@ _ITEMSIZE = dict(FLOAT32=4, FLOAT16=2, INT32=4, UINT8=1, INT64=8, BOOL=1, INT16=
 
 
 def graph_from_tflite(tflite_bytes: bytes) -> MicroGraph:
-    """Read a ``.tflite`` flatbuffer into a ``MicroGraph`` (weights are not copied)."""
+    """Read a ``.tflite`` flatbuffer into a `MicroGraph` (weights are not copied).
+
+    Args:
+        tflite_bytes: the flatbuffer's bytes.
+
+    Returns:
+        A `MicroGraph` of its one subgraph.
+
+    Raises:
+        ModelFileError: not a readable TFLite flatbuffer.
+        ModelError: the model has several subgraphs (IF/WHILE control flow).
+    """
     schema = _schema()
     try:
         if bytes(tflite_bytes[4:8]) != b"TFL3":

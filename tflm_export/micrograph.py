@@ -11,8 +11,16 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """A tensor: ``shape``, bytes per element, constant (weights in flash) or not, and the
-    number of quantization scales it carries (0: no quantization parameters)."""
+    """A tensor as TFLM's allocator sees it.
+
+    Attributes:
+        shape: its shape, batch included.
+        itemsize: bytes per element. Default 1 (int8).
+        constant: True for data in the flatbuffer (weights, in flash), not in the arena.
+        quant_channels: quantization scales it carries (0: no quantization parameters).
+        variable: True for a variable tensor (e.g. a recurrent state), persistent in the arena.
+        name: the tensor's name, for messages (not compared).
+    """
     shape: tuple
     itemsize: int = 1
     constant: bool = False
@@ -22,12 +30,19 @@ class TensorSpec:
 
     @property
     def nbytes(self) -> int:
+        """Bytes of its data: elements x ``itemsize``."""
         return math.prod(self.shape) * self.itemsize
 
 
 @dataclass(frozen=True)
 class OpSpec:
-    """One operator: TFLite builtin name (``"CONV_2D"``) and tensor indices (-1: omitted)."""
+    """One operator.
+
+    Attributes:
+        op: the TFLite builtin name, e.g. ``"CONV_2D"``.
+        inputs: indices into `MicroGraph.tensors` (-1: an omitted optional input).
+        outputs: indices into `MicroGraph.tensors`.
+    """
     op: str
     inputs: tuple
     outputs: tuple
@@ -35,7 +50,14 @@ class OpSpec:
 
 @dataclass(frozen=True)
 class MicroGraph:
-    """What the TFLM allocator sees of a single-subgraph model: tensors and ops in run order."""
+    """What the TFLM allocator sees of a single-subgraph model: tensors and ops in run order.
+
+    Attributes:
+        tensors: the `TensorSpec` of every tensor.
+        ops: the `OpSpec` of every operator, in run order.
+        inputs: indices of the model's input tensors.
+        outputs: indices of the model's output tensors.
+    """
     tensors: tuple
     ops: tuple
     inputs: tuple

@@ -34,10 +34,24 @@ _SECTION = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
 
 @dataclass(frozen=True)
 class ArenaSearch:
-    """Smallest working ``arena`` (bytes, a multiple of the step). ``probes``: arena sizes tried,
-    each by its own (forked) process; ``tried``: ``(size, fits)`` in order; ``recorded_total``:
-    the bytes the runtime recorded as used with a generous arena; ``predicted``: the arena
-    keras_cprune predicts from the flatbuffer (None if it cannot). The search starts at the larger."""
+    """The outcome of `find_min_arena`: the smallest working arena and how it was found.
+
+    Attributes:
+        arena: the smallest ``arena_size`` (bytes, a multiple of the step) with which TFLM
+            allocates and invokes the model.
+        probes: arena sizes tried, each by its own (forked) process.
+        tried: ``(size in bytes, fits)`` per probe, in order.
+        recorded_total: the bytes the runtime recorded as used with a generous arena.
+        predicted: the arena `predict_arena_from_tflite` gives (bytes; None if it cannot read the
+            model). The search starts at the larger of the two.
+
+    Example:
+
+    ```python
+    search = tflm_export.find_min_arena(tflite)
+    print(f"{search.arena:,} B in {search.probes} probes")
+    ```
+    """
 
     arena: int
     probes: int
@@ -48,8 +62,13 @@ class ArenaSearch:
 
 @dataclass(frozen=True)
 class RunResult:
-    """``outputs``: one array ``(N, *shape)`` per model output; ``latencies_s``: seconds per
-    timed invoke; ``allocations``: the runtime's arena breakdown (see `parse_allocations`)."""
+    """What `run_model` got from the runtime.
+
+    Attributes:
+        outputs: one array ``(N, *shape)`` per model output, in the output dtype.
+        latencies_s: seconds per timed invoke.
+        allocations: the runtime's arena breakdown in bytes (see `parse_allocations`).
+    """
 
     outputs: tuple
     latencies_s: np.ndarray
@@ -182,23 +201,70 @@ def _measure(tflite_bytes: bytes, *, arena=None, guess=None, step=16, max_probes
 def find_min_arena(tflite_bytes: bytes, guess: int | None = None, step: int = 16,
                    max_probes: int = MAX_PROBES) -> ArenaSearch:
     """Smallest ``arena_size`` (a multiple of ``step`` bytes) with which TFLM allocates and
-    invokes the model. After a generous arena (64 MiB, or 4 x ``guess`` if larger), S = the
-    larger of the runtime's recorded usage there and `predict_arena_from_tflite` (which also
-    counts init's temporary allocations), rounded up to ``step``: S and S - 16 B are tried,
-    which settles it in 3 probes when the prediction is exact (usual); otherwise a gallop from S
-    and a bisection. `TFLMRuntimeError` if even the generous arena fails or the search needs over
-    ``max_probes``."""
+    invokes the model, each try in its own process.
+
+    After a generous arena (64 MiB, or 4 x ``guess`` if larger), S = the larger of the runtime's
+    recorded usage there and `predict_arena_from_tflite` (which also counts init's temporary
+    allocations), rounded up to ``step``: S and S - 16 B are tried, which settles it in 3 probes
+    when the prediction is exact (usual); otherwise a gallop from S and a bisection.
+
+    Args:
+        tflite_bytes: a ``.tflite`` flatbuffer, e.g. from `convert`.
+        guess: optional arena bytes expected; the first try is at least 4 x ``guess``.
+        step: arena granularity in bytes, >= 1. Default 16 (TFLM's alignment).
+        max_probes: most arena sizes tried. Default 12.
+
+    Returns:
+        An `ArenaSearch`; its ``arena`` is the minimal ``arena_size`` in bytes.
+
+    Raises:
+        ValueError: ``step`` is not a positive integer.
+        ModelFileError: ``tflite_bytes`` is not a TFLite flatbuffer.
+        TFLMRuntimeError: even the generous arena fails, or the search needs over ``max_probes``.
+
+    Example:
+
+    ```python
+    search = tflm_export.find_min_arena(tflm_export.convert(model, x_train[:100]))
+    print(search.arena, search.tried)
+    ```
+    """
     return _measure(tflite_bytes, guess=guess, step=step, max_probes=max_probes)[0]
 
 
 def run_model(tflite_bytes: bytes, arena: int, inputs, latency_runs: int = 20) -> RunResult:
-    """Invoke the model on each row of ``inputs`` (an array, or one per model input, in the input
-    dtype) with ``arena`` bytes, then time ``latency_runs`` invokes. `TFLMRuntimeError` if it fails."""
+    """Invoke the model on each row of ``inputs`` with ``arena`` bytes, then time invokes.
+
+    Args:
+        tflite_bytes: a ``.tflite`` flatbuffer.
+        arena: the ``arena_size`` in bytes.
+        inputs: an array ``(N, *input_shape)`` in the input dtype, or a list of one per model input.
+        latency_runs: invokes timed after the outputs. Default 20.
+
+    Returns:
+        A `RunResult`.
+
+    Raises:
+        TFLMRuntimeError: the runtime fails, aborts or crashes.
+    """
     return _measure(tflite_bytes, arena=arena, inputs=inputs, latency_runs=latency_runs)[1]
 
 
 def measure(tflite_bytes: bytes, inputs, latency_runs: int = 20, step: int = 16,
             max_probes: int = MAX_PROBES) -> tuple:
-    """`find_min_arena` then `run_model` at the arena found, by one worker process:
-    ``(ArenaSearch, RunResult)``."""
+    """`find_min_arena` then `run_model` at the arena found, by one worker process.
+
+    Args:
+        tflite_bytes: a ``.tflite`` flatbuffer.
+        inputs: an array ``(N, *input_shape)`` in the input dtype, or a list of one per model input.
+        latency_runs: invokes timed after the outputs. Default 20.
+        step: arena granularity in bytes. Default 16.
+        max_probes: most arena sizes tried. Default 12.
+
+    Returns:
+        ``(ArenaSearch, RunResult)``.
+
+    Raises:
+        TFLMRuntimeError: the runtime fails, or the search does not converge.
+    """
     return _measure(tflite_bytes, step=step, max_probes=max_probes, inputs=inputs, latency_runs=latency_runs)

@@ -14,7 +14,15 @@ from .runtime import measure
 
 
 def quantize(x: np.ndarray, tensor: TensorInfo) -> np.ndarray:
-    """Float inputs in ``tensor``'s dtype: ``round(x / scale + zero_point)`` clipped, for int8/uint8."""
+    """Float inputs in ``tensor``'s dtype: ``round(x / scale + zero_point)`` clipped, for int8/uint8.
+
+    Args:
+        x: float inputs, shape ``(N, *input_shape)``.
+        tensor: the model input's `TensorInfo` (its dtype, scale and zero point).
+
+    Returns:
+        An array of ``x``'s shape in ``tensor.dtype`` (a plain cast for a float input).
+    """
     if tensor.scale is None:
         return x.astype(tensor.dtype)
     info = np.iinfo(tensor.dtype)
@@ -94,13 +102,41 @@ def verify(tflite_bytes: bytes, *, test_inputs=None, expected=None, labels=None,
     """Run ``tflite_bytes`` on the TFLite Micro runtime (in a subprocess) and report what it needs.
 
     Finds the minimal tensor arena (16-byte steps, see `runtime.find_min_arena`), reads the
-    runtime's arena breakdown and the ops, times ``latency_runs`` invokes (median). With float
-    ``test_inputs`` ``(N, *input_shape)``: TFLM's outputs against ``tf.lite.Interpreter``
-    (bit-exact, or the max difference in steps: FULLY_CONNECTED rounds differently, 1 step per
-    layer that later layers carry on, see `TFLMReport`), top-1 against ``keras_model`` (or ``expected`` float
-    outputs) and, with ``labels`` (class ids or one-hot), accuracy. ``budget`` (a `Budget`) or
-    ``board`` (a name of `BOARDS`) adds fits/headroom per resource. Raises `TFLMRuntimeError`
-    when the runtime fails, aborts or crashes on the model.
+    runtime's arena breakdown and the ops, times ``latency_runs`` invokes (median). With
+    ``test_inputs``, TFLM's outputs are compared with ``tf.lite.Interpreter`` (bit-exact, or the
+    max difference in quantization steps: FULLY_CONNECTED rounds differently, 1 step per layer
+    that later layers carry on, see `TFLMReport`) and their top-1 with the float model.
+
+    Args:
+        tflite_bytes: an int8 ``.tflite`` flatbuffer, e.g. from `convert`.
+        test_inputs: optional float inputs ``(N, *input_shape)`` (single-input models), quantized
+            with the input's scale. Default None: one all-zero sample, no comparisons.
+        expected: optional float outputs ``(N, classes)`` of the Keras model for ``test_inputs``,
+            for top-1 agreement without ``keras_model``.
+        labels: optional class ids ``(N,)`` or one-hot ``(N, classes)``: adds accuracies.
+        keras_model: optional float model whose ``predict(test_inputs)`` gives ``expected``.
+        budget: optional `Budget` (RAM, flash bytes, MACs): adds fits and headroom per resource.
+        board: optional board name of `BOARDS` (or a `Board`) instead of ``budget``.
+        latency_runs: invokes timed for the median latency; 0 skips timing. Default 20.
+
+    Returns:
+        A `TFLMReport`: arena bytes and breakdown, flatbuffer bytes, ops, MACs, I/O tensors,
+        latency and, with ``test_inputs``, agreement and accuracies.
+
+    Raises:
+        ModelFileError: ``tflite_bytes`` is not a TFLite flatbuffer.
+        ModelError: ``test_inputs``, ``expected`` or ``labels`` do not match the model or each other.
+        BudgetError: both ``budget`` and ``board``, or an unknown board.
+        TFLMRuntimeError: the runtime fails, aborts or crashes on the model.
+
+    Example:
+
+    ```python
+    tflite = tflm_export.convert(model, x_train[:100])
+    report = tflm_export.verify(tflite, test_inputs=x_test[:500], labels=y_test[:500],
+                                keras_model=model, board="nano33ble")
+    print(report.arena_bytes, report.int8_accuracy, report.keras_top1_agreement)
+    ```
     """
     info = read_model(tflite_bytes)
     budget, board = resolve_budget(budget, board)

@@ -35,7 +35,7 @@ def run(out_dir: str, *, mode: str = "MA", ram: str = "12KB", board: str = "nano
     import keras
 
     import tflm_export
-    from keras_cprune import analyze, prune, tradeoff
+    from keras_cprune import analyze, prune_to_budget, tradeoff
     from keras_cprune.datasets import load_fashion_mnist
     from keras_cprune.zoo import vgg
 
@@ -51,8 +51,8 @@ def run(out_dir: str, *, mode: str = "MA", ram: str = "12KB", board: str = "nano
     tradeoff(baseline).plot(os.path.join(out_dir, "tradeoff.png"))
 
     print(f"[2/5] Pruning with mode {mode} to a tensor-arena budget of {ram} (least pruning that fits)")
-    pruned, plan = prune(baseline, mode, budget=tflm_export.Budget(ram=ram), reinitialize=True, return_plan=True,
-                         seed=seed)
+    pruned, plan = prune_to_budget(baseline, tflm_export.Budget(ram=ram), mode=mode, reinitialize=True,
+                                   return_plan=True, seed=seed)
     plan.summary()
     with open(os.path.join(out_dir, "plan.json"), "w") as f:
         f.write(plan.to_json(indent=2))

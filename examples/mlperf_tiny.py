@@ -5,7 +5,7 @@ fc_autoencoder; freshly built, seed ``--seed``):
 
 * unpruned, and pruned by PA, FA and MA at ``--ratio`` (0.5): ``keras_cprune.prune(model, mode, 0.5)``;
 * pruned to each board's budget (``--boards``, default nano33ble, stm32f746, rp2040):
-  ``keras_cprune.prune(model, "MA", budget=tflm_export.board_budget(board), return_plan=True)``.
+  ``keras_cprune.prune_to_budget(model, tflm_export.board_budget(board), mode="MA", return_plan=True)``.
   Where the unpruned model already fits, the search returns it unpruned (the row says so and
   repeats the unpruned figures); where the budget cannot be met, the row gives the `BudgetError`'s
   smallest reachable arena, flash and MACs.
@@ -152,8 +152,8 @@ def run_model(name: str, args, boards, log) -> list[dict]:
         variant = f"MA → {board} ({spec.sram // KB} KB / {spec.flash // KB} KB)"
         start = time.perf_counter()
         try:
-            pruned, plan = keras_cprune.prune(model, "MA", budget=budget, verbose=0, return_plan=True,
-                                              representative_data=calib)
+            pruned, plan = keras_cprune.prune_to_budget(model, budget, mode="MA", verbose=0, return_plan=True,
+                                                        representative_data=calib)
         except BudgetError as exc:
             match = REACH.search(str(exc))
             reach = ("smallest reachable: arena {} B, flash {} B, MACs {}".format(*match.groups()) if match

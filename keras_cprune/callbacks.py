@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from .arena import estimate_arena
 from .complexity import analyze
+from .config import PruneConfig, resolve_config
 from .errors import PruningError
 from .planning import PruneContext
 from .selection import check_mode
@@ -62,12 +63,28 @@ def tensorboard_train_dir(tensorboard) -> str:
 
 
 class ComplexityLogger(_Callback):
-    """Logs the model's parameters, MACs and peak activation memory (int8 bytes) during ``fit``.
+    """Logs the model's parameters, MACs, peak activation memory and predicted TFLM arena during ``fit``.
 
-    The values are those of `analyze(model)`, measured when training starts (at every epoch with
-    ``every_epoch=True``). They are added to each epoch's ``logs``, so they appear in ``History``,
-    and, with a ``log_dir`` or a ``TensorBoard`` callback (written to its ``train`` folder, beside its
-    epoch scalars), as TensorBoard scalars ``complexity/<name>`` (float32) at the epoch index.
+    The values are those of `complexity_values(model)` (`analyze` totals, int8 bytes), measured when
+    training starts (at every epoch with ``every_epoch=True``). They are added to each epoch's
+    ``logs``, so they appear in ``History``, and, with a ``log_dir`` or a ``TensorBoard`` callback
+    (written to its ``train`` folder, beside its epoch scalars), as TensorBoard scalars
+    ``complexity/<name>`` (float32) at the epoch index.
+
+    Args:
+        every_epoch: measure again at every epoch (a model pruned during ``fit`` shrinks).
+        log_dir: a folder for the TensorBoard scalars, or None.
+        tensorboard: the ``keras.callbacks.TensorBoard`` given to ``fit``, instead of ``log_dir``.
+
+    Raises:
+        PruningError: both ``log_dir`` and ``tensorboard``, or a ``tensorboard`` without a ``log_dir``.
+
+    Example:
+    ```python
+    board = keras.callbacks.TensorBoard("logs")
+    history = model.fit(x, y, callbacks=[board, ComplexityLogger(tensorboard=board)])
+    history.history["tflm_arena_bytes"]
+    ```
     """
 
     def __init__(self, every_epoch: bool = False, log_dir: str | None = None, tensorboard=None):
@@ -110,18 +127,33 @@ class FilterPruningStep(_Callback):
 
     ``step`` counts train batches (``unit="step"``; one per ``steps_per_execution``) or epochs
     (``unit="epoch"``). Where ``schedule.prunes_at(step)``, the filters to remove are chosen anew
-    with ``PruneContext.plan(mode, schedule.ratio_at(step), ...)`` on the current weights (the
-    options are those of `keras_cprune.prune`) and zeroed; after every batch they are zeroed again.
-    When ``fit`` starts, channels already zeroed (by an earlier ``fit``, in a reloaded model) stay so.
-    ``plan`` is the `PruningPlan` of the last re-planning. Made by `prune_during_training`;
-    `keras_cprune.training.save_checkpoint`/`load_checkpoint` keep ``step`` across a reload.
+    with ``PruneContext.plan(mode, schedule.ratio_at(step), config)`` on the current weights and
+    zeroed; after every batch they are zeroed again. When ``fit`` starts, channels already zeroed
+    (by an earlier ``fit``, in a reloaded model) stay so. ``plan`` is the `PruningPlan` of the last
+    re-planning. Made by `prune_during_training`; `keras_cprune.training.save_checkpoint` and
+    `load_checkpoint` keep ``step`` across a reload.
+
+    Args:
+        mode: "PA", "FA" or "MA" (case-insensitive).
+        schedule: a `PruningSchedule` (`PolynomialDecay`, `ConstantRatio`).
+        config: the `PruneConfig` (defaults: `PruneConfig()`).
+        unit: "step" or "epoch": what ``step`` counts.
+        **options: fields of `PruneConfig`, overriding those of ``config``.
+
+    Raises:
+        PruningError: a bad mode, schedule, unit or option.
+
+    Example:
+    ```python
+    step = FilterPruningStep("FA", PolynomialDecay(0.0, 0.5, 0, 1000), config=PruneConfig(rule="all"))
+    masked.fit(x, y, callbacks=[step])  # masked: from prune_during_training
+    ```
     """
 
     _train_batch_hooks = True
 
-    def __init__(self, mode: str, schedule: PruningSchedule, *, importance="l1", rule: str = "mean",
-                 threshold: float = 1.0, coverage: float = 0.8, min_filters: int = 1, round_to: int = 1,
-                 seed: int = 0, unit: str = "step"):
+    def __init__(self, mode: str, schedule: PruningSchedule, *, config: PruneConfig | None = None,
+                 unit: str = "step", **options):
         super().__init__()
         if not isinstance(schedule, PruningSchedule):
             raise PruningError(f"Expected `schedule` to be a PruningSchedule (PolynomialDecay, ConstantRatio). "
@@ -129,23 +161,22 @@ class FilterPruningStep(_Callback):
         if unit not in UNITS:
             raise PruningError(f"Expected `unit` to be one of {UNITS}. Received: unit={unit!r}.")
         self.mode, self.schedule, self.unit = check_mode(mode), schedule, unit
-        self.options = dict(importance=importance, rule=rule, threshold=threshold, coverage=coverage,
-                            min_filters=min_filters, round_to=round_to, seed=seed)
+        self.config = resolve_config(config, **options)
         self.step = 0
         self.plan = None
         self._context = None
         self._masks: list = []
 
     def get_config(self) -> dict:
-        """JSON-ready arguments; a callable ``importance`` is stored as ``None``."""
-        importance = self.options["importance"]
+        """JSON-ready arguments, the `PruneConfig` nested; a callable ``importance`` is stored as ``None``."""
         return {"mode": self.mode, "schedule": serialize_schedule(self.schedule), "unit": self.unit,
-                **self.options, "importance": importance if isinstance(importance, str) else None}
+                "config": self.config.get_config()}
 
     @classmethod
     def from_config(cls, config: dict) -> "FilterPruningStep":
         config = dict(config)
-        return cls(schedule=deserialize_schedule(config.pop("schedule")), **config)
+        return cls(schedule=deserialize_schedule(config.pop("schedule")),
+                   config=PruneConfig.from_config(config.pop("config")), **config)
 
     def on_train_begin(self, logs=None):
         self._context = PruneContext.of(self.model)
@@ -171,7 +202,7 @@ class FilterPruningStep(_Callback):
     def _maybe_prune(self) -> None:
         if self.schedule.prunes_at(self.step):
             ratio = self.schedule.ratio_at(self.step)
-            self.plan, removed = self._context.plan(self.mode, ratio, **self.options)
+            self.plan, removed = self._context.plan(self.mode, ratio, self.config)
             self._masks = channel_masks(self._context.deps, removed)
             apply_masks(self._masks)
 
@@ -217,6 +248,29 @@ class ExportOnTrainEnd(_Callback):
     ``budget``/``board`` is written with a loud warning and ``report.fits == False``; with
     ``strict=True`` it is a `BudgetError` and ``out_dir`` keeps the previous export. ``self.report``
     and ``self.exported_epoch`` (0-based) describe the export in ``out_dir``.
+
+    Args:
+        out_dir: the export folder (replaced atomically).
+        representative_data: int8 calibration inputs (array, ``tf.data.Dataset`` or generator).
+        budget: a `Budget` to check the measured arena, flash and MACs against, or None.
+        board: a name of `tflm_export.BOARDS`, instead of ``budget``.
+        monitor: the logged metric that decides the best epoch with ``save_best_only``.
+        mode: "auto", "min" or "max": how ``monitor`` improves.
+        save_best_only: export at each improving epoch instead of when training ends.
+        strict: over budget raises instead of warning.
+        test_inputs: inputs for the TFLM-vs-Keras agreement and accuracy, or None.
+        labels: labels of ``test_inputs`` for the TFLM int8 accuracy, or None.
+
+    Raises:
+        PruningError: a ``mode`` other than "auto", "min" or "max".
+        BudgetError: with ``strict=True``, when the export does not fit.
+
+    Example:
+    ```python
+    export = ExportOnTrainEnd("out/fw", x_train[:200], board="nano33ble", save_best_only=True)
+    model.fit(x, y, validation_data=(xv, yv), epochs=5, callbacks=[export])
+    export.report.summary()
+    ```
     """
 
     def __init__(self, out_dir: str, representative_data, *, budget=None, board=None, monitor: str = "val_accuracy",
@@ -277,7 +331,7 @@ class ExportOnTrainEnd(_Callback):
             if over and self.strict:
                 raise BudgetError(f"The model exported at epoch {epoch} does not fit the budget: {over}. "
                                   f"{self.out_dir!r} keeps the previous export. Prune further "
-                                  "(prune(..., budget=...)) or raise the budget.")
+                                  "(prune_to_budget) or raise the budget.")
         self.report, self.exported_epoch = report, epoch
         if over:
             warnings.warn(f"The exported model in {self.out_dir!r} does not fit the budget: {over}.",

@@ -5,15 +5,13 @@ layers of different scale weigh alike, then averaged over the layers that share 
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 
+from .config import CRITERIA, check_importance  # noqa: F401 (CRITERIA: public here too)
 from .dependency import Dependencies, Group
 from .errors import PruningError
 from .ops import weight_short_name
 
-CRITERIA = ("l1", "l2", "bn_gamma", "random")
 _OUT_KERNELS = {"kernel": -1, "pointwise_kernel": -1}
 
 
@@ -38,8 +36,7 @@ def _gamma_scores(layer) -> np.ndarray | None:
 
 def unit_scores(deps: Dependencies, group: Group, criterion, rng: np.random.Generator) -> np.ndarray:
     """Importance of each unit of ``group`` (aligned with ``group.units``)."""
-    if isinstance(criterion, str) and criterion not in CRITERIA:
-        raise PruningError(f"Unknown importance criterion {criterion!r}. Expected one of {CRITERIA} or a callable.")
+    check_importance(criterion)
     if criterion == "random":
         return rng.random(len(group.units))
     graph = deps.graph

@@ -1,7 +1,7 @@
 """Planning a pruning: a model read once (`PruneContext`), which units each group loses, what it costs.
 
 Shared by ratio pruning (`pruner.prune`), budget searches (`budget`), training-time pruning and the
-trade-off table; it rebuilds nothing.
+trade-off table; it rebuilds nothing. The options come as one `config.PruneConfig`.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 
 from .arena import estimate_graph_arena
 from .complexity import ComplexityReport, report_from_graph
+from .config import PruneConfig, resolve_config
 from .dependency import Dependencies, Group, build_dependencies
 from .errors import PruningError
 from .graph import Graph, read_graph, with_input_shape
@@ -55,22 +56,24 @@ class PruneContext:
         """Complexity of the model with the ``removed`` units gone, without rebuilding it."""
         return report_from_graph(self.graph, self.deps.pruned_shapes(removed))
 
-    def plan(self, mode: str, ratio: float, *, importance="l1", rule="mean", threshold=1.0, coverage=0.8,
-             min_filters=1, round_to=1, seed=0, min_keep=0.25) -> tuple[PruningPlan, set]:
-        """Choose the groups by ``mode`` and the units to remove in each; price the result."""
-        _check_args(ratio, min_filters, round_to, min_keep)
-        rng = np.random.default_rng(seed)
+    def plan(self, mode: str, ratio: float, config: PruneConfig | None = None,
+             **options) -> tuple[PruningPlan, set]:
+        """Choose the groups by ``mode`` and the units to remove in each; price the result.
+        ``options`` (fields of `PruneConfig`) override those of ``config``."""
+        _check_ratio(ratio)
+        config = resolve_config(config, **options)
+        rng = np.random.default_rng(config.seed)
         removed = set()
-        selections = select_groups(self.deps, self.report, mode, rule, threshold, coverage)
+        selections = select_groups(self.deps, self.report, mode, config.rule, config.threshold, config.coverage)
         for sel in selections:
             if sel.selected:
                 group = sel.group
-                scores = unit_scores(self.deps, group, importance, rng)
-                keep = kept_width(len(group.units), int((~group.pinned).sum()), ratio, round_to)
+                scores = unit_scores(self.deps, group, config.importance, rng)
+                keep = kept_width(len(group.units), int((~group.pinned).sum()), ratio, config.round_to)
                 count = len(group.units) - keep
-                removed |= set(choose_units(self.deps, group, scores, count, min_filters, round_to=round_to,
-                                            min_keep=min_keep).tolist())
-        return self.describe(mode, ratio, removed, selections, importance, rule), removed
+                removed |= set(choose_units(self.deps, group, scores, count, config.min_filters,
+                                            round_to=config.round_to, min_keep=config.min_keep).tolist())
+        return self.describe(mode, ratio, removed, selections, config.importance, config.rule), removed
 
     def describe(self, mode: str, ratio: float, removed: set, selections, importance, rule: str,
                  reason: str | None = None) -> PruningPlan:
@@ -104,19 +107,10 @@ class PruneContext:
                          len(group.units) - dropped, sel.share, why, kept, widths)
 
 
-def _check_args(ratio, min_filters, round_to, min_keep=0.25) -> None:
-    if isinstance(min_keep, bool) or not isinstance(min_keep, numbers.Real) or not 0 <= min_keep <= 1:
-        raise PruningError(f"`min_keep` is the fraction of each layer's filters no pruning goes under and must be "
-                           f"in [0, 1]. Received: min_keep={min_keep!r}.")
+def _check_ratio(ratio) -> None:
     if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not 0 <= ratio < 1:
         raise PruningError(f"`ratio` is the fraction of filters removed from each selected group and must be in "
                            f"[0, 1). Received: ratio={ratio!r}.")
-    if not isinstance(min_filters, int) or min_filters < 1:
-        raise PruningError(f"`min_filters` must be an integer >= 1: a layer with 0 filters would disconnect the "
-                           f"model. Received: min_filters={min_filters!r}.")
-    if not isinstance(round_to, int) or round_to < 1:
-        raise PruningError(f"`round_to` must be an integer >= 1 (e.g. 4 or 8 for SIMD kernels). "
-                           f"Received: round_to={round_to!r}.")
 
 
 def kept_width(total: int, free: int, ratio: float, round_to: int) -> int:

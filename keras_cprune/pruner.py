@@ -1,56 +1,151 @@
-"""prune / apply_plan: complexity-driven filter pruning of a Keras model into a smaller one."""
+"""prune / prune_to_budget / apply_plan: complexity-driven filter pruning of a Keras model into a smaller one."""
 from __future__ import annotations
 
 from .budget import fit_budget, resolve_verifier
+from .config import PruneConfig, resolve_config
 from .dependency import build_dependencies
+from .errors import PruningError
 from .graph import read_graph
 from .plan import PruningPlan, removed_units_of
 from .planning import PruneContext
 from .rebuild import rebuild
 
+BUDGET_ARGUMENTS = ("allocation", "verify", "representative_data", "step", "verbose", "progress")
 
-def prune(model, mode: str = "PA", ratio: float = 0.5, *, importance="l1", rule: str = "mean",
-          threshold: float = 1.0, coverage: float = 0.8, min_filters: int = 1, round_to: int = 1,
-          min_keep: float = 0.25, reinitialize: bool = False, seed: int = 0, return_plan: bool = False,
-          budget=None, verify="auto", representative_data=None, step: float = 0.1, allocation: str = "cost",
-          verbose="auto", progress=None, input_shape=None):
-    """Complexity-driven filter pruning: a new, smaller dense model of the same class.
 
-    ``mode`` ("PA", "FA", "MA") picks the channel groups holding a large share of the model's
-    parameters, FLOPs or activation memory (see `keras_cprune.selection` for ``rule``,
-    ``threshold`` and ``coverage``); ``ratio`` of each selected group's filters are removed,
-    lowest ``importance`` first ("l1", "l2", "bn_gamma", "random" or ``fn(layer) -> scores``).
-    No layer keeps fewer than ``min_keep`` of its filters (rounded up to ``round_to``) nor
-    ``min_filters``. Kept weights are copied, or freshly initialized with ``reinitialize=True``
-    (the paper trains the pruned architecture from scratch). The model passed in is never modified.
-    ``input_shape`` fixes free input dimensions (``keras.Input((None, None, 3))``).
+def prune(model, mode: str = "PA", ratio: float | None = None, *, config: PruneConfig | None = None,
+          reinitialize: bool = False, input_shape=None, return_plan: bool = False, budget=None, **options):
+    """Removes ``ratio`` of the filters of the channel groups ``mode`` selects: a new, smaller dense model.
 
-    With ``budget`` (a `Budget` with ``ram``/``flash`` bytes and/or ``macs``), ``ratio`` is not
-    used: the least pruning that fits is searched (see `budget.search`: with ``allocation="cost"``
-    each step cuts ``step`` of the group saving most of the binding resource per importance removed;
-    with "paper", of the groups ``mode`` selects) on the TFLM arena and flash predicted in the
-    converter's op order. ``verify`` ("auto": when ``tflite-micro`` is
-    installed) then converts the result to int8 (calibrated on ``representative_data``, else 32
-    uniform [0, 1) samples) and measures it on the TFLM runtime, searching on while the
-    measurement is over; ``verify="every_step"`` measures every step instead of predicting.
-    ``verbose``: 0 silent, 1 a progress bar, 2 one line per search, "auto" as ``Model.fit``.
+    ``mode`` picks the groups holding a large share of the model's parameters ("PA"), FLOPs ("FA")
+    or activation memory ("MA"), by ``config.rule``; each loses ``ratio`` of its filters, lowest
+    ``config.importance`` first, keeping at least ``config.min_keep`` of every layer (see
+    `PruneConfig`). The model passed in is never modified. With ``budget=`` this is
+    `prune_to_budget(model, budget, mode=mode, ...)`, which searches the ratio itself.
+
+    Args:
+        model: a built Functional or Sequential Keras model (Keras 3 or tf_keras).
+        mode: "PA", "FA" or "MA" (case-insensitive).
+        ratio: fraction of each selected group's filters removed, in [0, 1). Defaults to 0.5;
+            giving it together with ``budget`` is an error.
+        config: the `PruneConfig` (defaults: `PruneConfig()`).
+        reinitialize: fresh weights instead of the kept ones (the paper trains from scratch).
+        input_shape: a shape such as ``(96, 96, 3)`` for models with free input dimensions.
+        return_plan: also return the `PruningPlan`.
+        budget: a `Budget`: delegate to `prune_to_budget` (kept for existing calls).
+        **options: fields of `PruneConfig` (``importance="l2"``, ``round_to=4``...), overriding
+            those of ``config``; with ``budget``, also `prune_to_budget`'s arguments.
+
+    Returns:
+        The pruned Keras model of the same class, layer names and input/output shapes, or
+        ``(model, plan)`` with ``return_plan=True``.
+
+    Raises:
+        PruningError: a bad mode, ratio or option; ``ratio`` and ``budget`` both given; a budget
+            search argument (``verify``, ``step``...) without ``budget``; or a model with nothing to prune.
+        TypeError: an unknown option.
+
+    Example:
+    ```python
+    pruned, plan = keras_cprune.prune(model, "MA", 0.5, round_to=4, return_plan=True)
+    plan.summary()
+    ```
     """
+    if budget is not None:
+        if ratio is not None:
+            raise PruningError(f"Pass `ratio` or `budget`, not both: with a budget the search chooses how much to "
+                               f"prune. Received: ratio={ratio!r}, budget={budget!r}. Use prune(model, mode, ratio) "
+                               f"or prune_to_budget(model, budget, mode=mode).")
+        return prune_to_budget(model, budget, mode=mode, config=config, reinitialize=reinitialize,
+                               input_shape=input_shape, return_plan=return_plan, **options)
+    misplaced = {k: options.pop(k) for k in BUDGET_ARGUMENTS if k in options}
+    config = resolve_config(config, **options)
+    if misplaced:
+        raise PruningError(f"{sorted(misplaced)} only apply when pruning to a budget. Received: "
+                           f"{', '.join(f'{k}={v!r}' for k, v in misplaced.items())} without `budget`. "
+                           f"Use prune_to_budget(model, budget, ...), or drop them to prune by ratio.")
     context = PruneContext.of(model, input_shape=input_shape)
-    options = dict(importance=importance, rule=rule, threshold=threshold, coverage=coverage,
-                   min_filters=min_filters, round_to=round_to, seed=seed, min_keep=min_keep)
-    if budget is None:
-        plan, removed = context.plan(mode, ratio, **options)
-    else:
-        verifier, every_step = resolve_verifier(context, verify, representative_data)
-        plan, removed = fit_budget(context, mode, budget, verify=verifier, progress=progress, verbose=verbose,
-                                   step=step, allocation=allocation, estimate=verifier if every_step else None,
-                                   **options)
+    plan, removed = context.plan(mode, 0.5 if ratio is None else ratio, config)
+    return _rebuilt(context, plan, removed, reinitialize, return_plan)
+
+
+def prune_to_budget(model, budget, *, mode: str = "MA", config: PruneConfig | None = None, allocation: str = "cost",
+                    verify="auto", representative_data=None, step: float = 0.1, verbose="auto", progress=None,
+                    reinitialize: bool = False, input_shape=None, return_plan: bool = False, **options):
+    """The least pruning that fits ``budget`` (TFLM arena, flash, MACs), measured on TFLM when installed.
+
+    Pruning goes in steps from the unpruned model: with ``allocation="cost"`` each step cuts ``step``
+    of the channels of the group saving most of the binding resource per unit of importance removed;
+    with "paper", of the groups ``mode`` selects by ``config.rule``. Usage is predicted in the
+    converter's op order; ``verify`` then converts the result to int8 and measures it on the TFLM
+    runtime, searching on while the measurement is over. The model passed in is never modified.
+
+    Args:
+        model: a built Functional or Sequential Keras model (Keras 3 or tf_keras).
+        budget: a `Budget` (``ram``/``flash`` bytes, ``macs``).
+        mode: "PA", "FA" or "MA": the groups the "paper" allocation selects.
+        config: the `PruneConfig` (defaults: `PruneConfig()`).
+        allocation: "cost" or "paper" (see above).
+        verify: "auto" (measure when ``tflite-micro`` is installed), True, False (trust the
+            prediction) or "every_step" (measure every step instead of predicting).
+        representative_data: calibration inputs for the measurement (default: 32 uniform [0, 1)
+            samples; sizes do not depend on the values).
+        step: fraction of a group's channels cut per step, in (0, 1).
+        verbose: 0 silent, 1 a progress bar, 2 one line per search, "auto" as ``Model.fit``.
+        progress: a callable given one line of text per search step, or None.
+        reinitialize: fresh weights instead of the kept ones.
+        input_shape: a shape such as ``(96, 96, 3)`` for models with free input dimensions.
+        return_plan: also return the `PruningPlan` (``plan.after`` holds the predicted and
+            measured arena and flash).
+        **options: fields of `PruneConfig`, overriding those of ``config``.
+
+    Returns:
+        The pruned Keras model, or ``(model, plan)`` with ``return_plan=True``.
+
+    Raises:
+        BudgetError: the budget cannot be met with every layer kept at ``config.min_keep``; the
+            message gives the smallest reachable usage.
+        PruningError: a bad mode or option.
+
+    Example:
+    ```python
+    pruned = keras_cprune.prune_to_budget(model, keras_cprune.Budget(ram="64KB"), mode="MA")
+    ```
+    """
+    config = resolve_config(config, **options)
+    context = PruneContext.of(model, input_shape=input_shape)
+    verifier, every_step = resolve_verifier(context, verify, representative_data)
+    plan, removed = fit_budget(context, mode, budget, verify=verifier, progress=progress, verbose=verbose,
+                               step=step, allocation=allocation, estimate=verifier if every_step else None,
+                               **config.options())
+    return _rebuilt(context, plan, removed, reinitialize, return_plan)
+
+
+def _rebuilt(context: PruneContext, plan: PruningPlan, removed: set, reinitialize: bool, return_plan: bool):
     pruned = rebuild(context.model, context.deps, removed, weights="none" if reinitialize else "slice")
     return (pruned, plan) if return_plan else pruned
 
 
 def apply_plan(model, plan: PruningPlan, *, reinitialize: bool = False):
-    """Rebuild ``model`` (same architecture the plan was made for) as ``plan`` says."""
+    """Rebuilds ``model`` as a saved `PruningPlan` says: the same pruning on the same architecture.
+
+    Args:
+        model: the architecture the plan was made for (layer names and widths must match).
+        plan: a `PruningPlan`, e.g. ``PruningPlan.from_json(text)``.
+        reinitialize: fresh weights instead of the kept ones.
+
+    Returns:
+        The pruned Keras model.
+
+    Raises:
+        PlanError: the plan does not match ``model`` (a layer missing or of another width).
+
+    Example:
+    ```python
+    _, plan = keras_cprune.prune(model, "FA", 0.5, return_plan=True)
+    again = keras_cprune.apply_plan(keras.models.clone_model(model), plan)
+    ```
+    """
     graph = read_graph(model)
     deps = build_dependencies(graph)
     return rebuild(model, deps, removed_units_of(plan, deps), weights="none" if reinitialize else "slice")

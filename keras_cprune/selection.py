@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .complexity import ComplexityReport
+from .config import RULES, check_rule  # noqa: F401 (RULES: public here too)
 from .dependency import Dependencies, Group
 from .errors import PruningError
 from .memory import tensor_elements
 
 MODES = ("PA", "FA", "MA")
-RULES = ("mean", "coverage", "all")
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,7 @@ def select_groups(deps: Dependencies, report: ComplexityReport, mode: str, rule:
     """Rank ``groups`` (default: the prunable ones) by their share in ``mode`` and mark those
     the rule selects; ``report``/``removed`` give the current state when already pruned."""
     mode = check_mode(mode)
-    if rule not in RULES:
-        raise PruningError(f"Unknown selection rule {rule!r}. Expected one of {RULES}.")
+    check_rule(rule)
     groups = [g for g in deps.groups if g.prunable] if groups is None else groups
     shares = np.array([group_share(deps, report, g, mode, removed) for g in groups])
     order = np.argsort(-shares, kind="stable")

@@ -18,6 +18,7 @@ import json
 import os
 
 from .callbacks import FilterPruningStep
+from .config import PruneConfig
 from .errors import ModelFileError, PruningError
 from .graph import keras_module_of
 from .masks import strip, zeroed_units  # noqa: F401 (public here too)
@@ -30,22 +31,39 @@ STATE_FORMAT = "keras-cprune pruning state"
 KERAS_MODULES = ("keras", "tf_keras")  # the only modules a checkpoint may name for loading
 
 
-def prune_during_training(model, mode: str = "PA", *, schedule: PruningSchedule, importance="l1",
-                          rule: str = "mean", threshold: float = 1.0, coverage: float = 0.8,
-                          min_filters: int = 1, round_to: int = 1, seed: int = 0, unit: str = "step"):
-    """``(masked_model, callback)``: a copy of ``model`` for masked training and the
-    `FilterPruningStep` to pass to its ``fit``.
+def prune_during_training(model, mode: str = "PA", *, schedule: PruningSchedule, config: PruneConfig | None = None,
+                          unit: str = "step", **options):
+    """Prepares ``model`` for gradual structured pruning during ``fit``: a masked copy and its callback.
 
     At each step (or epoch, ``unit="epoch"``) where ``schedule`` prunes, the callback re-plans
-    ``PruneContext.plan(mode, schedule.ratio_at(step), ...)`` on the current weights and zeroes
+    ``PruneContext.plan(mode, schedule.ratio_at(step), config)`` on the current weights and zeroes
     the removed channels, and it zeroes them again after every batch so that optimizer updates
     cannot revive them. `strip` then builds the smaller dense model. ``model`` is not modified.
+
+    Args:
+        model: a built Functional or Sequential Keras model.
+        mode: "PA", "FA" or "MA" (case-insensitive).
+        schedule: a `PruningSchedule` (`PolynomialDecay`, `ConstantRatio`): the ratio per step.
+        config: the `PruneConfig` (defaults: `PruneConfig()`).
+        unit: "step" (train batches) or "epoch": what the schedule counts.
+        **options: fields of `PruneConfig`, overriding those of ``config``.
+
+    Returns:
+        ``(masked_model, callback)``: the copy to train and the `FilterPruningStep` to pass to its ``fit``.
+
+    Raises:
+        PruningError: a bad mode, schedule, unit or option, or a model with nothing to prune.
+
+    Example:
+    ```python
+    masked, step = prune_during_training(model, "FA", schedule=PolynomialDecay(0.0, 0.5, 0, 1000))
+    masked.fit(x, y, callbacks=[step])
+    small = strip(masked)
+    ```
     """
-    options = dict(importance=importance, rule=rule, threshold=threshold, coverage=coverage,
-                   min_filters=min_filters, round_to=round_to, seed=seed)
-    callback = FilterPruningStep(mode, schedule, unit=unit, **options)
+    callback = FilterPruningStep(mode, schedule, config=config, unit=unit, **options)
     context = PruneContext.of(model)
-    context.plan(mode, 0.0, **options)  # fail now, not at the first pruning step, on bad arguments
+    context.plan(mode, 0.0, callback.config)  # fail now, not at the first pruning step (e.g. an importance callable)
     return rebuild(model, context.deps, set(), weights="slice"), callback
 
 
@@ -88,8 +106,8 @@ def load_checkpoint(filepath, *, importance=None, **load_kwargs):
     state = read_state(filepath)
     config = state["callback"]
     if importance is not None:
-        config["importance"] = importance
-    elif config["importance"] is None:
+        config["config"]["importance"] = importance
+    elif config["config"]["importance"] is None:
         raise PruningError(f"The checkpoint {os.fspath(filepath)!r} was pruned with a callable importance, "
                            "which is not saved. Pass it again: load_checkpoint(path, importance=fn).")
     model = importlib.import_module(state["keras"]).models.load_model(filepath, **load_kwargs)

@@ -1,6 +1,6 @@
 """BoardFitTuner: the most accurate pruned model that fits a board, searched with KerasTuner.
 
-Every trial prunes the user's model to a budget with `prune(budget=)` (mode, selection rule,
+Every trial prunes the user's model to a budget with `prune_to_budget` (mode, selection rule,
 importance, the fraction of the budget to use and whether to train from scratch are the
 hyperparameters), checks the prediction (`estimate_arena`, flash, MACs) against the budget
 before training, then trains it as KerasTuner does. Chief/worker runs
@@ -9,9 +9,9 @@ before training, then trains it as KerasTuner does. Chief/worker runs
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from dataclasses import asdict, dataclass, field
 
 import keras
 import keras_tuner as kt
@@ -19,17 +19,15 @@ import keras_tuner as kt
 from tflm_export.boards import resolve_budget
 from tflm_export.budget import Budget
 
+from .config import CRITERIA, OPTIONS, RULES, PruneConfig, resolve_config
 from .errors import BudgetError, ModelError
-from .importance import CRITERIA
-from .selection import check_mode
+from .selection import MODES, check_mode
+from .trials import RECORD, ExportedTrial, TrialPoint, plot_trials, read_json, write_json
 
-MODES = ("PA", "FA", "MA")
-RULES = ("mean", "coverage", "all")
 ALLOCATIONS = ("cost", "paper")
 USAGE = ("predicted_arena_bytes", "predicted_flash_bytes", "macs", "params")  # trial metrics besides the objective
-_TUNED = {"mode", "ratio", "importance", "rule", "reinitialize", "allocation", "budget", "verify", "progress",
-          "return_plan"}
-RECORD = "board_fit.json"  # per trial directory: who ran it, with which budget, predicted usage
+_TUNED = {"mode", "ratio", "importance", "rule", "reinitialize", "allocation", "budget", "verify",
+          "return_plan", "config"}
 
 
 def is_worker() -> bool:
@@ -38,8 +36,9 @@ def is_worker() -> bool:
 
 
 def scale_budget(budget: Budget, fraction: float) -> Budget:
-    """``budget`` with every limit multiplied by ``fraction`` (rounded down)."""
-    return Budget(**{k: None if v is None else max(1, int(v * fraction)) for k, v in budget.get_config().items()})
+    """``budget`` with every limit multiplied by ``fraction`` (rounded down, at least 1)."""
+    return dataclasses.replace(budget, **{k: max(1, int(v * fraction)) for k, v in budget.get_config().items()
+                                          if v is not None})
 
 
 def predict_usage(model) -> dict:
@@ -99,12 +98,13 @@ class BoardFitHyperModel(kt.HyperModel):
     ``model``: a Keras model, a .keras/.h5 path or a zero-argument function returning a model,
     read once per process (so every KerasTuner worker rebuilds it). Hyperparameters: ``mode``,
     ``rule``, ``allocation``, ``importance``, ``budget_fraction`` (in ``headroom``, step 0.05),
-    ``reinitialize``.
+    ``reinitialize``. ``config``: the `PruneConfig` whose ``importance`` and ``rule`` each trial
+    replaces; ``prune_options``: its other fields, or `prune_to_budget` arguments (``step``).
     """
 
     def __init__(self, model, budget: Budget, *, modes=MODES, rules=RULES, importances=("l1", "l2", "bn_gamma"),
                  headroom=(0.7, 1.0), reinitialize=(False, True), allocations=ALLOCATIONS, compile_kwargs=None,
-                 prune_options=None, unsafe=False, name="board_fit"):
+                 config: PruneConfig | None = None, prune_options=None, unsafe=False, name="board_fit"):
         super().__init__(name=name)
         self._kind, self._source, self._model, self.unsafe = _source_kind(model), model, None, unsafe
         self.budget = budget
@@ -119,10 +119,12 @@ class BoardFitHyperModel(kt.HyperModel):
                               f"0 < min <= max <= 1. Received: headroom={headroom!r}.")
         self.headroom = (float(low), float(high))
         self.compile_kwargs = compile_kwargs
-        self.prune_options = dict(prune_options or {})
-        if _TUNED & set(self.prune_options):
-            raise ValueError(f"prune_options= may not set {sorted(_TUNED & set(self.prune_options))}: the tuner "
-                             f"chooses them. Received: prune_options={self.prune_options!r}.")
+        options = dict(prune_options or {})
+        if _TUNED & set(options):
+            raise ValueError(f"prune_options= may not set {sorted(_TUNED & set(options))}: the tuner chooses them "
+                             f"(a PruneConfig goes to config=). Received: prune_options={options!r}.")
+        self.config = resolve_config(config, **{k: options.pop(k) for k in OPTIONS if k in options})
+        self.prune_options = options  # prune_to_budget's own arguments
 
     @property
     def base_model(self):
@@ -143,12 +145,12 @@ class BoardFitHyperModel(kt.HyperModel):
     def check_reachable(self) -> None:
         """`BudgetError` now, not one failed trial at a time, when pruning cannot reach the smallest
         budget fraction of ``headroom`` (a smaller budget is never easier, whatever the mode)."""
-        from .pruner import prune
+        from .pruner import prune_to_budget
 
         low = self.headroom[0]
         try:
-            prune(self.base_model, self.modes[0], budget=scale_budget(self.budget, low), verify=False, progress=None,
-                  **self.prune_options)
+            prune_to_budget(self.base_model, scale_budget(self.budget, low), mode=self.modes[0], config=self.config,
+                            verify=False, **self.prune_options)
         except BudgetError as exc:
             raise BudgetError(f"headroom={self.headroom} asks candidates to fit {low:g} x {self.budget} = "
                               f"{scale_budget(self.budget, low)}, which pruning cannot reach. Raise the lower bound "
@@ -171,13 +173,13 @@ class BoardFitHyperModel(kt.HyperModel):
     def build(self, hp):
         """The base model pruned to ``budget_fraction`` of the budget, compiled; `BudgetError` when
         the scaled budget cannot be met or the prediction of the result exceeds the budget."""
-        from .pruner import prune
+        from .pruner import prune_to_budget
 
         v = self.space(hp)
-        model = prune(self.base_model, v["mode"], budget=scale_budget(self.budget, v["budget_fraction"]),
-                      importance=v["importance"], rule=v["rule"], reinitialize=v["reinitialize"],
-                      allocation=v["allocation"], verify=False,
-                      progress=None, **self.prune_options)
+        config = dataclasses.replace(self.config, importance=v["importance"], rule=v["rule"])
+        model = prune_to_budget(self.base_model, scale_budget(self.budget, v["budget_fraction"]), mode=v["mode"],
+                                config=config, reinitialize=v["reinitialize"], allocation=v["allocation"],
+                                verify=False, **self.prune_options)
         usage = predict_usage(model)
         fits = self.budget.check(ram=usage["predicted_arena_bytes"], flash=usage["predicted_flash_bytes"],
                                  macs=usage["macs"])
@@ -222,48 +224,6 @@ class _LogUsage(keras.callbacks.Callback):
             logs.update(self.usage)
 
 
-@dataclass(frozen=True)
-class TrialPoint:
-    """One completed trial: objective ``score``, hyperparameter ``values`` and predicted
-    deployment (bytes, MACs) of its pruned model; ``tuner_id``: the process that trained it."""
-
-    trial_id: str
-    score: float
-    values: dict
-    arena_bytes: int
-    flash_bytes: int
-    macs: int
-    params: int
-    tuner_id: str | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class ExportedTrial:
-    """The trial `BoardFitTuner.export_best` exported, with its TFLM measurement (``report``)."""
-
-    trial_id: str
-    score: float
-    values: dict
-    report: object  # tflm_export.TFLMReport
-    out_dir: str
-    model: object = field(default=None, repr=False)  # the exported Keras model
-
-    @property
-    def fits(self) -> bool:
-        return self.report.fits
-
-    def to_dict(self) -> dict:
-        return {"trial_id": self.trial_id, "score": self.score, "values": self.values, "out_dir": self.out_dir,
-                "fits": self.fits, "report": self.report.to_dict()}
-
-    def __repr__(self) -> str:
-        return (f"ExportedTrial(trial_id={self.trial_id!r}, score={self.score:.4f}, fits={self.fits}, "
-                f"arena_bytes={self.report.arena_bytes:,}, flash_bytes={self.report.flash_bytes:,})")
-
-
 def _oracle(oracle, objective, max_trials: int, seed):
     if isinstance(oracle, kt.Oracle):
         return oracle
@@ -276,32 +236,65 @@ def _oracle(oracle, objective, max_trials: int, seed):
 class BoardFitTuner(kt.Tuner):
     """KerasTuner search for the most accurate pruned variant of ``model`` that fits a board.
 
-    ``model``: a compiled Keras model, a .keras/.h5 path or a function returning one (in a
-    chief/worker run every process runs the same script: a path or a seeded function keeps the
-    workers' weights identical). ``board`` (a name of `tflm_export.BOARDS`) or ``budget``
-    (`Budget`). Searched: ``allocations`` ("cost": resource saved per importance removed; "paper":
-    the mode's selection) × ``modes`` × ``rules`` (the paper allocation's group selection) ×
-    ``importances`` × budget fraction in ``headroom`` × ``reinitialize`` (train from scratch or
-    keep weights).
-    Models are compiled like ``model`` (its compile config) or with ``compile_kwargs``.
-    ``oracle``: "random", "bayesian" or a `keras_tuner.Oracle` (then ``objective``,
-    ``max_trials`` and ``seed`` are its own). ``prune_options``: more `prune` arguments
-    (``min_filters``, ``round_to``, ``step``...). Other keyword arguments go to `keras_tuner.Tuner`.
+    Each trial prunes ``model`` with `prune_to_budget` to a fraction of the budget, checks the
+    predicted arena, flash and MACs against the budget, then trains it as KerasTuner does.
+    Searched: ``allocations`` × ``modes`` × ``rules`` × ``importances`` × budget fraction in
+    ``headroom`` × ``reinitialize``. Chief/worker runs and ``overwrite=False`` resuming are KerasTuner's.
+
+    Args:
+        model: a compiled Keras model, a .keras/.h5 path or a function returning one (in a
+            chief/worker run every process runs the same script: a path or a seeded function keeps
+            the workers' weights identical).
+        board: a name of `tflm_export.BOARDS`, or None with ``budget``.
+        budget: a `Budget`, or None with ``board``.
+        modes: the modes tried ("PA", "FA", "MA").
+        rules: the selection rules tried (used by the "paper" allocation).
+        importances: the importance criteria tried.
+        headroom: ``(min, max)`` fraction of the budget a candidate may use, in (0, 1].
+        reinitialize: the values tried: train from scratch (True) or keep the weights (False).
+        allocations: "cost" (resource saved per importance removed) and/or "paper" (the mode's selection).
+        compile_kwargs: ``model.compile`` arguments, instead of ``model``'s compile config.
+        objective: the KerasTuner objective, e.g. "val_accuracy".
+        max_trials: trials to run.
+        executions_per_trial: trainings per trial.
+        oracle: "random", "bayesian" or a `keras_tuner.Oracle` (then ``objective``, ``max_trials``
+            and ``seed`` are its own).
+        seed: the oracle's seed.
+        config: the `PruneConfig` of every trial (its ``importance`` and ``rule`` are tuned).
+        prune_options: more `PruneConfig` fields or `prune_to_budget` arguments (``round_to``, ``step``...).
+        unsafe: load a model file with Lambda layers (Keras ``safe_mode=False``).
+        directory: the KerasTuner project folder's parent.
+        project_name: the KerasTuner project's name.
+        overwrite: start afresh instead of resuming.
+        **kwargs: more `keras_tuner.Tuner` arguments.
+
+    Raises:
+        BudgetError: neither or both of ``board`` and ``budget``, a bad ``headroom``, or a budget
+            whose ``headroom`` lower end pruning cannot reach (with the smallest reachable usage).
+        ModelError: ``model`` is not a model, path or function.
+        ValueError: an empty or unknown list of values, or ``prune_options`` setting a tuned argument.
+
+    Example:
+    ```python
+    tuner = BoardFitTuner(model, board="nano33ble", max_trials=20, directory="search")
+    tuner.search(x, y, validation_data=(xv, yv), epochs=3)
+    best = tuner.export_best("out/best", x[:200], test_inputs=xt, labels=yt)
+    ```
     """
 
     def __init__(self, model, *, board=None, budget=None, modes=MODES, rules=RULES,
                  importances=("l1", "l2", "bn_gamma"), headroom=(0.7, 1.0), reinitialize=(False, True),
-                 allocations=ALLOCATIONS,
-                 compile_kwargs=None, objective="val_accuracy", max_trials: int = 10, executions_per_trial: int = 1,
-                 oracle="random", seed=None, prune_options=None, unsafe=False, directory=None,
-                 project_name="board_fit", overwrite=False, **kwargs):
+                 allocations=ALLOCATIONS, compile_kwargs=None, objective="val_accuracy", max_trials: int = 10,
+                 executions_per_trial: int = 1, oracle="random", seed=None, config: PruneConfig | None = None,
+                 prune_options=None, unsafe=False, directory=None, project_name="board_fit", overwrite=False,
+                 **kwargs):
         budget, self.board = resolve_budget(budget, board)
         if budget is None:
             raise BudgetError("Expected board= (e.g. 'nano33ble') or budget=Budget(ram=..., flash=...). Received neither.")
         hypermodel = BoardFitHyperModel(model, budget, modes=modes, rules=rules, importances=importances,
                                         headroom=headroom, reinitialize=reinitialize, allocations=allocations,
-                                        compile_kwargs=compile_kwargs,
-                                        prune_options=prune_options, unsafe=unsafe)
+                                        compile_kwargs=compile_kwargs, config=config, prune_options=prune_options,
+                                        unsafe=unsafe)
         hypermodel.check_reachable()
         super().__init__(_oracle(oracle, objective, max_trials, seed), hypermodel, directory=directory,
                          project_name=project_name, overwrite=overwrite, executions_per_trial=executions_per_trial,
@@ -322,7 +315,7 @@ class BoardFitTuner(kt.Tuner):
         record = {"trial_id": trial.trial_id, "tuner_id": self.tuner_id, "values": dict(trial.hyperparameters.values),
                   "budget": self.budget.get_config(), "target": scale_budget(self.budget, fraction).get_config(),
                   "predicted": {k: histories[0].history[k][-1] for k in USAGE}}
-        _write_json(os.path.join(self.get_trial_dir(trial.trial_id), RECORD), record)
+        write_json(os.path.join(self.get_trial_dir(trial.trial_id), RECORD), record)
         return histories
 
     def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
@@ -342,7 +335,7 @@ class BoardFitTuner(kt.Tuner):
             if trial.status != "COMPLETED" or trial.score is None or not trial.metrics.exists(USAGE[0]):
                 continue
             metric = {k: int(round(trial.metrics.get_last_value(k))) for k in USAGE}
-            record = _read_json(os.path.join(self.get_trial_dir(trial.trial_id), RECORD)) or {}
+            record = read_json(os.path.join(self.get_trial_dir(trial.trial_id), RECORD)) or {}
             points.append(TrialPoint(trial.trial_id, float(trial.score), dict(trial.hyperparameters.values),
                                      metric["predicted_arena_bytes"], metric["predicted_flash_bytes"],
                                      metric["macs"], metric["params"], record.get("tuner_id")))
@@ -394,54 +387,3 @@ class BoardFitTuner(kt.Tuner):
                 break
         report.summary()
         return result
-
-
-def _write_json(path: str, data: dict) -> None:
-    import tensorflow as tf  # tf.io.gfile: local paths and the remote ones KerasTuner supports (gs://...)
-
-    with tf.io.gfile.GFile(path, "w") as f:
-        f.write(json.dumps(data, indent=2, default=float))
-
-
-def _read_json(path: str):
-    import tensorflow as tf
-
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path) as f:
-        return json.loads(f.read())
-
-
-def plot_trials(points: list, path: str, budget: Budget, objective: str, board: str | None = None) -> str:
-    """Three panels: ``objective`` vs predicted arena, flash and MACs, a marker per mode."""
-    from .plots import _pyplot
-
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.0), sharey=True)
-    panels = (("arena_bytes", "predicted TFLM arena (bytes)", budget.ram),
-              ("flash_bytes", "predicted flash (bytes)", budget.flash), ("macs", "MACs per inference", budget.macs))
-    modes = list(dict.fromkeys(p.values.get("mode") for p in points))
-    for ax, (attr, label, limit) in zip(axes, panels):
-        for index, mode in enumerate(modes):
-            for scratch, fill in ((False, None), (True, "none")):
-                pts = [p for p in points if p.values.get("mode") == mode and bool(p.values.get("reinitialize")) == scratch]
-                if pts:
-                    ax.scatter([getattr(p, attr) for p in pts], [p.score for p in pts], marker="os^"[index % 3],
-                               color=f"C{index}", facecolors=fill, s=40, zorder=3,
-                               label=f"{mode}, {'from scratch' if scratch else 'kept weights'}")
-        if points:
-            ax.scatter([getattr(points[0], attr)], [points[0].score], marker="*", s=400, color="gold",
-                       edgecolors="black", zorder=2, label="best")  # behind: trials on the same spot stay visible
-        if limit is not None:
-            ax.axvline(limit, color="red", linestyle="--", label="budget")
-        ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda value, _: f"{value:,.0f}"))
-        ax.tick_params(axis="x", labelrotation=20)
-        ax.set_xlabel(label)
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel(objective)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(f"{len(points)} trials: {objective} vs predicted resources, budget {board or budget}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path

@@ -172,7 +172,7 @@ def test_load_checkpoint_errors(tmp_path):
     with pytest.raises(PruningError, match="callable importance"):
         load_checkpoint(tmp_path / "c.keras")
     _, again = load_checkpoint(tmp_path / "c.keras", importance="l2")
-    assert again.options["importance"] == "l2" and again.step == 3
+    assert again.config.importance == "l2" and again.step == 3
 
 
 @pytest.mark.parametrize("module", ["os", "keras.src"])

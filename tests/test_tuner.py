@@ -12,7 +12,7 @@ import keras_tuner as kt
 import numpy as np
 import pytest
 
-from keras_cprune import Budget, estimate_arena
+from keras_cprune import Budget, PruneConfig, estimate_arena, prune_to_budget
 from keras_cprune.errors import BudgetError, ModelError
 from keras_cprune.tuner import RECORD, USAGE, BoardFitHyperModel, BoardFitTuner, predict_usage, scale_budget
 
@@ -49,6 +49,19 @@ def test_scale_budget_rounds_each_limit_down():
     scaled = scale_budget(Budget(ram=1000, flash=2001, macs=30), 0.75)
     assert (scaled.ram, scaled.flash, scaled.macs) == (750, 1500, 22)
     assert scale_budget(Budget(ram="64KB"), 0.5).get_config() == {"ram": 32768, "flash": None, "macs": None}
+
+
+def test_config_and_prune_options_reach_every_trial():
+    model = tiny_cnn()
+    hypermodel = BoardFitHyperModel(model, Budget(ram=RAM), headroom=(0.9, 1.0), config=PruneConfig(min_keep=0.5),
+                                    prune_options={"min_filters": 2, "step": 0.2})
+    assert hypermodel.config == PruneConfig(min_keep=0.5, min_filters=2) and hypermodel.prune_options == {"step": 0.2}
+    built = hypermodel.build(hp_with(hypermodel, mode="MA", allocation="cost", importance="l2", rule="all",
+                                     budget_fraction=0.9, reinitialize=False))
+    expected = prune_to_budget(model, scale_budget(Budget(ram=RAM), 0.9), mode="MA", step=0.2, verify=False,
+                               config=PruneConfig(importance="l2", rule="all", min_keep=0.5, min_filters=2))
+    assert [w.shape for w in built.get_weights()] == [w.shape for w in expected.get_weights()]
+    assert built.count_params() < model.count_params()
 
 
 def test_build_prunes_to_the_scaled_budget_and_compiles_like_the_model():
@@ -159,7 +172,7 @@ def test_search_interrupted_resumes_then_exports_the_best_on_tflm(tmp_path, caps
 WORKER_SCRIPT = '''
 import json, os, sys, time
 import keras, numpy as np
-from keras_cprune import Budget, estimate_arena
+from keras_cprune import Budget, PruneConfig, estimate_arena, prune_to_budget
 from keras_cprune.tuner import BoardFitTuner
 
 

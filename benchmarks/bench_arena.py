@@ -20,6 +20,7 @@ from keras_cprune.rebuild import as_trained
 from keras_cprune.planning import PruneContext
 from keras_cprune.rebuild import rebuild
 from tflm_export import convert
+from tflm_export.planner import align
 from tflm_export.runtime import find_min_arena
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
@@ -75,8 +76,8 @@ def main() -> None:
         for label, removed in ((name, set()),) + (((f"  {mode} {ratio:.2f}", context.plan(mode, ratio)[1]),)
                                                     if mode else ()):
             arena, keras_order, flash, search, flatbuffer = measure(model, context, removed)
-            exact = search.arena == -(-arena.bytes // 16) * 16
-            rows.append((name.startswith("shuffled"), exact, (keras_order + 15) // 16 * 16 == search.arena,
+            exact = search.arena == align(arena.bytes)
+            rows.append((name.startswith("shuffled"), exact, align(keras_order) == search.arena,
                          abs(flash - flatbuffer) / flatbuffer, (arena.bytes - search.arena) / search.arena))
             print(f"{label:<40}{arena.bytes:>12,}{keras_order:>12,}{search.arena:>12,}{flash:>12,}{flatbuffer:>12,}"
                   f"{search.probes:>7}{'' if exact else '  MISS'}{'' if arena.exact else '  approximate'}", flush=True)

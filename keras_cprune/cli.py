@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tflm_export.budget import describe_over
+
 from .errors import BudgetError, CPruneError, ModelFileError, OutputPathError, PruningError
 
 
@@ -98,16 +100,18 @@ def _prune(args) -> None:
     import numpy as np
 
     from .io import atomic_path, load_model, save_model
-    from .pruner import prune
+    from .pruner import prune, prune_to_budget
 
     model = load_model(args.model, unsafe=args.unsafe)
     budget = _prune_budget(args)
-    data = np.load(args.data) if args.data else None
     shape = tuple(int(d) for d in args.input_shape.split(",")) if args.input_shape else None
-    pruned, plan = prune(model, args.mode, args.ratio, importance=args.importance, rule=args.rule,
-                         round_to=args.round_to, min_keep=args.min_keep, reinitialize=args.reinitialize,
-                         return_plan=True, budget=budget, verify=not args.no_verify and "auto",
-                         representative_data=data, input_shape=shape)
+    options = dict(importance=args.importance, rule=args.rule, round_to=args.round_to, min_keep=args.min_keep,
+                   reinitialize=args.reinitialize, return_plan=True, input_shape=shape)
+    if budget is None:
+        pruned, plan = prune(model, args.mode, args.ratio, **options)
+    else:
+        pruned, plan = prune_to_budget(model, budget, mode=args.mode, verify=not args.no_verify and "auto",
+                                       representative_data=np.load(args.data) if args.data else None, **options)
     plan.summary()
     save_model(pruned, args.output, overwrite=args.overwrite)
     if args.plan:
@@ -172,8 +176,8 @@ def _export(args) -> int:
         raise OutputPathError(f"{exc} On the command line: pass --force to replace it.") from None
     report.summary()
     if not report.fits:
-        over = ", ".join(f"{k} {f.used:,} > {f.limit:,} B" for k, f in report.resources.items() if not f.fits)
-        print(f"keras-cprune: error: the model does not fit the budget: {over}", file=sys.stderr)
+        print(f"keras-cprune: error: the model does not fit the budget: {describe_over(report.resources)}",
+              file=sys.stderr)
         return 1
     return 0
 
@@ -219,8 +223,8 @@ def _tune(args) -> int:
     print(f"Saved {os.path.join(args.out, 'best.keras')}, {os.path.join(args.out, 'best')}, "
           f"{os.path.join(args.out, 'trials.png')}")
     if not best.fits:
-        over = ", ".join(f"{k} {f.used:,} > {f.limit:,}" for k, f in best.report.resources.items() if not f.fits)
-        print(f"keras-cprune: error: no candidate measured within the budget: {over}", file=sys.stderr)
+        print(f"keras-cprune: error: no candidate measured within the budget: {describe_over(best.report.resources)}",
+              file=sys.stderr)
         return 1
     return 0
 

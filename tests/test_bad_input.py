@@ -1,12 +1,11 @@
 """The bad-input catalogue (docs/ERRORS.md): one row per case, each checking the exception type
 and that the message names the culprit and the fix."""
 import tempfile
-from types import SimpleNamespace
 
 import keras
 import pytest
 
-from keras_cprune import analyze, apply_plan, prune
+from keras_cprune import Budget, analyze, apply_plan, prune
 import numpy as np
 
 import tflm_export
@@ -35,10 +34,6 @@ def subclassed():
 def dense_only():
     inputs = keras.Input((4,))
     return keras.Model(inputs, keras.layers.Dense(3)(inputs))
-
-
-def no_budget():
-    return SimpleNamespace(ram=None, flash=None, macs=None)
 
 
 def file_with(tmp_path, name, content):
@@ -76,9 +71,11 @@ CASES = {
     "unknown mode": (lambda t: prune(vgg(), "XA"), PruningError, ["'XA'", "PA", "MA"]),
     "zero filters": (lambda t: prune(vgg(), "PA", 0.5, min_filters=0), PruningError, ["min_filters=0", ">= 1"]),
     "nothing prunable": (lambda t: prune(dense_only()), PruningError, ["Nothing in model", "pinned"]),
-    "empty budget": (lambda t: prune(vgg(), "MA", budget=no_budget()), BudgetError, ["sets no limit", "ram="]),
-    "impossible budget": (lambda t: prune(vgg(), "MA", budget=SimpleNamespace(ram=100, flash=None, macs=None),
-                                          progress=None), BudgetError, ["Smallest reachable", "Raise the budget"]),
+    "empty budget": (lambda t: prune(vgg(), "MA", budget=Budget()), BudgetError, ["sets no limit", "ram="]),
+    "budget not a Budget": (lambda t: prune(vgg(), "MA", budget={"ram": 100}), BudgetError,
+                            ["`budget`", "Received: budget={'ram': 100}", "Budget(ram=..., flash=..., macs=...)"]),
+    "impossible budget": (lambda t: prune(vgg(), "MA", budget=Budget(ram=100), progress=None), BudgetError,
+                          ["Smallest reachable", "> 100 B", "Raise the budget"]),
     "plan for another model": (lambda t: apply_plan(dense_only(), prune(vgg(), return_plan=True)[1]), PlanError,
                                ["'conv", "architecture it was made for"]),
     "not a plan": (lambda t: PruningPlan.from_json('{"mode": "PA"}'), PlanError, ["PruningPlan.to_json"]),

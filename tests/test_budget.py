@@ -1,29 +1,28 @@
 """Budget-targeted pruning and the trade-off table (predicted resources; real TFLM in test_deploy)."""
-from types import SimpleNamespace
+import dataclasses
+import types
 
-import keras
 import pytest
 
-from keras_cprune import prune
+from keras_cprune import Budget, prune
 from keras_cprune.arena import estimate_arena
-from keras_cprune.budget import Limits, Usage, fit_budget, search, usage_estimator
+from keras_cprune.budget import fit_budget
+from keras_cprune.budget_search import search
+from keras_cprune.usage import Usage, usage_estimator
 from keras_cprune.errors import BudgetError
 from keras_cprune.planning import PruneContext
 from keras_cprune.tradeoff import tradeoff
 from keras_cprune.zoo import vgg
-
-
-def budget(**limits):
-    return SimpleNamespace(**{"ram": None, "flash": None, "macs": None, **limits})
+from tflm_export.planner import align
 
 
 @pytest.mark.parametrize("ram", [16_000, 12_000, 9_000])
 def test_ram_budget_is_met_by_the_least_pruning(ram):
     model = vgg()
     context = PruneContext.of(model)
-    removed, history = search(context, "MA", Limits(ram=ram), usage_estimator(context), progress=None)
+    removed, history = search(context, "MA", Budget(ram=ram), usage_estimator(context), progress=None)
     assert history[-1].usage.ram <= ram < history[-2].usage.ram  # one step less would not fit
-    pruned = prune(model, "MA", budget=budget(ram=ram), progress=None)
+    pruned = prune(model, "MA", budget=Budget(ram=ram), progress=None)
     assert estimate_arena(pruned, assume_trained=True).bytes == history[-1].usage.ram <= ram
 
 
@@ -38,24 +37,24 @@ def test_verify_keeps_pruning_only_until_the_measurement_fits_the_users_budget()
         measured.append(Usage(usage.ram + 1_500, usage.flash, usage.macs))
         return measured[-1]
 
-    plan, removed = fit_budget(context, "MA", budget(ram=14_336), verify=verify, progress=None)
+    plan, removed = fit_budget(context, "MA", Budget(ram=14_336), verify=verify, progress=None)
     assert measured[-1].ram <= 14_336 < measured[-2].ram
-    _, history = search(context, "MA", Limits(ram=14_336 - 1_500), estimate, progress=None)
+    _, history = search(context, "MA", Budget(ram=14_336 - 1_500), estimate, progress=None)
     assert estimate(removed).ram == history[-1].usage.ram  # the least pruning with the runtime's excess
-    assert any(g.reason == "pruned to fit ram <= 14,336 B arena" for g in plan.groups)
+    assert any(g.reason == "pruned to fit ram <= 14,336 B" for g in plan.groups)
 
 
 def test_ma_reaches_a_ram_budget_with_less_pruning_than_pa():
     model = vgg()
-    _, ma = prune(model, "MA", budget=budget(ram=14_000), progress=None, return_plan=True)
-    _, pa_plan = prune(model, "PA", budget=budget(flash=30_000), progress=None, return_plan=True)
+    _, ma = prune(model, "MA", budget=Budget(ram=14_000), progress=None, return_plan=True)
+    _, pa_plan = prune(model, "PA", budget=Budget(flash=30_000), progress=None, return_plan=True)
     assert ma.after["params"] > pa_plan.after["params"]  # MA cut little: the peak is in the first layers
     assert {p for g in ma.groups if g.kept_channels < g.channels for p in g.producers} <= {"conv0", "conv1"}
 
 
 def test_macs_and_flash_budgets_together():
     model = vgg()
-    pruned, plan = prune(model, "FA", budget=budget(macs=1_000_000, flash=40_000), progress=None, return_plan=True)
+    pruned, plan = prune(model, "FA", budget=Budget(macs=1_000_000, flash=40_000), progress=None, return_plan=True)
     assert plan.after["macs"] <= 1_000_000
     context = PruneContext.of(pruned)
     assert usage_estimator(context)(set()).flash <= 40_000
@@ -63,27 +62,46 @@ def test_macs_and_flash_budgets_together():
 
 def test_progress_prints_a_line_per_step():
     lines = []
-    prune(vgg(), "MA", budget=budget(ram=12_000), progress=lines.append)
+    prune(vgg(), "MA", budget=Budget(ram=12_000), progress=lines.append)
     assert len(lines) >= 2 and all("arena" in line and "params" in line for line in lines)
 
 
 def test_impossible_budget_names_the_smallest_reachable_arena_and_its_bound():
     with pytest.raises(BudgetError, match=r"Smallest reachable at that floor: arena [\d,]+ B.*model input 'input_layer[_0-9]*' \(28, 28, 1\)"):
-        prune(vgg(), "MA", budget=budget(ram=500), verify=False, verbose=0)
+        prune(vgg(), "MA", budget=Budget(ram=500), verify=False, verbose=0)
 
 
-@pytest.mark.parametrize("limit,match", [({"flash": 2_000}, r"flash [\d,]+ > 2,000.*Flash left are mostly in 'logits'"),
-                                         ({"macs": 1_000}, r"macs [\d,]+ > 1,000.*MACs left are mostly in 'conv")])
+@pytest.mark.parametrize("limit,match", [
+    ({"flash": 2_000}, r"flash [\d,]+ B > 2,000 B\. .*Flash left are mostly in 'logits'"),
+    ({"macs": 1_000}, r"macs [\d,]+ > 1,000\. .*MACs left are mostly in 'conv")])  # MACs: no " B"
 def test_impossible_flash_or_macs_budget_names_what_is_left(limit, match):
     with pytest.raises(BudgetError, match=match):
-        prune(vgg(), "PA", budget=budget(**limit), min_keep=0, verify=False, verbose=0)
+        prune(vgg(), "PA", budget=Budget(**limit), min_keep=0, verify=False, verbose=0)
 
 
-@pytest.mark.parametrize("bad,match", [(budget(), "sets no limit"), (budget(ram=-5), "positive"),
-                                       (budget(ram="64KB"), "positive")])
+@pytest.mark.parametrize("bad,match", [
+    (lambda: Budget(), r"sets no limit; give ram=.*Received: budget=Budget\(\)"),
+    (lambda: Budget(ram=-5), r"positive size.*Received: ram=-5"),
+    (lambda: {"ram": 12_000}, r"Expected `budget` argument to be a `keras_cprune.Budget`.*Budget\(\*\*d\).*"
+                              r"Received: budget=\{'ram': 12000\} \(a dict\)"),
+    (lambda: types.SimpleNamespace(ram=12_000, flash=None, macs=None), r"Received: budget=namespace\(ram=12000.*"
+                                                                        r"\(a SimpleNamespace\)")])
 def test_malformed_budget(bad, match):
     with pytest.raises(BudgetError, match=match):
-        prune(vgg(), "MA", budget=bad, progress=None)
+        prune(vgg(), "MA", budget=bad(), progress=None)
+
+
+def test_a_search_tightens_its_budget_with_replace():
+    """A limit lowered by dataclasses.replace is searched for as any other: the arena's 16-byte
+    steps count (a prediction 1-15 B over a 16-byte multiple is over)."""
+    context = PruneContext.of(vgg())
+    budget = Budget(ram="16KB", macs=10**9)
+    tighter = dataclasses.replace(budget, ram=12_000)
+    assert tighter == Budget(ram=12_000, macs=10**9)
+    _, history = search(context, "MA", tighter, usage_estimator(context), progress=None)
+    assert align(history[-1].usage.ram) <= 12_000 and not history[-1].usage.over(tighter)
+    assert Usage(12_001, 0, 0).over(Budget(ram=12_016)) == {}
+    assert Usage(12_017, 0, 0).over(Budget(ram=12_016))["ram"].used == 12_032
 
 
 def test_tradeoff_table_and_plot(tmp_path):
@@ -100,7 +118,7 @@ def test_tradeoff_table_and_plot(tmp_path):
 
 
 def test_plan_reports_arena_and_its_peak_before_and_after():
-    _, plan = prune(vgg(), "MA", budget=budget(ram=12_000), return_plan=True, progress=None)
+    _, plan = prune(vgg(), "MA", budget=Budget(ram=12_000), return_plan=True, progress=None)
     assert plan.before["arena_bytes"] == estimate_arena(vgg(), assume_trained=True).bytes > 12_000 >= plan.after["arena_bytes"]
     assert plan.before["arena_peak_layer"] == "pool0"  # conv0's output and pool0's output alive together
     text = plan.summary(print_fn=None)

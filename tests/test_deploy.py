@@ -3,9 +3,13 @@ import keras
 import pytest
 
 from keras_cprune import Budget, estimate_arena, prune
-from keras_cprune.budget import Limits, as_trained, search, tflm_verifier, usage_estimator
+from keras_cprune.budget import tflm_verifier
+from keras_cprune.budget_search import search
+from keras_cprune.rebuild import as_trained
+from keras_cprune.usage import usage_estimator
 from keras_cprune.planning import PruneContext
 from keras_cprune.zoo import vgg
+from tflm_export.planner import align
 
 KB = 1024
 
@@ -27,7 +31,7 @@ def test_ram_budget_met_on_tflm_and_one_step_less_does_not_fit(build, ram):
     model = build()
     assert estimate_arena(model).bytes > ram  # the budget needs pruning
     context = PruneContext.of(model)
-    removed, history = search(context, "MA", Limits(ram=ram), usage_estimator(context), progress=None)
+    removed, history = search(context, "MA", Budget(ram=ram), usage_estimator(context), progress=None)
     measure = tflm_verifier(context)
     assert measure(removed).ram <= ram  # measured on TFLM
     assert measure(set(history[-2].removed)).ram > ram  # one step less would not have fit
@@ -62,4 +66,4 @@ def test_a_fresh_models_zero_dense_bias_is_predicted_dropped_now_and_counted_onc
     measured = {name: find_min_arena(convert(m, x)).arena for name, m in (("fresh", fresh), ("trained", trained))}
     predicted = {"fresh": estimate_arena(fresh).bytes, "trained": estimate_arena(fresh, assume_trained=True).bytes}
     assert predicted["fresh"] < predicted["trained"] == estimate_arena(trained).bytes
-    assert measured == {name: -(-b // 16) * 16 for name, b in predicted.items()}
+    assert measured == {name: align(b) for name, b in predicted.items()}

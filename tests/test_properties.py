@@ -39,6 +39,7 @@ def test_random_graphs_export_to_tflm_with_the_predicted_arena(seed, ratio):
     import tflm_export
     from keras_cprune import estimate_arena
     from keras_cprune.errors import ConversionError, TFLMRuntimeError
+    from tflm_export.planner import align
 
     note(f"graph: random_model(keras, seed={seed}); prune PA ratio={ratio}")
     model = prune(random_model(keras, seed), "PA", ratio, rule="all") if ratio else random_model(keras, seed)
@@ -49,4 +50,4 @@ def test_random_graphs_export_to_tflm_with_the_predicted_arena(seed, ratio):
     except (ConversionError, TFLMRuntimeError) as exc:  # documented in docs/ERRORS.md
         note(f"documented failure: {exc}")
         return
-    assert report.arena_bytes == -(-estimate_arena(model).bytes // 16) * 16
+    assert report.arena_bytes == align(estimate_arena(model).bytes)

@@ -20,6 +20,7 @@ from keras_cprune.planning import PruneContext
 from keras_cprune.rebuild import rebuild
 from models import random_branched_model, randomize
 from tflm_export import convert, find_min_arena
+from tflm_export.planner import align
 
 L = keras.layers
 
@@ -37,7 +38,7 @@ def predicted_and_measured(model, removed=frozenset(), context=None):
 
 def assert_exact(predicted, measured, exact=True):
     assert exact
-    assert measured[0] == -(-predicted[0] // 16) * 16, f"arena predicted {predicted[0]:,} B, measured {measured[0]:,} B"
+    assert measured[0] == align(predicted[0]), f"arena predicted {predicted[0]:,} B, measured {measured[0]:,} B"
     assert abs(predicted[1] - measured[1]) <= 0.01 * measured[1], f"flash {predicted[1]:,} vs {measured[1]:,} B"
 
 

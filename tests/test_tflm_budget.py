@@ -1,10 +1,14 @@
 """tflm_export budgets and boards: size parsing, the board table, fits/headroom arithmetic."""
+import dataclasses
+
 import pytest
 
 import tflm_export
 from keras_cprune.errors import BudgetError
 from tflm_export import BOARDS, Budget, Fit, board_budget, parse_size
 from tflm_export.boards import resolve_budget
+from tflm_export.budget import describe_over
+from tflm_export.planner import align
 
 
 @pytest.mark.parametrize("text,expected", [("256KB", 262144), ("1MB", 1048576), ("512 KiB", 524288), (65536, 65536),
@@ -47,6 +51,24 @@ def test_check_reports_headroom_per_limited_resource():
     assert fits["ram"] == Fit(70_000, 65_536) and not fits["ram"].fits and fits["ram"].headroom == -4_464
     assert fits["macs"].fits and fits["macs"].headroom == 0
     assert fits["ram"].to_dict() == {"used": 70_000, "limit": 65_536, "fits": False, "headroom": -4_464}
+
+
+def test_over_budget_text_has_bytes_for_memory_and_no_unit_for_macs():
+    fits = Budget(ram="64KB", flash=1000, macs=1000).check(ram=70_000, flash=999, macs=1_200)
+    assert describe_over(fits) == "ram 70,000 B > 65,536 B, macs 1,200 > 1,000"
+    assert fits["flash"].describe("flash") == "flash 999 B <= 1,000 B" and describe_over({}) == ""
+    assert Budget(ram="64KB", macs=10).describe() == "ram <= 65,536 B, macs <= 10"
+
+
+def test_replace_tightens_a_budget_and_checks_the_new_limit():
+    budget = Budget(ram="64KB", flash="1MB")
+    assert dataclasses.replace(budget, ram=1000) == Budget(ram=1000, flash="1MB")
+    with pytest.raises(BudgetError, match="Received: ram=-1"):
+        dataclasses.replace(budget, ram=-1)
+
+
+def test_arena_sizes_align_to_tflms_16_byte_steps():
+    assert [align(n) for n in (0, 1, 16, 17, 65_535)] == [0, 16, 16, 32, 65_536] and align(9, 8) == 16
 
 
 def test_boards_table():

@@ -19,6 +19,7 @@ from tflm_export import runtime
 from tflm_export.firmware import CompileResult
 from tflm_export.runtime import find_min_arena, run_model
 from tflm_export.flatbuffer import read_model
+from tflm_export.planner import align
 from tflm_export.sources import arena_with_margin
 from tflm_export.verify import quantize
 
@@ -128,7 +129,7 @@ def test_many_inputs_split_over_cores_keep_their_order(converted):
 def test_search_starts_at_the_prediction_and_survives_a_wrong_one(converted, monkeypatch):
     _, tflite = converted["residual"]
     search = find_min_arena(tflite)
-    assert search.arena == -(-max(search.recorded_total, search.predicted) // 16) * 16  # generous, S, S - 16
+    assert search.arena == align(max(search.recorded_total, search.predicted))  # generous, S, S - 16
     assert search.tried == ((64 * 2 ** 20, True), (search.arena, True), (search.arena - 16, False))
     _, tflite = converted["random1"]  # init's temporary allocations peak above the recorded total
     exact = find_min_arena(tflite)
@@ -137,7 +138,7 @@ def test_search_starts_at_the_prediction_and_survives_a_wrong_one(converted, mon
         monkeypatch.setattr(runtime, "_predict", lambda tflite_bytes, wrong=wrong: wrong)
         search = find_min_arena(tflite)
         assert search.arena == exact.arena and search.probes <= 12 and (search.arena - 16, False) in search.tried
-        assert search.tried[1][0] == -(-max(search.recorded_total, wrong or 0) // 16) * 16
+        assert search.tried[1][0] == align(max(search.recorded_total, wrong or 0))
 
 
 def requantize(acc, real_multiplier, rounding):

@@ -9,7 +9,7 @@ import pytest
 from models import randomize
 
 from tflm_export.planner import (MicroGraph, OpSpec, PlannedTensor, TensorSpec,
-                                       greedy_arena_bytes, greedy_offsets, planned_tensors,
+                                       align, greedy_arena_bytes, greedy_offsets, planned_tensors,
                                        predict_arena, predict_arena_from_tflite)
 
 
@@ -46,7 +46,7 @@ def test_random_plans_never_overlap_buffers_alive_together():
         tensors = [PlannedTensor(int(rng.integers(1, 300)), int(a), int(a + rng.integers(0, 4)))
                    for a in starts]
         offsets, top = greedy_offsets(tensors), greedy_arena_bytes(tensors)
-        spans = [(o, o + -(-t.size_bytes // 16) * 16) for o, t in zip(offsets, tensors)]
+        spans = [(o, o + align(t.size_bytes)) for o, t in zip(offsets, tensors)]
         for i, (a, b) in enumerate(zip(tensors, spans)):
             assert b[0] % 16 == 0 and b[1] <= top
             for c, d in zip(tensors[i + 1:], spans[i + 1:]):

@@ -16,7 +16,25 @@ _FORMS = "bytes (65536) or a string such as '64KB', '512 KiB' or '1.5MB' (KB = K
 
 
 def parse_size(value, name: str = "size") -> int | None:
-    """Bytes from an int or a size string; None stays None. `BudgetError` naming ``name`` otherwise."""
+    """Bytes from an int or a size string such as ``"64KB"``; None stays None.
+
+    Args:
+        value: bytes (``65536``), a size string (``"64KB"``, ``"512 KiB"``, ``"1.5MB"``; KB = KiB =
+            1024 bytes) or None.
+        name: the argument's name, for the error message.
+
+    Returns:
+        The size in whole bytes (at least 1), or None.
+
+    Raises:
+        BudgetError: ``value`` is not a size, or is not positive once rounded to whole bytes.
+
+    Example:
+
+    ```python
+    parse_size("1.5KB")  # 1536
+    ```
+    """
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
@@ -41,15 +59,31 @@ def format_size(size: int) -> str:
     return f"{size:,} B"
 
 
+UNITS = {"ram": " B", "flash": " B", "macs": ""}  # written after a number: bytes, or a count of MACs
+
+
 @dataclass(frozen=True)
 class Fit:
-    """One resource against its limit: ``used`` and ``limit`` in bytes (MACs for ``macs``)."""
+    """One resource against its limit, as `Budget.check` returns it.
+
+    Attributes:
+        used: what the model uses: bytes for "ram" (tensor arena) and "flash", MACs for "macs".
+        limit: the budget's limit, in the same unit.
+
+    Example:
+
+    ```python
+    fit = Budget(ram="64KB").check(ram=70_000, flash=0, macs=0)["ram"]
+    fit.fits, fit.headroom, fit.describe("ram")  # False, -4464, 'ram 70,000 B > 65,536 B'
+    ```
+    """
 
     used: int
     limit: int
 
     @property
     def fits(self) -> bool:
+        """True when ``used <= limit``."""
         return self.used <= self.limit
 
     @property
@@ -60,11 +94,51 @@ class Fit:
     def to_dict(self) -> dict:
         return {"used": self.used, "limit": self.limit, "fits": self.fits, "headroom": self.headroom}
 
+    def describe(self, resource: str) -> str:
+        """``"ram 70,000 B > 65,536 B"`` (``<=`` when it fits), in the unit of ``resource``.
+
+        Args:
+            resource: "ram", "flash" or "macs".
+
+        Returns:
+            The resource, ``used`` and ``limit`` as one line of text.
+        """
+        unit = UNITS[resource]
+        return f"{resource} {self.used:,}{unit} {'<=' if self.fits else '>'} {self.limit:,}{unit}"
+
+
+def describe_over(fits: dict) -> str:
+    """The resources of ``fits`` over their limit, as ``"ram 70,000 B > 65,536 B, macs 1,200 > 1,000"``.
+
+    Args:
+        fits: ``{"ram"|"flash"|"macs": Fit}``, as `Budget.check` or `TFLMReport.resources` return it.
+
+    Returns:
+        The over-budget resources, comma-separated; "" when everything fits.
+    """
+    return ", ".join(fit.describe(name) for name, fit in fits.items() if not fit.fits)
+
 
 @dataclass(frozen=True)
 class Budget:
-    """Limits of a target: ``ram`` (bytes for the tensor arena), ``flash`` (bytes for the model
-    data), ``macs`` (multiply-accumulates per inference). None sets no limit."""
+    """The limits of a target; None sets no limit. Frozen: tighten one with `dataclasses.replace`.
+
+    Args:
+        ram: bytes for the tensor arena: an int or a size string such as ``"64KB"`` (see `parse_size`).
+        flash: bytes for the model data, in the same forms.
+        macs: multiply-accumulates per inference, a positive int.
+
+    Raises:
+        BudgetError: a limit is not a positive size (``macs``: not a positive int).
+
+    Example:
+
+    ```python
+    budget = Budget(ram="64KB", flash="256KB")
+    budget.check(ram=70_000, flash=100_000, macs=10**6)["ram"].fits  # False
+    dataclasses.replace(budget, ram=60_000)  # Budget(ram=60000, flash='256KB')
+    ```
+    """
 
     ram: int | None = None
     flash: int | None = None
@@ -79,9 +153,23 @@ class Budget:
         object.__setattr__(self, "macs", macs)
 
     def check(self, *, ram: int, flash: int, macs: int) -> dict:
-        """``{"ram"|"flash"|"macs": Fit}`` for each resource this budget limits."""
+        """How a model's resources compare with this budget's limits.
+
+        Args:
+            ram: tensor arena bytes.
+            flash: model data bytes.
+            macs: multiply-accumulates per inference.
+
+        Returns:
+            ``{"ram"|"flash"|"macs": Fit}`` for each resource this budget limits.
+        """
         used = {"ram": ram, "flash": flash, "macs": macs}
         return {name: Fit(int(used[name]), limit) for name, limit in self.get_config().items() if limit is not None}
+
+    def describe(self) -> str:
+        """The limits as text, ``"ram <= 65,536 B, macs <= 1,000,000"``: each set one with its unit."""
+        return ", ".join(f"{name} <= {limit:,}{UNITS[name]}" for name, limit in self.get_config().items()
+                         if limit is not None)
 
     def get_config(self) -> dict:
         return {"ram": self.ram, "flash": self.flash, "macs": self.macs}

@@ -13,12 +13,39 @@ from .verify import verify
 
 def export(model, representative_data, out_dir: str, *, budget=None, board=None, test_inputs=None, labels=None,
            name: str = "model", io_dtype: str = "int8", overwrite: bool = False, latency_runs: int = 20) -> TFLMReport:
-    """Export ``model`` for TFLite Micro into ``out_dir`` and return its `TFLMReport`.
+    """Export ``model`` for TFLite Micro into ``out_dir``: convert, verify, write sources, compile.
 
     The folder gets ``{name}_data.h/.cc``, ``{name}_settings.h``, ``op_resolver.h``,
     ``{name}.tflite`` and ``report.json`` (with the compiled flash size when arm-none-eabi-g++ is
-    installed); it appears only once everything succeeded. ``budget``/``board``, ``test_inputs``
-    and ``labels`` are passed to `verify`; ``keras_model`` is ``model``.
+    installed); it appears only once everything succeeded.
+
+    Args:
+        model: a Keras model.
+        representative_data: inputs that calibrate the int8 conversion, shape ``(N, *input_shape)``.
+        out_dir: the output folder; it must not exist unless ``overwrite``.
+        budget: a `Budget` the measurement is checked against (``report.fits``), or None.
+        board: a name of `BOARDS` instead of ``budget``.
+        test_inputs: inputs run on TFLM to compare it with tf.lite and ``model``, or None.
+        labels: labels of ``test_inputs``, for the int8 and float accuracies, or None.
+        name: the C++ names' and files' stem.
+        io_dtype: type of the model's input and output tensors: "int8", "uint8" or "float32" (see `convert`).
+        overwrite: replace an existing ``out_dir``.
+        latency_runs: invokes timed on the host.
+
+    Returns:
+        The `TFLMReport`, also written as ``report.json``.
+
+    Raises:
+        OutputPathError: ``out_dir`` exists (without ``overwrite``) or cannot be written.
+        ConversionError: the int8 conversion failed.
+        TFLMRuntimeError: the TFLM runtime failed on the model.
+
+    Example:
+
+    ```python
+    report = tflm_export.export(model, x_train[:200], "fw", board="nano33ble", test_inputs=x_test)
+    report.summary()
+    ```
     """
     check_out_dir(out_dir, overwrite)  # fail before the slow stages
     tflite = convert(model, representative_data, io_dtype=io_dtype)

@@ -20,15 +20,26 @@ from dataclasses import asdict, dataclass, field
 from .flatbuffer import graph_from_tflite
 from .micrograph import MicroGraph, OpSpec, TensorSpec
 
-__all__ = ["PlannedTensor", "greedy_offsets", "greedy_arena_bytes", "TensorSpec", "OpSpec",
+__all__ = ["align", "PlannedTensor", "greedy_offsets", "greedy_arena_bytes", "TensorSpec", "OpSpec",
            "MicroGraph", "planned_tensors", "ArenaPrediction", "predict_arena",
            "graph_from_tflite", "predict_arena_from_tflite"]
 
-BUFFER_ALIGNMENT = 16  # MicroArenaBufferAlignment(), bytes
+BUFFER_ALIGNMENT = 16  # MicroArenaBufferAlignment(), bytes; also the step TFLM arenas are measured in
 
 
-def _align_up(value: int, alignment: int) -> int:
-    return -(-value // alignment) * alignment
+def align(nbytes: int, alignment: int = BUFFER_ALIGNMENT) -> int:
+    """Round up to a multiple of ``alignment``: by default TFLM's 16-byte buffer alignment.
+
+    A predicted arena compares with a measured one (`runtime.find_min_arena`) as ``align(bytes)``.
+
+    Args:
+        nbytes: a size in bytes.
+        alignment: the step in bytes.
+
+    Returns:
+        The smallest multiple of ``alignment`` that is at least ``nbytes``.
+    """
+    return -(-nbytes // alignment) * alignment
 
 
 def _align_down(value: int, alignment: int) -> int:
@@ -54,7 +65,7 @@ def greedy_offsets(tensors) -> list:
     bubble-sorts stably). Each goes into the first gap large enough between the already
     placed buffers whose lifetime overlaps its own, scanned in offset order; else on top.
     """
-    sizes = [_align_up(t.size_bytes, BUFFER_ALIGNMENT) for t in tensors]
+    sizes = [align(t.size_bytes) for t in tensors]
     order = sorted(reversed(range(len(tensors))), key=lambda i: -sizes[i])
     offsets = [0] * len(tensors)
     placed = []  # (offset, index) in offset order; equal offsets in placement order
@@ -76,7 +87,7 @@ def greedy_offsets(tensors) -> list:
 
 def greedy_arena_bytes(tensors) -> int:
     """Bytes of head GreedyMemoryPlanner needs for ``tensors``: max of offset + aligned size."""
-    return max((o + _align_up(t.size_bytes, BUFFER_ALIGNMENT)
+    return max((o + align(t.size_bytes)
                 for o, t in zip(greedy_offsets(tensors), tensors)), default=0)
 
 
@@ -218,9 +229,9 @@ def _simulate(graph: MicroGraph, arena: int, head: int, buffers: int):
     (temp tensors above them), then the planner's work arrays, then the ``head``-byte plan."""
     tail = arena
 
-    def alloc(size, align):
+    def alloc(size, alignment):
         nonlocal tail
-        tail = _align_down(tail - size, align)
+        tail = _align_down(tail - size, alignment)
 
     alloc(RUNTIME_OBJECTS_BYTES + SUBGRAPH_ALLOCATIONS_BYTES, 8)
     alloc(EVAL_TENSOR_BYTES * len(graph.tensors), 8)
@@ -241,8 +252,8 @@ def _simulate(graph: MicroGraph, arena: int, head: int, buffers: int):
         temp, live = scratch_requests, []  # live: (start, end) of temp bytes read after late
         ids = kernel.temp(op) if kernel.temp else tuple(op.inputs) + tuple(op.outputs)
         for t in (t for t in ids if t >= 0):
-            for k, (size, align) in enumerate(_tensor_struct(graph.tensors[t])):
-                temp = _align_up(temp, align)
+            for k, (size, alignment) in enumerate(_tensor_struct(graph.tensors[t])):
+                temp = align(temp, alignment)
                 spans = _LIVE_AFTER_LATE[k] + (_LIVE_AFTER_LATE[3] if not k and t in op.outputs else ())
                 live += [(temp + a, temp + b) for a, b in spans]
                 temp += size
@@ -258,14 +269,14 @@ def _simulate(graph: MicroGraph, arena: int, head: int, buffers: int):
     for spec in graph.tensors:  # AllocateVariables
         if spec.variable:
             alloc(spec.nbytes, BUFFER_ALIGNMENT)
-    temp = _align_up(SCRATCH_REQUEST_BYTES * (requests + MAX_SCRATCH_PER_OP), 8) + 8
+    temp = align(SCRATCH_REQUEST_BYTES * (requests + MAX_SCRATCH_PER_OP), 8) + 8
     temp += ALLOCATION_INFO_BYTES * (len(graph.tensors) + requests)
-    if _align_down(tail, 16) - _align_up(temp, 16) < PLANNER_BYTES_PER_BUFFER * buffers:
+    if _align_down(tail, BUFFER_ALIGNMENT) - align(temp) < PLANNER_BYTES_PER_BUFFER * buffers:
         return "planning", tail
     for ids in (graph.inputs, graph.outputs):  # MicroInterpreter::AllocateTensors
         alloc(8 * len(ids), BUFFER_ALIGNMENT)
-        for size, align in (s for t in ids for s in _tensor_struct(graph.tensors[t])):
-            alloc(size, align)
+        for size, alignment in (s for t in ids for s in _tensor_struct(graph.tensors[t])):
+            alloc(size, alignment)
     return ("io_tensors" if tail < head else None), tail
 
 
@@ -291,7 +302,7 @@ class ArenaPrediction:
 def predict_arena(graph: MicroGraph) -> ArenaPrediction:
     """Smallest ``arena_size`` (bytes) with which the TFLM Python runtime allocates ``graph``."""
     planned = planned_tensors(graph)
-    ends = [o + _align_up(t.size_bytes, 16) for o, t in zip(greedy_offsets(planned), planned)]
+    ends = [o + align(t.size_bytes) for o, t in zip(greedy_offsets(planned), planned)]
     head = max(ends, default=0)
     fails = lambda n: _simulate(graph, n, head, len(planned))[0] is not None  # noqa: E731
     low, high = head, head + 1024
@@ -303,7 +314,7 @@ def predict_arena(graph: MicroGraph) -> ArenaPrediction:
     per_op = []
     for time, op in enumerate(graph.ops, start=1):
         alive = [k for k, t in enumerate(planned) if t.first_op <= time <= t.last_op]
-        per_op.append((op.op, sum(_align_up(planned[k].size_bytes, 16) for k in alive),
+        per_op.append((op.op, sum(align(planned[k].size_bytes) for k in alive),
                        max((ends[k] for k in alive), default=0)))
     peak = max(range(len(per_op)), key=lambda i: (per_op[i][2], per_op[i][1]), default=-1)
     return ArenaPrediction(

@@ -4,24 +4,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, fields
 
-from .budget import Budget
+from .budget import UNITS, Budget
 from .firmware import CompileResult
 
 
 @dataclass(frozen=True)
 class TFLMReport:
-    """Measurements of one flatbuffer on the PyPI ``tflite-micro`` runtime (x86-64 host build).
+    """What the PyPI ``tflite-micro`` runtime (x86-64 host build) measured on one int8 flatbuffer.
 
-    ``arena_bytes``: the smallest ``arena_size`` (16-byte steps) that allocates and invokes. TFLM
-    plans the input and output tensors inside the arena, so it is all the RAM the model needs
-    besides the interpreter object, op resolver and stack (not counted); ``ram`` of a budget is
-    compared with it. ``arena_breakdown``: the runtime's ``print_allocations()`` (head: planned
-    activations and scratch buffers; tail: persistent data by kind), bytes. ``flash_bytes``: the
-    compiled model array when the Arm compiler ran (``compile``), else the flatbuffer size.
-    ``tflite_max_abs_diff``: largest difference, in output quantization steps, between TFLM and
-    ``tf.lite.Interpreter`` (reference kernels) on ``samples`` test inputs; 0 is bit-exact.
-    Convolutions, pooling, ADD, MUL, MEAN... match exactly; FULLY_CONNECTED does not, and there is
-    no fixed bound. TFLM requantizes its int32 accumulator with gemmlowp's two roundings
+    TFLM plans the input and output tensors inside the arena, so ``arena_bytes`` is all the RAM the
+    model needs besides the interpreter object, op resolver and stack (not counted); ``ram`` of a
+    budget is compared with it. On ``tflite_max_abs_diff``: convolutions, pooling, ADD, MUL,
+    MEAN... match tf.lite.Interpreter exactly; FULLY_CONNECTED does not, and there is no fixed
+    bound. TFLM requantizes its int32 accumulator with gemmlowp's two roundings
     (SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT), as TFLite's optimized kernels do;
     TFLite's reference per-channel kernel rounds once. Fed equal inputs, one FULLY_CONNECTED op
     differs by at most 1 step, in about 0.1% of its outputs; each later layer carries an input
@@ -29,29 +24,62 @@ class TFLMReport:
     15% of the outputs of MLPerf Tiny's autoencoder (Dense 640-128x4-8-128x4-640 with BatchNorm and
     ReLU; random weights), 6 in its hidden layers; the test models with one or two Dense layers at
     the end stayed within 1 step.
+
+    Attributes:
+        flatbuffer_bytes: size of the ``.tflite`` flatbuffer.
+        arena_bytes: the smallest ``arena_size`` (16-byte steps) that allocates and invokes.
+        arena_probes: arena sizes the search tried, each in its own runtime process.
+        arena_breakdown: the runtime's ``print_allocations()`` in bytes (head: planned activations
+            and scratch buffers; tail: persistent data by kind).
+        ops: builtin op name -> count.
+        macs: multiply-accumulates per inference.
+        inputs: a `TensorInfo` per input: name, shape, dtype, scale, zero_point.
+        outputs: a `TensorInfo` per output.
+        flash_bytes: the compiled model array when the Arm compiler ran (``compile``), else the
+            flatbuffer size.
+        latency_ms: median host time per invoke, or None.
+        latency_runs: invokes ``latency_ms`` is the median of.
+        samples: test inputs run on TFLM.
+        tflite_max_abs_diff: largest difference, in output quantization steps (a float for float32
+            outputs), between TFLM and ``tf.lite.Interpreter`` on ``samples`` inputs; 0 is bit-exact.
+        tflite_mismatches: output values (of samples x output size) that differ.
+        keras_top1_agreement: fraction of samples on which TFLM int8 and the Keras float model agree.
+        int8_accuracy: accuracy of the int8 model on TFLM, with labels.
+        float_accuracy: accuracy of the Keras float model, with labels.
+        compile: the `CompileResult` of the Arm compile check, or None.
+        budget: the `Budget` checked (``resources``, ``fits``), or None.
+        board: the board the budget is of, or None.
+        tried: ``(arena bytes, fits)`` per arena search probe.
+
+    Example:
+
+    ```python
+    report = tflm_export.verify(tflite_bytes, budget=Budget(ram="64KB"))
+    report.fits, report.resources["ram"].headroom
+    ```
     """
 
     flatbuffer_bytes: int
     arena_bytes: int
-    arena_probes: int  # arena sizes the search tried, each in its own runtime process
+    arena_probes: int
     arena_breakdown: dict
-    ops: dict  # builtin op name -> count
+    ops: dict
     macs: int
-    inputs: tuple  # TensorInfo per input: name, shape, dtype, scale, zero_point
+    inputs: tuple
     outputs: tuple
     flash_bytes: int
-    latency_ms: float | None = None  # median host time per invoke
+    latency_ms: float | None = None
     latency_runs: int = 0
     samples: int = 0
-    tflite_max_abs_diff: int | float | None = None  # float for float32 outputs
-    tflite_mismatches: int | None = None  # output values (of samples x output size) that differ
-    keras_top1_agreement: float | None = None  # fraction of samples, TFLM int8 vs the Keras float model
+    tflite_max_abs_diff: int | float | None = None
+    tflite_mismatches: int | None = None
+    keras_top1_agreement: float | None = None
     int8_accuracy: float | None = None
     float_accuracy: float | None = None
     compile: CompileResult | None = None
     budget: Budget | None = None
     board: str | None = None
-    tried: tuple = field(default=(), repr=False)  # (arena bytes, fits) per search probe
+    tried: tuple = field(default=(), repr=False)
 
     @property
     def resources(self) -> dict:
@@ -108,7 +136,7 @@ class TFLMReport:
         if self.budget is not None:
             lines.append(f"  budget {self.board or self.budget}: " + ("fits" if self.fits else "DOES NOT FIT"))
             for name, fit in self.resources.items():
-                unit = "" if name == "macs" else " B"
+                unit = UNITS[name]
                 lines.append(f"    {name:<5} {fit.used:>12,}{unit} of {fit.limit:>12,}{unit}  headroom "
                              f"{fit.headroom:,}{unit}" + ("" if fit.fits else "  OVER"))
         text = "\n".join(lines)

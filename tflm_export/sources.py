@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from .errors import ConversionError, CPruneError, ModelError, OutputPathError
 
 from .flatbuffer import read_model
+from .planner import align
 
 # kTensorArenaSize = measured arena + max(1 KB, 10%): the measurement is the host's reference
 # kernels; optimized kernels (CMSIS-NN) request scratch buffers the reference ones do not. The
@@ -49,7 +50,7 @@ RESOLVER_METHODS = {op: "Add" + method for op, method in {
 
 def arena_with_margin(arena: int) -> int:
     """``kTensorArenaSize``: the measured arena + max(1 KB, 10%), rounded up to 16 bytes."""
-    return -(-(arena + max(ARENA_MARGIN_BYTES, int(arena * ARENA_MARGIN_FRACTION))) // 16) * 16
+    return align(arena + max(ARENA_MARGIN_BYTES, int(arena * ARENA_MARGIN_FRACTION)))
 
 
 def check_out_dir(out_dir: str, overwrite: bool = False) -> str:
@@ -175,8 +176,27 @@ def write_files(folder: str, tflite_bytes: bytes, files: dict, name: str) -> lis
 
 
 def write_sources(tflite_bytes: bytes, out_dir: str, report, *, name: str = "model", overwrite: bool = False) -> list:
-    """Write the firmware sources, the flatbuffer and ``report.json`` into ``out_dir`` (all or
-    nothing); return their paths. `OutputPathError` if ``out_dir`` exists, unless ``overwrite``."""
+    """Write the firmware sources, the flatbuffer and ``report.json`` into ``out_dir``, all or nothing.
+
+    Args:
+        tflite_bytes: the int8 flatbuffer.
+        out_dir: the output folder; it must not exist unless ``overwrite``.
+        report: the flatbuffer's `TFLMReport` (its arena sets ``kTensorArenaSize``, with a margin).
+        name: the C++ names' and files' stem: ``g_{name}[]``, ``{name}_data.cc``...
+        overwrite: replace an existing ``out_dir``.
+
+    Returns:
+        The paths of the files written.
+
+    Raises:
+        OutputPathError: ``out_dir`` exists (without ``overwrite``) or cannot be written.
+
+    Example:
+
+    ```python
+    paths = tflm_export.write_sources(tflite_bytes, "fw", tflm_export.verify(tflite_bytes))
+    ```
+    """
     files = render(tflite_bytes, report, name)
     with atomic_dir(out_dir, overwrite) as staging:
         names = write_files(staging, tflite_bytes, files, name)

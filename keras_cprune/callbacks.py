@@ -174,9 +174,11 @@ class FilterPruningStep(_Callback):
 
     @classmethod
     def from_config(cls, config: dict) -> "FilterPruningStep":
+        """The callback `get_config` describes; the flat options of earlier versions are read too."""
         config = dict(config)
+        nested = config.pop("config", None)
         return cls(schedule=deserialize_schedule(config.pop("schedule")),
-                   config=PruneConfig.from_config(config.pop("config")), **config)
+                   config=PruneConfig.from_config(nested) if nested is not None else None, **config)
 
     def on_train_begin(self, logs=None):
         self._context = PruneContext.of(self.model)

@@ -105,9 +105,10 @@ def load_checkpoint(filepath, *, importance=None, **load_kwargs):
     ``load_model`` of the Keras that saved the model."""
     state = read_state(filepath)
     config = state["callback"]
+    options = config.get("config", config)  # earlier versions saved the options flat
     if importance is not None:
-        config["config"]["importance"] = importance
-    elif config["config"]["importance"] is None:
+        options["importance"] = importance
+    elif options.get("importance", "l1") is None:
         raise PruningError(f"The checkpoint {os.fspath(filepath)!r} was pruned with a callable importance, "
                            "which is not saved. Pass it again: load_checkpoint(path, importance=fn).")
     model = importlib.import_module(state["keras"]).models.load_model(filepath, **load_kwargs)

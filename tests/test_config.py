@@ -128,6 +128,8 @@ def test_filter_pruning_step_carries_its_config():
     again = FilterPruningStep.from_config(saved)
     assert again.config == config and again.unit == "epoch" and again.get_config() == saved
     assert FilterPruningStep("PA", ConstantRatio(0.5), config=config, round_to=4).config.round_to == 4
+    flat = {k: v for k, v in saved.items() if k != "config"} | config.get_config()  # saved before PruneConfig
+    assert FilterPruningStep.from_config(flat).config == config
 
 
 def test_prune_during_training_plans_with_the_config():

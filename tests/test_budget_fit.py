@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from keras_cprune import Budget, estimate_arena, prune, zoo
+from keras_cprune import Budget, estimate_arena, prune, prune_to_budget, zoo
 from keras_cprune.errors import BudgetError
 from models import randomize
 
@@ -61,5 +61,4 @@ def test_bad_budget_options_are_named(bad, match):
     from keras_cprune.errors import CPruneError
 
     with pytest.raises(CPruneError, match=match):
-        prune(zoo.vgg(), "MA", 0.5 if "min_keep" in bad else 0.5, budget=None if "min_keep" in bad else
-              Budget(ram=12_000), verbose=0, **bad)
+        prune_to_budget(zoo.vgg(), Budget(ram=12_000), mode="MA", verbose=0, **bad)

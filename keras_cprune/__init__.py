@@ -7,6 +7,7 @@ from . import callbacks, errors
 from .arena import ArenaEstimate, estimate_arena
 from .complexity import ComplexityReport, LayerComplexity, analyze
 from .distill import Distiller
+from .ops import OpSpec, register_layer
 from .plan import PruningPlan
 from .config import PruneConfig
 from .pruner import apply_plan, prune, prune_to_budget
@@ -19,5 +20,6 @@ from tflm_export.budget import Budget  # one Budget for prune(budget=) and the e
 
 __all__ = ["analyze", "prune", "prune_to_budget", "apply_plan", "estimate_arena", "tradeoff", "prune_during_training",
            "strip", "quantize_aware", "callbacks", "ArenaEstimate", "Budget", "ComplexityReport", "ConstantRatio",
-           "Distiller", "LayerComplexity", "PolynomialDecay", "PruneConfig", "PruningPlan", "Tradeoff", "errors"]
+           "Distiller", "LayerComplexity", "PolynomialDecay", "PruneConfig", "PruningPlan", "Tradeoff", "errors",
+           "OpSpec", "register_layer"]
 __version__ = "0.1.0"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ModelError, SubclassedModelError, UnbuiltModelError
+from .ops import registered_spec
 
 
 @dataclass
@@ -216,11 +217,14 @@ _ATTRS = ("filters", "units", "kernel_size", "groups", "use_bias", "depth_multip
 
 
 def layer_attrs(layer) -> dict:
-    """Hyper-parameters of ``layer`` read as attributes (``get_config()`` is ~100x slower)."""
+    """Hyper-parameters of ``layer`` read as attributes (``get_config()`` is ~100x slower); a
+    layer registered with `ops.register_layer` adds its whole config, for its own formulas."""
     attrs = {name: getattr(layer, name) for name in _ATTRS if hasattr(layer, name)}
     activation = getattr(layer, "activation", None)
     if activation is not None:
         attrs["activation"] = getattr(activation, "__name__", str(activation))
+    if registered_spec(type(layer)) is not None:
+        attrs = {**layer.get_config(), **attrs}
     return attrs
 
 

@@ -14,25 +14,60 @@ Channel roles (channels are the last axis):
   (LSTM, GRU, SimpleRNN: input-kernel rows go with the channels; units and recurrent kernel stay).
 - ``pin``: channels of inputs and outputs are never pruned (custom, Lambda, grouped conv...); ``why``
   says what the layer is when that is not obvious from its class ("grouped convolution").
+
+Users teach the engine their own layer classes with `register_layer`; an unregistered custom
+layer stays pinned.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Callable
 
+from . import lowerings as lw
+from .errors import PruningError
+
 Shape = tuple
+ROLES = ("produce", "depthwise", "pass", "merge", "concat", "flatten", "consume", "pin")
 
 
 @dataclass(frozen=True)
 class OpSpec:
+    """How the engine treats one layer type: formulas, channel role, weight slicing, TFLM lowering.
+
+    Formulas take ``(cfg, in_shapes, out_shapes)``: the layer's hyper-parameters (``filters``,
+    ``kernel_size``, ``use_bias``...; a registered layer's also hold its ``get_config()``) and
+    its input/output shapes without batch.
+
+    Attributes:
+        role: the channel role, one of `ROLES` (see the module docstring).
+        params: parameter count formula; None counts the layer's weights.
+        macs: multiply-accumulate count formula (default 0).
+        width_key: the config key holding the number of output channels (``"filters"``).
+        slices: weight name -> ``{axis: "in" | "out" | "mid"}``, the channel axes pruning slices.
+        why: the pin reason of a ``pin``/``consume`` layer when its class alone does not say it.
+        biases: bias elements from ``cfg``, where not one per output channel (recurrent layers).
+        lower: ``(low, node, x, in_shape, out_shape) -> ref | None`` emitting the layer's TFLite
+            ops (see `lowerings`); None: an ``UNKNOWN`` op and the arena marked approximate.
+
+    Example:
+
+    ```python
+    dense = keras_cprune.OpSpec("produce", params=lambda cfg, i, o: i[0][-1] * o[0][-1] + o[0][-1],
+                                macs=lambda cfg, i, o: i[0][-1] * o[0][-1], width_key="units",
+                                slices={"kernel": {0: "in", 1: "out"}, "bias": {0: "out"}})
+    ```
+    """
+
     role: str
-    params: Callable[[dict, list, list], int] | None = None  # None: count the layer's weights
+    params: Callable[[dict, list, list], int] | None = None
     macs: Callable[[dict, list, list], int] = lambda cfg, i, o: 0
-    width_key: str | None = None  # config key holding the number of output channels
-    slices: dict = field(default_factory=dict)  # weight name -> {axis: "in" | "out" | "mid"}
-    why: str | None = None  # pin reason of a ``pin``/``consume`` layer when its class alone does not say it
-    biases: Callable[[dict], int] | None = None  # bias elements, where not one per output channel
+    width_key: str | None = None
+    slices: dict = field(default_factory=dict)
+    why: str | None = None
+    biases: Callable[[dict], int] | None = None
+    lower: Callable | None = None
 
 
 def _prod(values) -> int:
@@ -139,41 +174,78 @@ _DW_SLICES = {"kernel": {-2: "in"}, "depthwise_kernel": {-2: "in"}, "bias": {0: 
 _SEP_SLICES = {"depthwise_kernel": {-2: "in"}, "pointwise_kernel": {-2: "mid", -1: "out"}, "bias": {0: "out"}}
 _BN_SLICES = {name: {0: "out"} for name in ("gamma", "beta", "moving_mean", "moving_variance")}
 
-_conv = OpSpec("produce", _conv_params, _conv_macs, "filters", _CONV_SLICES)
-_tconv = OpSpec("produce", _tconv_params, _tconv_macs, "filters", _TCONV_SLICES)
-_dw = OpSpec("depthwise", _dw_params, _dw_macs, None, _DW_SLICES)
-_sep = OpSpec("produce", _sep_params, _sep_macs, "filters", _SEP_SLICES)
-_pass = OpSpec("pass", _no_params)
-_merge = OpSpec("merge", _no_params)
+
+def _conv(lower):
+    return OpSpec("produce", _conv_params, _conv_macs, "filters", _CONV_SLICES, lower=lower)
+
+
+def _tconv(lower=None):
+    return OpSpec("produce", _tconv_params, _tconv_macs, "filters", _TCONV_SLICES, lower=lower)
+
+
+def _dw(lower):
+    return OpSpec("depthwise", _dw_params, _dw_macs, None, _DW_SLICES, lower=lower)
+
+
+def _sep(lower):
+    return OpSpec("produce", _sep_params, _sep_macs, "filters", _SEP_SLICES, lower=lower)
+
+
+def _passing(lower=None):
+    return OpSpec("pass", _no_params, lower=lower)
+
+
+def _merging(lower=None):
+    return OpSpec("merge", _no_params, lower=lower)
+
+
+_pass, _merge = _passing(), _merging()
+_ALIASES = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout",
+            "AlphaDropout", "ActivityRegularization", "Identity")
+_ELEMENTWISE = {"Add": "ADD", "Subtract": "SUB", "Multiply": "MUL", "Maximum": "MAXIMUM", "Minimum": "MINIMUM"}
 
 TABLE: dict[str, OpSpec] = {
     "InputLayer": OpSpec("input", _no_params),
-    **{f"Conv{d}D": _conv for d in (1, 2, 3)},
-    **{f"Conv{d}DTranspose": _tconv for d in (1, 2, 3)},
-    "DepthwiseConv1D": _dw,
-    "DepthwiseConv2D": _dw,
-    "SeparableConv1D": _sep,
-    "SeparableConv2D": _sep,
-    "Dense": OpSpec("produce", _dense_params, _dense_macs, "units", {"kernel": {0: "in", 1: "out"}, "bias": {0: "out"}}),
-    "BatchNormalization": OpSpec("pass", _bn_params, slices=_BN_SLICES),
+    "Conv1D": _conv(lw.one_d(lw.conv_1d, axis=-3)),
+    "Conv2D": _conv(lw.conv_2d),
+    "Conv3D": _conv(None),
+    "Conv1DTranspose": _tconv(),
+    "Conv2DTranspose": _tconv(lw.transpose_conv_2d),
+    "Conv3DTranspose": _tconv(),
+    "DepthwiseConv1D": _dw(lw.one_d(lw.depthwise_conv_1d)),
+    "DepthwiseConv2D": _dw(lw.depthwise_conv_2d),
+    "SeparableConv1D": _sep(lw.one_d(lw.separable_conv_1d)),
+    "SeparableConv2D": _sep(lw.separable_conv_2d),
+    "Dense": OpSpec("produce", _dense_params, _dense_macs, "units", {"kernel": {0: "in", 1: "out"}, "bias": {0: "out"}},
+                    lower=lw.dense),
+    "BatchNormalization": OpSpec("pass", _bn_params, slices=_BN_SLICES, lower=lw.batch_norm),
     **{name: _pass for name in (
-        "ReLU", "LeakyReLU", "ELU", "Activation", "Dropout", "SpatialDropout1D", "SpatialDropout2D",
-        "SpatialDropout3D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
-        "Identity", "Rescaling", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D",
-        "Cropping2D", "Cropping3D", "UpSampling1D", "UpSampling2D", "UpSampling3D",
-        "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
-        "AveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
-        "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
+        "ELU", "Rescaling", "ZeroPadding1D", "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D",
+        "UpSampling1D", "UpSampling3D", "MaxPooling3D", "AveragePooling3D", "GlobalMaxPooling1D",
+        "GlobalMaxPooling2D", "GlobalMaxPooling3D", "GlobalAveragePooling3D",
     )},
-    **{name: _merge for name in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")},
-    "Concatenate": OpSpec("concat", _no_params),
+    **{name: _passing(lw.alias) for name in _ALIASES},
+    "ReLU": _passing(lw.activation_layer),
+    "Activation": _passing(lw.activation_layer),
+    "LeakyReLU": _passing(lw.elementwise("LEAKY_RELU")),
+    "ZeroPadding2D": _passing(lw.pad),
+    "UpSampling2D": _passing(lw.resize_bilinear),
+    "MaxPooling1D": _passing(lw.one_d(lw.max_pool_1d)),
+    "AveragePooling1D": _passing(lw.one_d(lw.average_pool_1d)),
+    "MaxPooling2D": _passing(lw.elementwise("MAX_POOL_2D")),
+    "AveragePooling2D": _passing(lw.elementwise("AVERAGE_POOL_2D")),
+    "GlobalAveragePooling1D": _passing(lw.mean_1d),
+    "GlobalAveragePooling2D": _passing(lw.mean_2d),
+    **{name: _merging(lw.elementwise(op)) for name, op in _ELEMENTWISE.items()},
+    "Average": _merge,
+    "Concatenate": OpSpec("concat", _no_params, lower=lw.elementwise("CONCATENATION", chain=False)),
     "LSTM": _recurrent(4),
     "GRU": _recurrent(3),
     "SimpleRNN": _recurrent(1),
     "Bidirectional": OpSpec("pin", why="Bidirectional wrapper: its recurrent layers are not pruned yet"),
-    "Flatten": OpSpec("flatten", _no_params),
-    "Reshape": OpSpec("reshape", _no_params),
-    "Softmax": OpSpec("pin", _no_params, why="softmax mixes channels"),
+    "Flatten": OpSpec("flatten", _no_params, lower=lw.reshape),
+    "Reshape": OpSpec("reshape", _no_params, lower=lw.reshape),
+    "Softmax": OpSpec("pin", _no_params, why="softmax mixes channels", lower=lw.elementwise("SOFTMAX")),
     # per-channel statistics that would need re-adapting: its channels stay as they are
     "Normalization": OpSpec("pin", _norm_params, why="per-channel statistics would need re-adapting"),
 }
@@ -183,40 +255,65 @@ _CHANNEL_MIXING_ACTIVATIONS = {"softmax", "log_softmax"}
 # Keras 3 operations called on symbolic tensors (``x + 3.0``, ``keras.ops.multiply``) are graph
 # nodes too. Element-wise ones with scalar or tensor operands couple channels like a merge layer.
 OPS_TABLE: dict[str, OpSpec] = {
-    name: _merge for name in ("Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum", "Minimum")
+    **{name: _merging(lw.elementwise(op)) for name, op in _ELEMENTWISE.items()},
+    **{name: _merge for name in ("Divide", "TrueDivide")},
+    **{name: _passing(lw.activation_layer) for name in ("Relu", "Relu6", "Sigmoid", "HardSigmoid", "HardSilu")},
+    **{name: _pass for name in ("Silu", "Tanh", "Abs", "Negative", "Square", "Sqrt", "Exp")},
+    "Concatenate": OpSpec("pin", _no_params, lower=lw.elementwise("CONCATENATION", chain=False)),
+    "Reshape": OpSpec("pin", _no_params, lower=lw.reshape),
+    "Softmax": OpSpec("pin", _no_params, lower=lw.elementwise("SOFTMAX")),
 }
-OPS_TABLE.update({name: _pass for name in ("Relu", "Relu6", "Sigmoid", "HardSigmoid", "HardSilu", "Silu",
-                                           "Tanh", "Abs", "Negative", "Square", "Sqrt", "Exp")})
+_PINNED_OP = OpSpec("pin", _no_params)
+_REGISTERED: dict[type, OpSpec] = {}
 
 
 def spec_for(node, in_shapes: list, out_shapes: list) -> OpSpec:
-    """The `OpSpec` of ``node``, resolved for its config (grouped conv pins, softmax pins...)."""
+    """The `OpSpec` of ``node``: its registered class's, else the built-in one resolved for its
+    config (grouped conv pins, softmax pins...); a custom layer not registered is pinned."""
+    registered = registered_spec(type(node.layer))
+    if registered is not None:
+        return _layout_pin(registered, node.attrs) or registered
     module = type(node.layer).__module__
     if module.startswith("keras.src.ops."):
-        spec = OPS_TABLE.get(node.class_name)
-        if spec is not None and node.attrs.get("array_operands"):
-            return OpSpec("pin", _no_params, why="array operand of fixed width")
-        return spec or OpSpec("pin", _no_params)
+        spec = OPS_TABLE.get(node.class_name, _PINNED_OP)
+        if spec.role != "pin" and node.attrs.get("array_operands"):
+            return _as(spec, "pin", "array operand of fixed width")
+        return spec
     keras_layer = module.startswith(("keras.", "tf_keras."))
     spec = TABLE.get(node.class_name) if keras_layer else None
     if spec is None:
         return OpSpec("pin", why=None if keras_layer else "custom layer")
-    cfg = node.attrs
+    return _layout_pin(spec, node.attrs) or _resolved(node, spec, in_shapes, out_shapes)
+
+
+def _as(spec: OpSpec, role: str, why: str | None = None) -> OpSpec:
+    """``spec``'s formulas and lowering under another ``role``, without width or weight slicing."""
+    return OpSpec(role, spec.params, spec.macs, why=why, lower=spec.lower)
+
+
+def _layout_pin(spec: OpSpec, cfg: dict) -> OpSpec | None:
+    """A pinned ``spec`` for grouped convolutions and channels-first layers; None otherwise."""
     if cfg.get("groups", 1) != 1:
-        return OpSpec("pin", spec.params, spec.macs, why=f"grouped convolution, groups={cfg['groups']}")
+        return _as(spec, "pin", f"grouped convolution, groups={cfg['groups']}")
     if cfg.get("data_format", "channels_last") == "channels_first":
-        return OpSpec("pin", spec.params, spec.macs, why="channels_first data format")
-    if node.class_name == "Activation" and cfg.get("activation") in _CHANNEL_MIXING_ACTIVATIONS:
-        return OpSpec("pin", _no_params, why=f"{cfg['activation']} mixes channels")
-    if node.class_name == "BatchNormalization" and _axis(cfg.get("axis", -1), in_shapes[0]) != len(in_shapes[0]) - 1:
-        return OpSpec("pin", spec.params, why="normalizes an axis other than the channels")
-    if node.class_name == "Reshape":
+        return _as(spec, "pin", "channels_first data format")
+    return None
+
+
+def _resolved(node, spec: OpSpec, in_shapes: list, out_shapes: list) -> OpSpec:
+    """A built-in ``spec`` resolved for the node's config and shapes."""
+    cls, cfg = node.class_name, node.attrs
+    if cls == "Activation" and cfg.get("activation") in _CHANNEL_MIXING_ACTIVATIONS:
+        return _as(spec, "pin", f"{cfg['activation']} mixes channels")
+    if cls == "BatchNormalization" and _axis(cfg.get("axis", -1), in_shapes[0]) != len(in_shapes[0]) - 1:
+        return _as(spec, "pin", "normalizes an axis other than the channels")
+    if cls == "Reshape":
         role = _reshape_role(in_shapes[0], out_shapes[0])
-        return OpSpec(role, _no_params, why="moves the channel axis" if role == "pin" else None)
-    if node.class_name == "Concatenate" and _axis(cfg.get("axis", -1), out_shapes[0]) != len(out_shapes[0]) - 1:
-        return _merge
-    if node.class_name in ("Flatten", "Reshape") and len(in_shapes[0]) <= 1:
-        return _pass
+        return _as(spec, role, "moves the channel axis" if role == "pin" else None)
+    if cls == "Concatenate" and _axis(cfg.get("axis", -1), out_shapes[0]) != len(out_shapes[0]) - 1:
+        return _as(spec, "merge")
+    if cls == "Flatten" and len(in_shapes[0]) <= 1:
+        return _as(spec, "pass")
     return spec
 
 
@@ -233,6 +330,122 @@ def _axis(axis, shape: Shape) -> int:
     if isinstance(axis, (list, tuple)):
         return -99
     return axis - 1 if axis > 0 else len(shape) + axis  # config axes count the batch axis
+
+
+def register_layer(cls, spec: OpSpec) -> OpSpec | None:
+    """Teaches keras-cprune a custom layer class instead of pinning it.
+
+    Layers of exactly ``cls`` (not its subclasses) are then priced by ``spec.params`` and
+    ``spec.macs``, coupled by ``spec.role``, pruned by rebuilding them with ``spec.width_key`` set
+    to their new width in ``get_config()`` and their weights sliced by ``spec.slices``, and
+    lowered for the TFLM arena by ``spec.lower`` (without it, an approximated placeholder op).
+    ``cls`` is looked up before the built-in table, so a class named like a Keras one does not
+    collide with it. The L1/L2 importance scores a weight named ``kernel``, output channels last.
+
+    Args:
+        cls: The layer class, a subclass of ``keras.layers.Layer``. Rebuilding calls
+            ``cls.from_config(layer.get_config())``, so it must serialize its arguments.
+        spec: An `OpSpec`. A ``"produce"`` spec needs ``width_key``, the ``__init__`` argument
+            holding the number of output channels, and ``slices``, the channel axes of each
+            weight by name (``{"kernel": {-2: "in", -1: "out"}, "bias": {0: "out"}}``).
+
+    Returns:
+        The `OpSpec` ``cls`` was registered with before, or None.
+
+    Raises:
+        PruningError: ``cls`` is not a Layer subclass, ``spec`` not an `OpSpec`, its role
+            unknown, or a produce spec without a valid ``width_key`` or ``slices``.
+
+    Example:
+
+    ```python
+    class Scaled(keras.layers.Layer):  # a 1x1 convolution with a learned scale per filter
+        def __init__(self, filters, **kwargs):
+            super().__init__(**kwargs)
+            self.filters = filters
+        def build(self, input_shape):
+            self.kernel = self.add_weight(shape=(1, 1, input_shape[-1], self.filters), name="kernel")
+            self.scale = self.add_weight(shape=(self.filters,), initializer="ones", name="scale")
+        def call(self, x):
+            return keras.ops.conv(x, self.kernel) * self.scale
+        def get_config(self):
+            return {**super().get_config(), "filters": self.filters}
+
+    keras_cprune.register_layer(Scaled, keras_cprune.OpSpec(
+        "produce", params=lambda cfg, i, o: i[0][-1] * o[0][-1] + o[0][-1],
+        macs=lambda cfg, i, o: o[0][0] * o[0][1] * o[0][-1] * i[0][-1],
+        width_key="filters", slices={"kernel": {-2: "in", -1: "out"}, "scale": {0: "out"}},
+        lower=lambda low, node, x, i, o: low.weighted("CONV_2D", node, x, (o[-1], 1, 1, i[-1]), o[-1])))
+    ```
+    """
+    _check_layer_class(cls)
+    _check_spec(cls, spec)
+    previous = _REGISTERED.get(cls)
+    _REGISTERED[cls] = spec
+    return previous
+
+
+def unregister_layer(cls) -> OpSpec | None:
+    """Forgets ``cls`` (its layers are pinned again as custom layers); returns its `OpSpec`, or
+    None when it was not registered."""
+    return _REGISTERED.pop(cls, None)
+
+
+def registered_spec(cls) -> OpSpec | None:
+    """The `OpSpec` ``cls`` is registered with, or None."""
+    return _REGISTERED.get(cls)
+
+
+def _check_layer_class(cls) -> None:
+    import keras
+
+    bases = (keras.layers.Layer,)
+    try:
+        import tf_keras
+
+        bases += (tf_keras.layers.Layer,)
+    except ImportError:  # tf_keras is optional for Keras 3 users
+        pass
+    if not (isinstance(cls, type) and issubclass(cls, bases)):
+        raise PruningError(f"Expected `cls` to be a subclass of `keras.layers.Layer`: pass the class itself, "
+                           f"e.g. register_layer(MyConv, spec), not an instance. Received: cls={cls!r}.")
+
+
+def _check_spec(cls, spec) -> None:
+    if not isinstance(spec, OpSpec):
+        raise PruningError(f"Expected `spec` to be a `keras_cprune.OpSpec`. Received: spec={spec!r}.")
+    if spec.role not in ROLES:
+        raise PruningError(f"Unknown `spec.role` for {cls.__name__}: expected one of {ROLES}. "
+                           f"Received: role={spec.role!r}.")
+    for name in ("params", "macs", "lower", "biases"):
+        if getattr(spec, name) is not None and not callable(getattr(spec, name)):
+            raise PruningError(f"`spec.{name}` of {cls.__name__} must be a function or None. "
+                               f"Received: {name}={getattr(spec, name)!r}.")
+    _check_slices(cls, spec.slices)
+    if spec.role == "produce":
+        _check_produce(cls, spec)
+
+
+def _check_slices(cls, slices) -> None:
+    valid = isinstance(slices, dict) and all(
+        isinstance(name, str) and isinstance(axes, dict) and
+        all(isinstance(axis, int) and kind in ("in", "out", "mid") for axis, kind in axes.items())
+        for name, axes in slices.items())
+    if not valid:
+        raise PruningError(f"`spec.slices` of {cls.__name__} must map weight names to {{axis: 'in' | 'out' | "
+                           f"'mid'}}, e.g. {{'kernel': {{-2: 'in', -1: 'out'}}}}. Received: slices={slices!r}.")
+
+
+def _check_produce(cls, spec: OpSpec) -> None:
+    arguments = [name for name in inspect.signature(cls.__init__).parameters if name not in ("self", "kwargs")]
+    if spec.width_key not in arguments:
+        raise PruningError(f"A 'produce' spec needs `width_key` naming the argument of {cls.__name__}.__init__ "
+                           f"(a key of its get_config()) that holds its number of output channels, e.g. "
+                           f"width_key='filters'. Received: width_key={spec.width_key!r}; arguments: {arguments}.")
+    if not any("out" in axes.values() for axes in spec.slices.values()):
+        raise PruningError(f"A 'produce' spec needs `slices` naming the weights of {cls.__name__} whose axes follow "
+                           f"its output channels, e.g. slices={{'kernel': {{-2: 'in', -1: 'out'}}, 'bias': "
+                           f"{{0: 'out'}}}}. Received: slices={spec.slices!r}.")
 
 
 def weight_short_name(weight) -> str:

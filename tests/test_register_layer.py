@@ -1,0 +1,176 @@
+"""register_layer: a custom layer taught to the engine is priced, pruned and lowered like a built-in."""
+import keras
+import numpy as np
+import pytest
+
+import keras_cprune
+from keras_cprune import OpSpec, analyze, estimate_arena, prune, register_layer
+from keras_cprune.dependency import build_dependencies
+from keras_cprune.errors import PruningError
+from keras_cprune.graph import read_graph
+from keras_cprune.ops import unregister_layer
+from keras_cprune.planning import PruneContext
+from keras_cprune.rebuild import rebuild
+from tflm_export import convert, find_min_arena, read_model
+
+L = keras.layers
+
+
+class ScaledConv2D(keras.layers.Layer):
+    """A same-padded convolution with a learned scale per filter: ``conv(x, kernel) * scale + bias``."""
+
+    def __init__(self, filters, kernel_size=3, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.kernel_size = filters, (kernel_size, kernel_size)
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=self.kernel_size + (input_shape[-1], self.filters), name="kernel")
+        self.bias = self.add_weight(shape=(self.filters,), initializer="zeros", name="bias")
+        self.scale = self.add_weight(shape=(self.filters,), initializer="ones", name="scale")
+
+    def call(self, x):
+        return keras.ops.conv(x, self.kernel, padding="same") * self.scale + self.bias
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size[0]}
+
+
+def scaled_params(cfg, in_shapes, out_shapes):
+    """Kernel kh*kw*in*filters, plus a bias and a scale per filter."""
+    return int(np.prod(cfg["kernel_size"])) * in_shapes[0][-1] * out_shapes[0][-1] + 2 * out_shapes[0][-1]
+
+
+def scaled_macs(cfg, in_shapes, out_shapes):
+    h, w, filters = out_shapes[0]
+    return h * w * filters * int(np.prod(cfg["kernel_size"])) * in_shapes[0][-1]
+
+
+def lower_scaled(low, node, x, in_shape, out_shape):
+    """The converter folds the scale and bias into one CONV_2D, filter (out, kh, kw, in)."""
+    filt = (out_shape[-1],) + node.layer.kernel_size + (in_shape[-1],)
+    return low.weighted("CONV_2D", node, x, filt, out_shape[-1])
+
+
+SPEC = OpSpec("produce", scaled_params, scaled_macs, width_key="filters", lower=lower_scaled,
+              slices={"kernel": {-2: "in", -1: "out"}, "bias": {0: "out"}, "scale": {0: "out"}})
+
+
+@pytest.fixture
+def registered():
+    register_layer(ScaledConv2D, SPEC)
+    yield
+    unregister_layer(ScaledConv2D)
+
+
+def scaled_model(seed=0):
+    inputs = keras.Input((8, 8, 3))
+    x = ScaledConv2D(6, name="scaled")(inputs)
+    x = L.ReLU(name="relu")(x)
+    x = L.Conv2D(4, 3, padding="same", name="conv")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    model = keras.Model(inputs, L.Dense(2, name="dense")(x), name="scaled_net")
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        weight.assign(rng.normal(0, 0.3, tuple(weight.shape)).astype("float32"))
+    return model
+
+
+def test_unregistered_custom_layer_is_pinned():
+    model = scaled_model()
+    assert PruneContext.of(model).deps.pin_reasons["scaled"] == "custom layer"
+    pruned = prune(model, "PA", 0.5, rule="all")
+    assert pruned.get_layer("scaled").filters == 6 and pruned.get_layer("conv").filters == 2
+    inputs = keras.Input((8, 8, 3))
+    alone = keras.Model(inputs, L.Dense(2, name="out")(L.Flatten()(ScaledConv2D(4, name="scaled")(inputs))), name="m")
+    with pytest.raises(PruningError, match="'scaled' \\(custom layer\\)"):
+        prune(alone)
+
+
+def test_registered_layer_is_priced_by_its_formulas(registered):
+    row = next(r for r in analyze(scaled_model()).layers if r.name == "scaled")
+    # kernel 3*3*3*6 = 162, bias 6, scale 6; 8*8 positions * 6 filters * 27 MACs
+    assert (row.params, row.macs, row.analysed) == (174, 10368, True)
+
+
+def test_registered_layer_prunes_its_filters_and_the_next_conv_inputs(registered):
+    model = scaled_model()
+    before = [w.numpy().copy() for w in model.weights]
+    context = PruneContext.of(model)
+    assert "scaled" not in context.deps.pin_reasons
+    _, removed = context.plan("PA", 0.5, rule="all")
+    masked = rebuild(model, context.deps, removed, weights="mask")
+    pruned = prune(model, "PA", 0.5, rule="all")
+    scaled = pruned.get_layer("scaled")
+    assert type(scaled) is ScaledConv2D and scaled.filters == 3
+    assert tuple(scaled.kernel.shape) == (3, 3, 3, 3) and tuple(scaled.scale.shape) == (3,)
+    assert tuple(pruned.get_layer("conv").kernel.shape) == (3, 3, 3, 2)
+    x = np.random.default_rng(1).normal(size=(3, 8, 8, 3)).astype("float32")
+    np.testing.assert_allclose(pruned.predict(x, verbose=0), masked.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+    assert all(np.array_equal(w.numpy(), b) for w, b in zip(model.weights, before))
+    # scaled 27*3 + 3 + 3, conv 9*3*2 + 2, dense 2*2 + 2
+    assert pruned.count_params() == analyze(pruned).params == 87 + 56 + 6
+
+
+def test_registered_layer_lowers_to_the_converters_conv_and_its_arena_is_exact():
+    model = scaled_model()
+    assert estimate_arena(model).approximated[0] == "scaled"  # unregistered: a placeholder op
+    data = np.random.default_rng(0).uniform(0, 1, (4, 8, 8, 3)).astype("float32")
+    tflite = convert(model, data)
+    assert read_model(tflite).ops == ("CONV_2D", "CONV_2D", "MEAN", "FULLY_CONNECTED")
+    register_layer(ScaledConv2D, SPEC)
+    try:
+        estimate = estimate_arena(model)  # not the schedule cached for the unregistered layer
+    finally:
+        unregister_layer(ScaledConv2D)
+    assert estimate.exact, estimate.approximated
+    assert find_min_arena(tflite).arena == -(-estimate.bytes // 16) * 16
+
+
+def test_registration_is_by_exact_class_and_can_be_undone(registered):
+    class Conv2D(ScaledConv2D):  # a subclass, named like the Keras layer
+        pass
+
+    inputs = keras.Input((8, 8, 3))
+    x = Conv2D(4, name="look_alike")(inputs)
+    model = keras.Model(inputs, L.Dense(2)(L.Flatten()(L.Conv2D(4, 3, name="keras_conv")(x))))
+    assert build_dependencies(read_graph(model)).pin_reasons["look_alike"] == "custom layer"
+    assert register_layer(Conv2D, SPEC) is None
+    try:
+        assert register_layer(Conv2D, SPEC) is SPEC
+        assert "look_alike" not in build_dependencies(read_graph(model)).pin_reasons
+        rows = {row.name: row for row in analyze(model).layers}
+        # look_alike: 9*3*4 kernel + 4 bias + 4 scale; keras_conv keeps Conv2D's formula: 9*4*4 + 4
+        assert (rows["look_alike"].params, rows["keras_conv"].params) == (116, 148)
+    finally:
+        assert unregister_layer(Conv2D) is SPEC
+    assert unregister_layer(Conv2D) is None
+    assert build_dependencies(read_graph(model)).pin_reasons["look_alike"] == "custom layer"
+    assert keras_cprune.OpSpec is OpSpec and keras_cprune.register_layer is register_layer
+
+
+@pytest.mark.parametrize("cls, spec, match", [
+    (ScaledConv2D(4), SPEC, "`cls` to be a subclass of `keras.layers.Layer`.*Received: cls=<ScaledConv2D"),
+    (int, SPEC, "`cls` to be a subclass.*Received: cls=<class 'int'>"),
+    (ScaledConv2D, {"role": "produce"}, "`spec` to be a `keras_cprune.OpSpec`"),
+    (ScaledConv2D, OpSpec("producer"), "Unknown `spec.role`.*Received: role='producer'"),
+    (ScaledConv2D, OpSpec("produce", slices=SPEC.slices), "needs `width_key`.*Received: width_key=None; "
+                                                         "arguments: \\['filters', 'kernel_size'\\]"),
+    (ScaledConv2D, OpSpec("produce", width_key="units", slices=SPEC.slices), "Received: width_key='units'"),
+    (ScaledConv2D, OpSpec("produce", width_key="filters"), "needs `slices`.*Received: slices=\\{\\}"),
+    (ScaledConv2D, OpSpec("pass", slices={"scale": {0: "output"}}), "`spec.slices` of ScaledConv2D must map"),
+    (ScaledConv2D, OpSpec("pass", macs=3), "`spec.macs` of ScaledConv2D must be a function"),
+])
+def test_bad_arguments_say_what_to_pass(cls, spec, match):
+    with pytest.raises(PruningError, match=match):
+        register_layer(cls, spec)
+    assert unregister_layer(ScaledConv2D) is None
+
+
+def test_slices_naming_no_weight_of_the_layer_fail_when_pruning():
+    register_layer(ScaledConv2D, OpSpec("produce", width_key="filters", slices={"w": {-1: "out"}}))
+    try:
+        with pytest.raises(PruningError, match="No weight of ScaledConv2D layer 'scaled' is sliced by its output "
+                                               "channels: its weights are \\['kernel', 'bias', 'scale'\\]"):
+            prune(scaled_model(), "PA", 0.5, rule="all")
+    finally:
+        unregister_layer(ScaledConv2D)

@@ -6,44 +6,69 @@ import sys
 
 from tflm_export.budget import describe_over
 
+from .config import CRITERIA, RULES
 from .errors import BudgetError, CPruneError, ModelFileError, OutputPathError, PruningError
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="keras-cprune", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_analyze, _add_prune, _add_tradeoff, _add_export, _add_tune):
+        command = add(sub)
+        command.add_argument("--unsafe", action="store_true", help="allow loading Lambda layers (runs code in the file)")
+    return parser
+
+
+def _add_budget(command, ram: str, flash: str) -> None:
+    """--ram/--flash (sizes such as 48KB) and --board, the budget options of several commands."""
+    command.add_argument("--ram", help=ram)
+    command.add_argument("--flash", help=flash)
+    command.add_argument("--board", help="a known board's RAM and flash instead of --ram/--flash (e.g. nano33ble)")
+
+
+def _add_analyze(sub):
     analyze = sub.add_parser("analyze", help="per-layer parameters, MACs and activation memory")
     analyze.add_argument("model", help="a .keras or .h5 model file")
     analyze.add_argument("--json", action="store_true", help="print the report as JSON")
     analyze.add_argument("--csv", action="store_true", help="print the per-layer rows as CSV")
     analyze.add_argument("--plot", metavar="PNG", help="save the layer-wise complexity chart")
+    return analyze
+
+
+def _add_prune(sub):
     prune = sub.add_parser("prune", help="complexity-driven filter pruning into a new model file")
     prune.add_argument("model", help="a .keras or .h5 model file")
     prune.add_argument("-o", "--output", required=True, help="where to save the pruned model (.keras/.h5)")
     prune.add_argument("--mode", default="PA", choices=["PA", "FA", "MA"])
     prune.add_argument("--ratio", type=float, default=0.5, help="fraction of filters removed per selected group")
-    prune.add_argument("--importance", default="l1", choices=["l1", "l2", "bn_gamma", "random"])
-    prune.add_argument("--rule", default="mean", choices=["mean", "coverage", "all"])
+    prune.add_argument("--importance", default="l1", choices=CRITERIA)
+    prune.add_argument("--rule", default="mean", choices=RULES)
     prune.add_argument("--round-to", type=int, default=1)
     prune.add_argument("--reinitialize", action="store_true", help="fresh weights (train from scratch)")
     prune.add_argument("--min-keep", type=float, default=0.25, help="fraction of each layer's filters kept at least "
                        "(default 0.25)")
-    prune.add_argument("--ram", help="prune to a TFLM arena budget instead of --ratio, e.g. 48KB")
-    prune.add_argument("--flash", help="flash budget, e.g. 256KB")
+    _add_budget(prune, "prune to a TFLM arena budget instead of --ratio, e.g. 48KB", "flash budget, e.g. 256KB")
     prune.add_argument("--macs", type=int, help="MAC budget")
-    prune.add_argument("--board", help="prune to a known board's RAM and flash (e.g. nano33ble)")
     prune.add_argument("--data", help=".npy representative inputs that calibrate the measured int8 model")
     prune.add_argument("--no-verify", action="store_true", help="trust the prediction: do not convert and measure "
                        "the result on the TFLM runtime")
     prune.add_argument("--input-shape", help="size for free input dimensions, e.g. 96,96,3")
     prune.add_argument("--plan", metavar="JSON", help="also write the pruning plan as JSON")
     prune.add_argument("--overwrite", action="store_true")
+    return prune
+
+
+def _add_tradeoff(sub):
     trade = sub.add_parser("tradeoff", help="params, MACs, predicted arena and flash per mode and ratio")
     trade.add_argument("model", help="a .keras or .h5 model file")
     trade.add_argument("--ratios", default="0,0.2,0.4,0.6,0.8", help="comma-separated ratios in [0, 1)")
     trade.add_argument("--modes", default="PA,FA,MA")
     trade.add_argument("--json", action="store_true")
     trade.add_argument("--plot", metavar="PNG", help="save resources-vs-ratio plot")
+    return trade
+
+
+def _add_export(sub):
     export = sub.add_parser("export", help="int8 TFLite + TFLM verification + firmware sources")
     export.add_argument("model", help="a .keras or .h5 model file")
     export.add_argument("-o", "--output", "--out", required=True, help="output folder (must not exist)")
@@ -53,10 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("--dataset", choices=["fashion-mnist"], help="calibrate on 200 training images and "
                       "measure int8-on-TFLM and float accuracy on the test set")
     export.add_argument("--test-samples", type=int, default=1000, help="samples run on TFLM (default 1000)")
-    export.add_argument("--ram", help="RAM budget, e.g. 256KB")
-    export.add_argument("--flash", help="flash budget, e.g. 1MB")
-    export.add_argument("--board", help="a known board instead of --ram/--flash (e.g. nano33ble)")
+    _add_budget(export, "RAM budget, e.g. 256KB", "flash budget, e.g. 1MB")
     export.add_argument("--overwrite", "--force", action="store_true", help="replace an existing output folder")
+    return export
+
+
+def _add_tune(sub):
     tune = sub.add_parser("tune", help="KerasTuner search: the most accurate pruned model that fits a board")
     tune.add_argument("model", help="a .keras or .h5 model file (its compile settings are used when saved with it)")
     tune.add_argument("-o", "--out", required=True, help="working folder: search/ (KerasTuner project, resumed when "
@@ -67,18 +94,14 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--train-samples", type=int, default=10000, help="training images (default 10000)")
     tune.add_argument("--val-samples", type=int, default=2000, help="validation images after the training ones")
     tune.add_argument("--test-samples", type=int, default=1000, help="test images run on TFLM for the best model")
-    tune.add_argument("--board", help="a known board (e.g. nano33ble) instead of --ram/--flash")
-    tune.add_argument("--ram", help="RAM budget, e.g. 64KB")
-    tune.add_argument("--flash", help="flash budget, e.g. 1MB")
+    _add_budget(tune, "RAM budget, e.g. 64KB", "flash budget, e.g. 1MB")
     tune.add_argument("--modes", default="PA,FA,MA")
     tune.add_argument("--headroom", default="0.7,1.0", help="min,max fraction of the budget a candidate may use")
     tune.add_argument("--oracle", default="random", choices=["random", "bayesian"])
     tune.add_argument("--executions", type=int, default=1, help="trainings per trial (averaged)")
     tune.add_argument("--seed", type=int)
     tune.add_argument("--overwrite", action="store_true", help="start the search over instead of resuming it")
-    for p in (analyze, prune, trade, export, tune):
-        p.add_argument("--unsafe", action="store_true", help="allow loading Lambda layers (runs code in the file)")
-    return parser
+    return tune
 
 
 def _analyze(args) -> None:

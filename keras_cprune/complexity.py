@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, fields
 
 from .graph import Graph, read_graph
 from .memory import peak_activation, tensor_elements
-from .ops import TABLE, spec_for
+from .ops import TABLE, registered_spec, spec_for
 
 MODES = {"PA": "params", "FA": "flops", "MA": "act_bytes_f32"}
 
@@ -275,7 +275,7 @@ def _layer_complexity(graph: Graph, node, shapes: dict, first_call: bool) -> Lay
 
 
 def _int8_bytes(node, params: int, out_shapes: list) -> int:
-    base = TABLE.get(node.class_name)
+    base = registered_spec(type(node.layer)) or TABLE.get(node.class_name)
     if node.class_name == "BatchNormalization":
         return 0  # folded into the preceding op by the converter
     if not params:

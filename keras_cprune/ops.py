@@ -21,10 +21,10 @@ layer stays pinned.
 from __future__ import annotations
 
 import inspect
-import math
 from dataclasses import dataclass, field
 from typing import Callable
 
+from . import formulas as fm
 from . import lowerings as lw
 from .errors import PruningError
 
@@ -70,94 +70,12 @@ class OpSpec:
     lower: Callable | None = None
 
 
-def _prod(values) -> int:
-    return math.prod(int(v) for v in values)
-
-
-def _kernel(cfg: dict) -> int:
-    return _prod(cfg["kernel_size"])
-
-
-def _bias(cfg: dict, n: int) -> int:
-    return n if cfg.get("use_bias", True) else 0
-
-
-def _conv_params(cfg, i, o):
-    return _kernel(cfg) * i[0][-1] // cfg.get("groups", 1) * o[0][-1] + _bias(cfg, o[0][-1])
-
-
-def _conv_macs(cfg, i, o):
-    return _prod(o[0][:-1]) * o[0][-1] * _kernel(cfg) * i[0][-1] // cfg.get("groups", 1)
-
-
-def _tconv_params(cfg, i, o):
-    return _kernel(cfg) * i[0][-1] * o[0][-1] + _bias(cfg, o[0][-1])
-
-
-def _tconv_macs(cfg, i, o):
-    return _prod(i[0][:-1]) * i[0][-1] * _kernel(cfg) * o[0][-1]
-
-
-def _dw_params(cfg, i, o):
-    return _kernel(cfg) * o[0][-1] + _bias(cfg, o[0][-1])
-
-
-def _dw_macs(cfg, i, o):
-    return _prod(o[0][:-1]) * o[0][-1] * _kernel(cfg)
-
-
-def _sep_params(cfg, i, o):
-    mid = i[0][-1] * cfg.get("depth_multiplier", 1)
-    return _kernel(cfg) * mid + mid * o[0][-1] + _bias(cfg, o[0][-1])
-
-
-def _sep_macs(cfg, i, o):
-    mid = i[0][-1] * cfg.get("depth_multiplier", 1)
-    return _prod(o[0][:-1]) * mid * (_kernel(cfg) + o[0][-1])
-
-
-def _dense_params(cfg, i, o):
-    return i[0][-1] * o[0][-1] + _bias(cfg, o[0][-1])
-
-
-def _dense_macs(cfg, i, o):
-    return _prod(i[0][:-1]) * i[0][-1] * o[0][-1]
-
-
-def _bn_params(cfg, i, o):
-    return o[0][-1] * (2 + bool(cfg.get("center", True)) + bool(cfg.get("scale", True)))
-
-
-def _no_params(cfg, i, o):
-    return 0
-
-
-def _norm_params(cfg, i, o):
-    """Normalization: adapted mean and variance over the ``axis`` dims, plus a scalar count;
-    none when ``mean``/``variance`` were given as constants."""
-    if cfg.get("input_mean") is not None:
-        return 0
-    axes = cfg.get("axis") or ()
-    axes = (axes,) if isinstance(axes, int) else axes
-    return 2 * _prod(i[0][_axis(a, i[0])] for a in axes) + 1
-
-
-def _rnn_biases(gates: int) -> Callable[[dict], int]:
-    """Bias elements of a recurrent layer: one per gate and unit; a GRU with ``reset_after`` has a
-    second (recurrent) bias row, shape (2, 3*units)."""
-    def biases(cfg: dict) -> int:
-        rows = 2 if cfg.get("reset_after") else 1
-        return gates * cfg["units"] * rows if cfg.get("use_bias", True) else 0
-
-    return biases
-
-
 def _recurrent(gates: int) -> OpSpec:
     """LSTM (4 gates), GRU (3) or SimpleRNN (1) over (timesteps, features): every step multiplies
     the input (features) and the previous state (units) by each gate's kernel, so per step
     ``gates * units * (features + units)`` MACs. Kernel (features, gates*units) rows are sliced
     with the input channels; recurrent kernel (units, gates*units), bias and units stay."""
-    biases = _rnn_biases(gates)
+    biases = fm.rnn_biases(gates)
 
     def params(cfg, i, o):
         return gates * cfg["units"] * (i[0][-1] + cfg["units"]) + biases(cfg)
@@ -176,27 +94,27 @@ _BN_SLICES = {name: {0: "out"} for name in ("gamma", "beta", "moving_mean", "mov
 
 
 def _conv(lower):
-    return OpSpec("produce", _conv_params, _conv_macs, "filters", _CONV_SLICES, lower=lower)
+    return OpSpec("produce", fm.conv_params, fm.conv_macs, "filters", _CONV_SLICES, lower=lower)
 
 
 def _tconv(lower=None):
-    return OpSpec("produce", _tconv_params, _tconv_macs, "filters", _TCONV_SLICES, lower=lower)
+    return OpSpec("produce", fm.tconv_params, fm.tconv_macs, "filters", _TCONV_SLICES, lower=lower)
 
 
 def _dw(lower):
-    return OpSpec("depthwise", _dw_params, _dw_macs, None, _DW_SLICES, lower=lower)
+    return OpSpec("depthwise", fm.dw_params, fm.dw_macs, None, _DW_SLICES, lower=lower)
 
 
 def _sep(lower):
-    return OpSpec("produce", _sep_params, _sep_macs, "filters", _SEP_SLICES, lower=lower)
+    return OpSpec("produce", fm.sep_params, fm.sep_macs, "filters", _SEP_SLICES, lower=lower)
 
 
 def _passing(lower=None):
-    return OpSpec("pass", _no_params, lower=lower)
+    return OpSpec("pass", fm.no_params, lower=lower)
 
 
 def _merging(lower=None):
-    return OpSpec("merge", _no_params, lower=lower)
+    return OpSpec("merge", fm.no_params, lower=lower)
 
 
 _pass, _merge = _passing(), _merging()
@@ -205,7 +123,7 @@ _ALIASES = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D
 _ELEMENTWISE = {"Add": "ADD", "Subtract": "SUB", "Multiply": "MUL", "Maximum": "MAXIMUM", "Minimum": "MINIMUM"}
 
 TABLE: dict[str, OpSpec] = {
-    "InputLayer": OpSpec("input", _no_params),
+    "InputLayer": OpSpec("input", fm.no_params),
     "Conv1D": _conv(lw.one_d(lw.conv_1d, axis=-3)),
     "Conv2D": _conv(lw.conv_2d),
     "Conv3D": _conv(None),
@@ -216,9 +134,9 @@ TABLE: dict[str, OpSpec] = {
     "DepthwiseConv2D": _dw(lw.depthwise_conv_2d),
     "SeparableConv1D": _sep(lw.one_d(lw.separable_conv_1d)),
     "SeparableConv2D": _sep(lw.separable_conv_2d),
-    "Dense": OpSpec("produce", _dense_params, _dense_macs, "units", {"kernel": {0: "in", 1: "out"}, "bias": {0: "out"}},
+    "Dense": OpSpec("produce", fm.dense_params, fm.dense_macs, "units", {"kernel": {0: "in", 1: "out"}, "bias": {0: "out"}},
                     lower=lw.dense),
-    "BatchNormalization": OpSpec("pass", _bn_params, slices=_BN_SLICES, lower=lw.batch_norm),
+    "BatchNormalization": OpSpec("pass", fm.bn_params, slices=_BN_SLICES, lower=lw.batch_norm),
     **{name: _pass for name in (
         "ELU", "Rescaling", "ZeroPadding1D", "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D",
         "UpSampling1D", "UpSampling3D", "MaxPooling3D", "AveragePooling3D", "GlobalMaxPooling1D",
@@ -238,16 +156,16 @@ TABLE: dict[str, OpSpec] = {
     "GlobalAveragePooling2D": _passing(lw.mean_2d),
     **{name: _merging(lw.elementwise(op)) for name, op in _ELEMENTWISE.items()},
     "Average": _merge,
-    "Concatenate": OpSpec("concat", _no_params, lower=lw.elementwise("CONCATENATION", chain=False)),
+    "Concatenate": OpSpec("concat", fm.no_params, lower=lw.elementwise("CONCATENATION", chain=False)),
     "LSTM": _recurrent(4),
     "GRU": _recurrent(3),
     "SimpleRNN": _recurrent(1),
     "Bidirectional": OpSpec("pin", why="Bidirectional wrapper: its recurrent layers are not pruned yet"),
-    "Flatten": OpSpec("flatten", _no_params, lower=lw.reshape),
-    "Reshape": OpSpec("reshape", _no_params, lower=lw.reshape),
-    "Softmax": OpSpec("pin", _no_params, why="softmax mixes channels", lower=lw.elementwise("SOFTMAX")),
+    "Flatten": OpSpec("flatten", fm.no_params, lower=lw.reshape),
+    "Reshape": OpSpec("reshape", fm.no_params, lower=lw.reshape),
+    "Softmax": OpSpec("pin", fm.no_params, why="softmax mixes channels", lower=lw.elementwise("SOFTMAX")),
     # per-channel statistics that would need re-adapting: its channels stay as they are
-    "Normalization": OpSpec("pin", _norm_params, why="per-channel statistics would need re-adapting"),
+    "Normalization": OpSpec("pin", fm.norm_params, why="per-channel statistics would need re-adapting"),
 }
 
 _CHANNEL_MIXING_ACTIVATIONS = {"softmax", "log_softmax"}
@@ -259,11 +177,11 @@ OPS_TABLE: dict[str, OpSpec] = {
     **{name: _merge for name in ("Divide", "TrueDivide")},
     **{name: _passing(lw.activation_layer) for name in ("Relu", "Relu6", "Sigmoid", "HardSigmoid", "HardSilu")},
     **{name: _pass for name in ("Silu", "Tanh", "Abs", "Negative", "Square", "Sqrt", "Exp")},
-    "Concatenate": OpSpec("pin", _no_params, lower=lw.elementwise("CONCATENATION", chain=False)),
-    "Reshape": OpSpec("pin", _no_params, lower=lw.reshape),
-    "Softmax": OpSpec("pin", _no_params, lower=lw.elementwise("SOFTMAX")),
+    "Concatenate": OpSpec("pin", fm.no_params, lower=lw.elementwise("CONCATENATION", chain=False)),
+    "Reshape": OpSpec("pin", fm.no_params, lower=lw.reshape),
+    "Softmax": OpSpec("pin", fm.no_params, lower=lw.elementwise("SOFTMAX")),
 }
-_PINNED_OP = OpSpec("pin", _no_params)
+_PINNED_OP = OpSpec("pin", fm.no_params)
 _REGISTERED: dict[type, OpSpec] = {}
 
 
@@ -305,12 +223,12 @@ def _resolved(node, spec: OpSpec, in_shapes: list, out_shapes: list) -> OpSpec:
     cls, cfg = node.class_name, node.attrs
     if cls == "Activation" and cfg.get("activation") in _CHANNEL_MIXING_ACTIVATIONS:
         return _as(spec, "pin", f"{cfg['activation']} mixes channels")
-    if cls == "BatchNormalization" and _axis(cfg.get("axis", -1), in_shapes[0]) != len(in_shapes[0]) - 1:
+    if cls == "BatchNormalization" and fm.axis(cfg.get("axis", -1), in_shapes[0]) != len(in_shapes[0]) - 1:
         return _as(spec, "pin", "normalizes an axis other than the channels")
     if cls == "Reshape":
         role = _reshape_role(in_shapes[0], out_shapes[0])
         return _as(spec, role, "moves the channel axis" if role == "pin" else None)
-    if cls == "Concatenate" and _axis(cfg.get("axis", -1), out_shapes[0]) != len(out_shapes[0]) - 1:
+    if cls == "Concatenate" and fm.axis(cfg.get("axis", -1), out_shapes[0]) != len(out_shapes[0]) - 1:
         return _as(spec, "merge")
     if cls == "Flatten" and len(in_shapes[0]) <= 1:
         return _as(spec, "pass")
@@ -323,13 +241,6 @@ def _reshape_role(in_shape: Shape, out_shape: Shape) -> str:
     if len(out_shape) == 1:
         return "flatten"
     return "pin"
-
-
-def _axis(axis, shape: Shape) -> int:
-    axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
-    if isinstance(axis, (list, tuple)):
-        return -99
-    return axis - 1 if axis > 0 else len(shape) + axis  # config axes count the batch axis
 
 
 def register_layer(cls, spec: OpSpec) -> OpSpec | None:

@@ -41,8 +41,9 @@ class PruneContext:
         if not any(g.prunable for g in deps.groups):
             raise PruningError(f"Nothing in model {graph.model_name!r} can be pruned: {deps.pin_summary()}. "
                                "Every Conv/Dense layer's output channels are pinned (by a model output or a layer "
-                               "they feed); replace Lambda and custom layers with built-in channel-wise ones, or "
-                               "prune a model with Conv/Dense layers before its output layer.")
+                               "they feed); teach the engine a custom layer with keras_cprune.register_layer, replace "
+                               "Lambda layers with built-in channel-wise ones, or prune a model with Conv/Dense "
+                               "layers before its output layer.")
         return cls(model, graph, deps, report_from_graph(graph))
 
     @property

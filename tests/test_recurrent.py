@@ -142,7 +142,7 @@ def test_nothing_prunable_names_each_layer_and_its_pin_reason():
                               "'conv2' (feeds Scale layer 'scale': custom layer), 'out' (model output), ")
     assert "'grouped' (grouped convolution, groups=2)" in message and "'shared' (shared layer)" in message
     assert "'bi' (Bidirectional wrapper: its recurrent layers are not pruned yet)" in message
-    assert "pinned" in message and "replace Lambda and custom layers" in message
+    assert "pinned" in message and "register_layer" in message
 
 
 def test_nothing_prunable_without_a_reason_for_a_layer_is_impossible():

@@ -125,8 +125,8 @@ def _paper_cut(context, mode, groups, scores, removed, usage, over, options, rul
     (MA with RAM over: the groups alive at the arena peak first; then the selection; then all)."""
     step, min_filters, round_to, min_keep = options
     deps = context.deps
-    free = [g for g in groups if choose_units(deps, g, scores[g.id], 1, min_filters, removed, round_to,
-                                              min_keep=min_keep).size]
+    free = [g for g in groups if choose_units(deps, g, scores[g.id], round_to, min_filters, removed, round_to,
+                                              min_keep=min_keep).size]  # round_to: the least cut that keeps a multiple
     choices = []
     if mode == "MA" and "ram" in over and usage.peak_tensors:
         choices.append([g for g in free if set(usage.peak_tensors) & set(g.tensors)])
@@ -169,6 +169,8 @@ def _best_cut(context, groups, scores, removed, usage, binding, estimate, step, 
             continue
         width = _remaining(group, removed)
         count = max(1, int(math.ceil(step * width)))
+        if round_to > 1:  # kept widths stay multiples of round_to: the cut rounds up to the next one
+            count = width - max(round_to, (width - count) // round_to * round_to)
         units = choose_units(context.deps, group, scores[group.id], count, min_filters, removed, round_to,
                              min_keep=min_keep)
         if not units.size:

@@ -26,6 +26,18 @@ def test_ram_budget_is_met_by_the_least_pruning(ram):
     assert estimate_arena(pruned, assume_trained=True).bytes == history[-1].usage.ram <= ram
 
 
+@pytest.mark.parametrize("allocation", ["cost", "paper"])
+def test_round_to_cuts_whole_multiples_and_reaches_a_budget_above_the_floor(allocation):
+    """Widths 8 and 16 with round_to=2: a 10% step (one channel) would keep an odd width, so each
+    cut rounds up to two channels; the search must not stop early and call the budget out of reach."""
+    model = vgg(input_shape=(16, 16, 1), widths=(8, 16))
+    pruned, plan = prune(model, "MA", budget=Budget(ram=4_875), round_to=2, allocation=allocation, verify=False,
+                         verbose=0, return_plan=True)
+    assert plan.after["arena_bytes"] <= 4_875
+    kernels = [layer.kernel.shape[-1] for layer in pruned.layers if hasattr(layer, "kernel")][:-2]
+    assert all(width % 2 == 0 for width in kernels), kernels
+
+
 def test_verify_keeps_pruning_only_until_the_measurement_fits_the_users_budget():
     """A runtime that needs 1,500 B more than predicted: the search goes on until the measured
     arena fits the user's 14 KB, and stops there (the last state before measured over)."""

@@ -322,6 +322,7 @@ class ExportOnTrainEnd(_Callback):
     def _export(self, epoch) -> None:
         """Export into a staging folder that replaces ``out_dir`` only if it fits or ``strict`` is off."""
         import tflm_export
+        from tflm_export.budget import describe_over
         from tflm_export.sources import atomic_dir
 
         from .errors import BudgetError
@@ -329,7 +330,7 @@ class ExportOnTrainEnd(_Callback):
             report = tflm_export.export(strip(self.model), self.representative_data, staging, budget=self.budget,
                                         board=self.board, test_inputs=self.test_inputs, labels=self.labels,
                                         overwrite=True, latency_runs=5)
-            over = ", ".join(f"{k} {f.used:,} > {f.limit:,}" for k, f in report.resources.items() if not f.fits)
+            over = describe_over(report.resources)
             if over and self.strict:
                 raise BudgetError(f"The model exported at epoch {epoch} does not fit the budget: {over}. "
                                   f"{self.out_dir!r} keeps the previous export. Prune further "

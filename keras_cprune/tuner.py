@@ -17,7 +17,7 @@ import keras
 import keras_tuner as kt
 
 from tflm_export.boards import resolve_budget
-from tflm_export.budget import Budget
+from tflm_export.budget import Budget, describe_over
 
 from .config import CRITERIA, OPTIONS, RULES, PruneConfig, resolve_config
 from .errors import BudgetError, ModelError
@@ -183,10 +183,9 @@ class BoardFitHyperModel(kt.HyperModel):
         usage = predict_usage(model)
         fits = self.budget.check(ram=usage["predicted_arena_bytes"], flash=usage["predicted_flash_bytes"],
                                  macs=usage["macs"])
-        over = {name: fit for name, fit in fits.items() if not fit.fits}
+        over = describe_over(fits)
         if over:
-            raise BudgetError(f"The pruned candidate {v} is predicted over the budget {self.budget}: "
-                              + ", ".join(f"{n} {f.used:,} > {f.limit:,}" for n, f in over.items()))
+            raise BudgetError(f"The pruned candidate {v} is predicted over the budget {self.budget}: {over}")
         self._compile(model)
         return model
 

@@ -12,6 +12,7 @@ from keras_cprune.ops import unregister_layer
 from keras_cprune.planning import PruneContext
 from keras_cprune.rebuild import rebuild
 from tflm_export import convert, find_min_arena, read_model
+from tflm_export.planner import align
 
 L = keras.layers
 
@@ -123,7 +124,7 @@ def test_registered_layer_lowers_to_the_converters_conv_and_its_arena_is_exact()
     finally:
         unregister_layer(ScaledConv2D)
     assert estimate.exact, estimate.approximated
-    assert find_min_arena(tflite).arena == -(-estimate.bytes // 16) * 16
+    assert find_min_arena(tflite).arena == align(estimate.bytes)
 
 
 def test_registration_is_by_exact_class_and_can_be_undone(registered):

@@ -454,3 +454,14 @@ def test_cli_export_fashion_mnist_reports_accuracy_and_force_replaces(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["samples"] == 300 and 0 <= report["int8_accuracy"] <= 1 and report["keras_top1_agreement"] > 0.5
     assert "accuracy: int8 on TFLM" in result.stdout and "budget nano33ble: fits" in result.stdout
+
+
+def test_a_runtime_stopped_at_its_time_limit_says_so():
+    """SIGALRM is the worker's own time limit (per interpreter, plus per sample run): the message
+    says so instead of a bare signal number."""
+    import signal
+
+    from tflm_export.runtime import _how
+
+    assert "time limit" in _how({"how": f"signal {signal.SIGALRM.value}"})
+    assert _how({"how": f"signal {signal.SIGABRT.value}"}) == f"killed by signal {signal.SIGABRT.value} (SIGABRT)"

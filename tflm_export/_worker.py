@@ -9,9 +9,11 @@ and such a death then costs one child, reported as a failed attempt. Writes JSON
 ``first`` (a generous arena, bytes), ``predicted`` (bytes or null: where the search starts
 unless the runtime records more), ``max_probes``, ``arena`` (fixed arena: no search), ``run``
 (``{"inputs": [.npy paths], "out": .npz path, "latency_runs": n, "n_outputs": n, "bounds": split
-points of the samples, one shard per interpreter}`` or null), ``timeout_s`` (per attempt).
+points of the samples, one shard per interpreter, "sample_timeout_s": s}`` or null), ``timeout_s``
+(per attempt; an interpreter running samples gets ``sample_timeout_s`` more per sample).
 """
 import json
+import math
 import os
 import re
 import signal
@@ -169,14 +171,15 @@ def _run(model: bytes, arena: int, run: dict, timeout_s: int) -> dict:
     inputs = [np.load(path) for path in run["inputs"]]
     n_outputs, bounds = run["n_outputs"], run["bounds"]
     paths = [f"{run['out']}.{i}.npz" for i in range(len(bounds) - 1)]
-    children = [_spawn(model, arena, _run_job([a[lo:hi] for a in inputs], path, 0, n_outputs), timeout_s)
-                for lo, hi, path in zip(bounds, bounds[1:], paths)]
+    per_sample = run.get("sample_timeout_s", 0)
+    children = [_spawn(model, arena, _run_job([a[lo:hi] for a in inputs], path, 0, n_outputs),
+                       timeout_s + math.ceil((hi - lo) * per_sample)) for lo, hi, path in zip(bounds, bounds[1:], paths)]
     results = [_reap(arena, *child) for child in children]
     failed = [r for r in results if not r["ok"]]
     if failed:
         return failed[0]
     timing = _attempt(model, arena, _run_job([a[:1] for a in inputs], run["out"], run["latency_runs"], 0),
-                      timeout_s)
+                      timeout_s + math.ceil(run["latency_runs"] * per_sample))
     if timing["ok"]:
         with np.load(run["out"]) as data:
             merged = {"latencies": data["latencies"]}

@@ -26,7 +26,8 @@ from .flatbuffer import read_model
 MAX_PROBES = 12  # arena sizes one search may try
 MIN_SHARD = 256  # samples: below this, one more interpreter in parallel costs more than it saves
 GENEROUS_ARENA = 64 * 1024 * 1024  # bytes: the first try; pages the runtime does not touch cost nothing
-TIMEOUT_S = 300  # per interpreter (allocation + invokes)
+TIMEOUT_S = 300  # per interpreter (allocation + invokes), plus SAMPLE_TIMEOUT_S per sample it runs
+SAMPLE_TIMEOUT_S = 0.5  # a ResNet-8 invoke takes ~30 ms on a host core: room for a loaded machine
 _WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_worker.py")
 _ALLOCATION = re.compile(r"'([^']+)' used (\d+) bytes with alignment overhead \(requested (\d+) bytes for (\d+)")
 _SECTION = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
@@ -87,6 +88,9 @@ def parse_allocations(text: str) -> dict:
 def _how(attempt: dict) -> str:
     if attempt["how"].startswith("signal "):  # the only other outcome of a failed attempt is "error"
         number = int(attempt["how"].split()[1])
+        if number == signal.SIGALRM:
+            return (f"stopped at its time limit ({TIMEOUT_S} s per interpreter + {SAMPLE_TIMEOUT_S} s per sample; "
+                    f"SIGALRM): a hung kernel, or a machine too loaded for that many samples")
         return f"killed by signal {number} ({signal.Signals(number).name})"
     return "it reported an error"
 
@@ -116,13 +120,14 @@ def _work(tflite_bytes: bytes, tmp: str, request: dict, timeout_s: int) -> list:
         json.dump({"model": path, "timeout_s": timeout_s, **request}, f)
     worker = subprocess.Popen([sys.executable, "-I", _WORKER, request_path], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    samples = request["run"]["bounds"][-1] + request["run"]["latency_runs"] if request["run"] else 0
     try:
-        out, err = worker.communicate(timeout=timeout_s * (request["max_probes"] + 2))
+        out, err = worker.communicate(timeout=timeout_s * (request["max_probes"] + 2) + samples * SAMPLE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         os.killpg(worker.pid, signal.SIGKILL)  # the worker and its forked interpreters
         worker.communicate()
-        raise TFLMRuntimeError(f"The TFLite Micro worker did not finish within its time limit "
-                               f"({timeout_s} s per interpreter).") from None
+        raise TFLMRuntimeError(f"The TFLite Micro worker did not finish within its time limit ({timeout_s} s per "
+                               f"interpreter + {SAMPLE_TIMEOUT_S} s per sample).") from None
     if worker.returncode != 0:
         raise TFLMRuntimeError(f"The TFLite Micro worker failed (exit status {worker.returncode}):\n{err[-2000:]}")
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
@@ -144,7 +149,8 @@ def _request(tflite_bytes: bytes, tmp: str, inputs, latency_runs: int) -> dict |
         paths.append(os.path.join(tmp, f"input_{k}.npy"))
         np.save(paths[-1], np.ascontiguousarray(array))
     return {"inputs": paths, "out": os.path.join(tmp, "out.npz"), "latency_runs": latency_runs,
-            "n_outputs": len(read_model(tflite_bytes).outputs), "bounds": shard_bounds(len(arrays[0]))}
+            "n_outputs": len(read_model(tflite_bytes).outputs), "bounds": shard_bounds(len(arrays[0])),
+            "sample_timeout_s": SAMPLE_TIMEOUT_S}
 
 
 def _predict(tflite_bytes: bytes) -> int | None:

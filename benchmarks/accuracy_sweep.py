@@ -214,41 +214,54 @@ def dense_path(models_dir: str, config: Config) -> str:
 
 
 def run(config: Config, data, args, budgets: Budgets) -> dict:
-    """Train ``config`` as the protocol says; its JSON record."""
-    label = config.name
+    """Train ``config`` as the protocol says (or load it, trained before an interrupted evaluation)
+    and evaluate it: its JSON record."""
+    model, record = trained(config, data, args, budgets)
+    _, _, test = data
+    int8 = config.seed in args.int8_seeds  # the whole test set on TFLM: minutes per ResNet
+    measured = evaluate(model, (data[0], test), 0.0) if int8 else float_only(model, test)
+    figures = {"test_acc": measured.pop("float_acc"), "int8_test_acc": measured.pop("int8_acc", None), **measured}
+    return {**figures, **record, "finished": datetime.datetime.now().isoformat(timespec="seconds")}  # record's train_s
+
+
+def trained(config: Config, data, args, budgets: Budgets) -> tuple:
+    """``(trained model, record without the test figures)``. Both are kept in ``args.models``
+    (``<name>.keras``, ``<name>.train.json``) before evaluating, so an evaluation that fails does
+    not cost the training: the next sweep loads them."""
+    path = os.path.join(args.models, config.name + ".keras")
+    meta = os.path.join(args.models, config.name + ".train.json")
+    if os.path.exists(path) and os.path.exists(meta):
+        with open(meta) as f:
+            return keras.models.load_model(path), json.load(f)
     model, details = build(config, budgets, args.models)
     teacher = details.pop("teacher", None)
-    epochs, dense_s = args.epochs, 0.0
+    epochs, dense_s, dense_cpu = args.epochs, 0.0, 0.0
     if teacher is None:
-        log = train(model, data, epochs, config.seed, label)
+        log = train(model, data, epochs, config.seed, config.name)
     else:  # train -> L1 prune -> fine-tune: the dense run's time counts
         with open(os.path.join(args.out, f"{config.arch}-dense-0-seed{config.seed}.json")) as f:
             dense = json.load(f)
-        dense_s = dense["train_s"]
-        epochs = -(-args.epochs // 3)
-        trained = model
+        dense_s, dense_cpu, epochs = dense["train_s"], dense["cpu_s"], -(-args.epochs // 3)
+        student = model
         if "-kd-" in config.method:
             details.update(alpha=ALPHA, temperature=TEMPERATURE)
-            trained = Distiller(model, teacher, alpha=ALPHA, temperature=TEMPERATURE)
-        log = train(trained, data, epochs, config.seed, label, lr=FINETUNE_LR)
+            student = Distiller(model, teacher, alpha=ALPHA, temperature=TEMPERATURE)
+        log = train(student, data, epochs, config.seed, config.name, lr=FINETUNE_LR)
         for entry in log:
             entry["train_s"] = round(entry["train_s"] + dense_s, 2)
-            entry["cpu_s"] = round(entry["cpu_s"] + dense["cpu_s"], 2)
-    if config.method == "dense":
-        os.makedirs(args.models, exist_ok=True)
-        model.save(dense_path(args.models, config))
-    (x, y), _, test = data
-    int8 = config.seed in args.int8_seeds  # the whole test set on TFLM: minutes per ResNet
-    measured = evaluate(model, ((x, y), test), 0.0) if int8 else float_only(model, test)
-    return {"name": config.name, "config": {**asdict(config), "epochs": epochs, "batch": BATCH, "jit_compile": JIT,
-                                            "optimizer": "Adam", "lr": FINETUNE_LR if teacher is not None else LR,
-                                            "schedule": "cosine decay to 0", "train_size": len(x),
-                                            "val_size": len(data[1][0]), "test_size": len(test[0]),
-                                            "split_seed": SPLIT_SEED, **details},
-            "code_version": git_version(), "machine": machine(), "finished": datetime.datetime.now().isoformat(
-                timespec="seconds"), "log": log, "val_acc": log[-1]["val_acc"], "dense_train_s": dense_s,
-            "test_acc": measured.pop("float_acc"), "int8_test_acc": measured.pop("int8_acc", None), **measured,
-            "train_s": log[-1]["train_s"], "cpu_s": log[-1]["cpu_s"]}
+            entry["cpu_s"] = round(entry["cpu_s"] + dense_cpu, 2)
+    (x, _), (x_val, _), (x_test, _) = data
+    record = {"name": config.name, "config": {**asdict(config), "epochs": epochs, "batch": BATCH, "jit_compile": JIT,
+                                              "optimizer": "Adam", "lr": FINETUNE_LR if teacher is not None else LR,
+                                              "schedule": "cosine decay to 0", "train_size": len(x),
+                                              "val_size": len(x_val), "test_size": len(x_test),
+                                              "split_seed": SPLIT_SEED, **details},
+              "code_version": git_version(), "machine": machine(), "log": log, "val_acc": log[-1]["val_acc"],
+              "dense_train_s": dense_s, "train_s": log[-1]["train_s"], "cpu_s": log[-1]["cpu_s"]}
+    os.makedirs(args.models, exist_ok=True)
+    model.save(path)  # for a dense configuration this is also dense_path(): the teacher of its tpf runs
+    write_json(meta, record)
+    return model, record
 
 
 def float_only(model, test) -> dict:

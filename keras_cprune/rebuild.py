@@ -37,7 +37,7 @@ def _first_nodes(graph) -> dict:
 def _slice_rules(graph, node) -> dict:
     """The node's `OpSpec` slices; a producing layer must have a weight they slice by output channel."""
     spec = spec_for(node, graph.in_shapes(node), graph.out_shapes(node))
-    names = [weight_short_name(w) for w in node.layer.weights]
+    names = [weight_short_name(w) for w in getattr(node.layer, "weights", ())]  # Keras ops have none
     if spec.role == "produce" and names and not any("out" in spec.slices.get(n, {}).values() for n in names):
         raise PruningError(f"No weight of {node.class_name} layer {node.name!r} is sliced by its output channels: "
                            f"its weights are {names}, its OpSpec slices {sorted(spec.slices)}. Name the weights "

@@ -118,7 +118,7 @@ def test_builder_arguments():
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_prune_keeps_io_shapes(name):
     model = _model(name)
-    pruned = keras_cprune.prune(model, "MA", 0.5, progress=None)
+    pruned = keras_cprune.prune(model, "MA", 0.5)
     assert pruned.input_shape == model.input_shape
     assert pruned.output_shape == model.output_shape
     assert pruned.count_params() < model.count_params()

@@ -9,6 +9,11 @@ The builders share these arguments (`fc_autoencoder` takes ``input_dim`` for the
     name: the model's name.
     width: (the three 28x28 models) a uniform width multiplier of every layer's channels, the
         obvious alternative to pruning; channels are rounded, at least 1.
+    widths: (`vgg`) the channels of its conv blocks, one block each.
+    alpha: (`mobilenet_v1_vww`) MobileNetV1's width multiplier (0.25 as in MLPerf Tiny).
+
+Each returns a new, untrained Functional `keras.Model`, e.g.
+``keras_cprune.analyze(keras_cprune.zoo.resnet8()).summary()``.
 
 BatchNorm of the 28x28 models uses momentum 0.9 so its moving statistics settle within the few
 hundred steps of a short CPU run. `ARCHITECTURES` and `MLPERF_TINY` map names to builders.
@@ -28,27 +33,6 @@ def _w(channels: int, width: float) -> int:
 
 def vgg(keras=None, input_shape=(28, 28, 1), widths=(16, 32, 64), classes=10, name="vgg", width=1.0):
     """VGG-style chain: conv-BN-ReLU blocks with max pooling, Flatten, Dense head (logits).
-
-    Args:
-        keras: the Keras module to build with: None (default) for Keras 3, or ``tf_keras``.
-        input_shape: input shape without batch. Default ``(28, 28, 1)``.
-        widths: output channels of the 3x3 convolution of each block (one block per entry, each
-            halving the resolution). Default ``(16, 32, 64)``.
-        classes: number of logits. Default 10.
-        name: the model's name. Default ``"vgg"``.
-        width: multiplier of every layer's channels. Default 1.0.
-
-    Returns:
-        A new, untrained Functional `keras.Model`.
-
-    Example:
-
-    ```python
-    from keras_cprune.zoo import vgg
-
-    model = vgg(width=0.5)
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    ```
     """
     keras = _keras(keras)
     inputs = keras.Input(input_shape)
@@ -67,24 +51,6 @@ def vgg(keras=None, input_shape=(28, 28, 1), widths=(16, 32, 64), classes=10, na
 def resnet(keras=None, input_shape=(28, 28, 1), classes=10, name="resnet", width=1.0):
     """ResNet-style: a stem and three stages (16, 32, 64 channels) of two basic blocks with
     residual adds, global average pooling and a Dense head (logits).
-
-    Args:
-        keras: the Keras module to build with: None (default) for Keras 3, or ``tf_keras``.
-        input_shape: input shape without batch. Default ``(28, 28, 1)``.
-        classes: number of logits. Default 10.
-        name: the model's name. Default ``"resnet"``.
-        width: multiplier of every layer's channels. Default 1.0.
-
-    Returns:
-        A new, untrained Functional `keras.Model`.
-
-    Example:
-
-    ```python
-    from keras_cprune.zoo import resnet
-
-    keras_cprune.analyze(resnet()).summary()
-    ```
     """
     keras = _keras(keras)
     layers = keras.layers
@@ -111,25 +77,6 @@ def resnet(keras=None, input_shape=(28, 28, 1), classes=10, name="resnet", width
 def mobilenetv2(keras=None, input_shape=(28, 28, 1), classes=10, name="mobilenetv2", width=1.0):
     """MobileNetV2-style: inverted residual blocks (1x1 expand, 3x3 depthwise, 1x1 project),
     a 1x1 head, global average pooling and a Dense head (logits).
-
-    Args:
-        keras: the Keras module to build with: None (default) for Keras 3, or ``tf_keras``.
-        input_shape: input shape without batch. Default ``(28, 28, 1)``.
-        classes: number of logits. Default 10.
-        name: the model's name. Default ``"mobilenetv2"``.
-        width: multiplier of every layer's channels. Default 1.0.
-
-    Returns:
-        A new, untrained Functional `keras.Model`.
-
-    Example:
-
-    ```python
-    import tf_keras
-    from keras_cprune.zoo import mobilenetv2
-
-    model = mobilenetv2(keras=tf_keras)   # for quantize_aware
-    ```
     """
     keras = _keras(keras)
     layers = keras.layers
@@ -165,23 +112,6 @@ ARCHITECTURES = {"vgg": vgg, "resnet": resnet, "mobilenetv2": mobilenetv2}
 
 def resnet8(keras=None, input_shape=(32, 32, 3), classes=10, name="resnet8"):
     """ResNet-8 of MLPerf Tiny image_classification/keras_model.py (resnet_v1_eembc, 16 filters): 78,666 params.
-
-    Args:
-        keras: the Keras module to build with: None (default) for Keras 3, or ``tf_keras``.
-        input_shape: input shape without batch. Default ``(32, 32, 3)`` (CIFAR-10).
-        classes: softmax outputs. Default 10.
-        name: the model's name. Default ``"resnet8"``.
-
-    Returns:
-        A new, untrained Functional `keras.Model`.
-
-    Example:
-
-    ```python
-    from keras_cprune.zoo import resnet8
-
-    print(keras_cprune.estimate_arena(resnet8(), assume_trained=True).bytes)
-    ```
     """
     keras = _keras(keras)
     layers = keras.layers
@@ -208,24 +138,6 @@ def resnet8(keras=None, input_shape=(32, 32, 3), classes=10, name="resnet8"):
 
 def ds_cnn(keras=None, input_shape=(49, 10, 1), classes=12, name="ds_cnn"):
     """DS-CNN (small) of MLPerf Tiny keyword_spotting/keras_model.py (model_architecture 'ds_cnn'): 24,908 params.
-
-    Args:
-        keras: the Keras module to build with: None (default) for Keras 3, or ``tf_keras``.
-        input_shape: input shape without batch: MFCC frames x coefficients x 1. Default
-            ``(49, 10, 1)``.
-        classes: softmax outputs. Default 12.
-        name: the model's name. Default ``"ds_cnn"``.
-
-    Returns:
-        A new, untrained Functional `keras.Model`.
-
-    Example:
-
-    ```python
-    from keras_cprune.zoo import ds_cnn
-
-    keras_cprune.analyze(ds_cnn()).summary()
-    ```
     """
     keras = _keras(keras)
     layers = keras.layers
@@ -249,24 +161,6 @@ def ds_cnn(keras=None, input_shape=(49, 10, 1), classes=12, name="ds_cnn"):
 
 def mobilenet_v1_vww(keras=None, input_shape=(96, 96, 3), classes=2, alpha=0.25, name="mobilenet_v1_vww"):
     """MobileNetV1 (alpha 0.25) of MLPerf Tiny visual_wake_words/vww_model.py (mobilenet_v1): 221,794 params.
-
-    Args:
-        keras: the Keras module to build with: None (default) for Keras 3, or ``tf_keras``.
-        input_shape: input shape without batch. Default ``(96, 96, 3)``.
-        classes: softmax outputs. Default 2 (person / no person).
-        alpha: MobileNet width multiplier of every layer's channels. Default 0.25 (the reference).
-        name: the model's name. Default ``"mobilenet_v1_vww"``.
-
-    Returns:
-        A new, untrained Functional `keras.Model`.
-
-    Example:
-
-    ```python
-    from keras_cprune.zoo import mobilenet_v1_vww
-
-    pruned = keras_cprune.prune(mobilenet_v1_vww(), "MA", 0.5)
-    ```
     """
     keras = _keras(keras)
     layers = keras.layers
@@ -288,22 +182,6 @@ def mobilenet_v1_vww(keras=None, input_shape=(96, 96, 3), classes=2, alpha=0.25,
 
 def fc_autoencoder(keras=None, input_dim=640, name="fc_autoencoder"):
     """Dense autoencoder of MLPerf Tiny anomaly_detection/keras_model.py (get_model, 640 inputs): 269,992 params.
-
-    Args:
-        keras: the Keras module to build with: None (default) for Keras 3, or ``tf_keras``.
-        input_dim: input (and output) features. Default 640 (5 frames x 128 mel bands).
-        name: the model's name. Default ``"fc_autoencoder"``.
-
-    Returns:
-        A new, untrained Functional `keras.Model`.
-
-    Example:
-
-    ```python
-    from keras_cprune.zoo import fc_autoencoder
-
-    keras_cprune.analyze(fc_autoencoder()).summary()
-    ```
     """
     keras = _keras(keras)
     layers = keras.layers

@@ -8,6 +8,7 @@ sys.path.insert(0, os.path.dirname(__file__))  # tests/models.py
 # interpreter, so test_tf_keras.py runs them in a subprocess.
 collect_ignore = [] if os.environ.get("TF_USE_LEGACY_KERAS") == "1" else ["legacy"]
 
+import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
 settings.register_profile("ci", max_examples=8, deadline=None, print_blob=True)
@@ -15,8 +16,19 @@ settings.register_profile("slow", max_examples=200, deadline=None, print_blob=Tr
 
 
 def pytest_addoption(parser):
-    parser.addoption("--slow", action="store_true", help="run the property tests with many more examples")
+    parser.addoption("--slow", action="store_true", help="run the property tests with many more examples, and the "
+                     "tests marked slow")
 
 
 def pytest_configure(config):
     settings.load_profile("slow" if config.getoption("--slow") else os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+    config.addinivalue_line("markers", "slow: minutes of CPU for little more coverage; runs with --slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

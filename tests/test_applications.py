@@ -14,12 +14,13 @@ APPS = {
     "ResNet50V2": keras.applications.ResNet50V2,
     "EfficientNetB0": keras.applications.EfficientNetB0,
     "DenseNet121": keras.applications.DenseNet121,
-    "NASNetMobile": keras.applications.NASNetMobile,
+    "NASNetMobile": keras.applications.NASNetMobile,  # 200 s of the suite's CPU: --slow only
 }
+SLOW = {"NASNetMobile"}
 TARGET = {"PA": "params", "FA": "macs", "MA": "act_bytes_f32"}
 
 
-@pytest.mark.parametrize("name", APPS)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in APPS])
 def test_application_prunes_in_each_mode(name):
     model = APPS[name](weights=None, input_shape=(64, 64, 3), classes=10)
     base = analyze(model)

@@ -18,6 +18,7 @@ import numpy as np
 from .dependency import build_dependencies
 from .graph import Graph
 from .lowering import lower
+from .ops import registered_spec
 from .rebuild import as_trained, rebuild
 
 # Per-channel quantization in the flatbuffer: a float32 scale and an int64 zero point.
@@ -157,7 +158,9 @@ def schedule_of(model, graph: Graph):
 
 
 def fingerprint(graph: Graph) -> str:
-    """A string equal for graphs of the same architecture (layers, wiring, shapes, settings)."""
-    nodes = [(n.name, n.class_name, n.inputs, n.outputs, sorted(map(repr, n.attrs.items()))) for n in graph.nodes]
+    """A string equal for graphs of the same architecture (layers, wiring, shapes, settings, and the
+    `OpSpec` registered for a custom layer: registering another one lowers it differently)."""
+    nodes = [(n.name, n.class_name, n.inputs, n.outputs, sorted(map(repr, n.attrs.items())),
+              repr(registered_spec(type(n.layer)))) for n in graph.nodes]
     shapes = sorted((k, t.shape) for k, t in graph.tensors.items())
     return repr((graph.keras.__name__, nodes, shapes, graph.inputs, graph.outputs))

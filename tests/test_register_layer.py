@@ -175,3 +175,22 @@ def test_slices_naming_no_weight_of_the_layer_fail_when_pruning():
             prune(scaled_model(), "PA", 0.5, rule="all")
     finally:
         unregister_layer(ScaledConv2D)
+
+
+def test_another_registration_is_another_architecture_for_the_schedule_cache():
+    """The converter schedule is cached per architecture: a spec registered again (another
+    lowering) must not reuse the schedule matched with the first one."""
+    from dataclasses import replace
+
+    from keras_cprune.schedule import fingerprint
+
+    model = scaled_model()
+    prints = []
+    for spec in (SPEC, replace(SPEC, lower=lambda *args: lower_scaled(*args))):
+        register_layer(ScaledConv2D, spec)
+        try:
+            prints.append(fingerprint(read_graph(model)))
+        finally:
+            unregister_layer(ScaledConv2D)
+    prints.append(fingerprint(read_graph(model)))
+    assert len(set(prints)) == 3

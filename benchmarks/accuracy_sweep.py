@@ -160,10 +160,7 @@ class Budgets:
             widths = {RESOURCE[m]: find_width(arch, RESOURCE[m], limits[RESOURCE[m]]) for m in MODES[budget]}
             for r, w in widths.items():  # within 0.01 of a narrower one: the same model (compare_methods)
                 widths[r] = min(v for v in widths.values() if 0 <= w - v <= 0.01)
-            cost = {m: channels(cost_pruned(build(), m, limits[RESOURCE[m]])) for m in MODES[budget] if m in COST_MODES}
-            paper = {m: channels(prune(build(), m, *ratios[m][:1], rule=ratios[m][1])) for m in cost}
-            self.cache[arch, budget] = {"limits": limits, "ratios": ratios, "widths": widths, "cost": cost,
-                                        "cost_is_paper": {m: cost[m] == paper[m] for m in cost}}
+            self.cache[arch, budget] = {"limits": limits, "ratios": ratios, "widths": widths}
             os.makedirs(self.folder, exist_ok=True)
             write_json(path, self.cache[arch, budget])
         return self.cache[arch, budget]
@@ -292,12 +289,19 @@ def shared_width(config: Config, budgets: Budgets, out: str) -> dict | None:
 
 def shared_cost(config: Config, budgets: Budgets, out: str) -> dict | None:
     """A cost-allocation run whose architecture is the paper rule's (same seed, already trained):
-    the same widths, initialization and data train the same model."""
-    if not config.method.endswith("-cost") or not budgets.of(config.arch, config.budget)["cost_is_paper"][config.mode]:
+    the same widths, initialization and data train the same model. The cost search's widths
+    depend on the importance of this seed's initial weights, so they are compared seed by seed."""
+    if not config.method.endswith("-cost"):
         return None
     other = Config(config.arch, config.mode, config.budget, config.seed)
     path = os.path.join(out, other.name + ".json")
     if not os.path.exists(path):
+        return None
+    b, builder = budgets.of(config.arch, config.budget), zoo.ARCHITECTURES[config.arch]
+    ratio, rule = b["ratios"][config.mode]
+    keras.utils.set_random_seed(config.seed)  # as build() does before building
+    ours = channels(cost_pruned(builder(), config.mode, b["limits"][config.resource]))
+    if ours != channels(prune(builder(), config.mode, ratio, rule=rule)):
         return None
     with open(path) as f:
         record = json.load(f)

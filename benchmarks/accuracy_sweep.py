@@ -39,6 +39,7 @@ LR = 1e-3  # Adam, cosine decay to 0 over the run
 FINETUNE_LR = 3e-4  # train -> prune -> fine-tune: the second phase, cosine to 0 over ceil(epochs / 3)
 ALPHA, TEMPERATURE = 0.1, 4.0  # distillation from the dense model of the same seed
 TARGET_GAP = 0.005  # time to accuracy: first epoch at the dense model's final validation accuracy - 0.5 pp
+CLOCKS = {"train_s": "wall", "cpu_s": "CPU"}  # the two clocks of the per-epoch log
 WIDTH_OF = {"PA": "width-params", "FA": "width-macs", "MA": "width-arena"}  # the paired uniform baseline
 BUDGETS = {"vgg": (50,), "resnet": (50,), "mobilenetv2": (50, 70)}  # % of the dense model's resource removed
 MODES = {50: ("PA", "FA", "MA"), 70: ("PA",)}  # the modes (and uniform widths) at each budget
@@ -380,7 +381,7 @@ def report(out: str) -> str:
         width = groups.get((arch, baseline_of(method), budget), {})
         acc = [100 * r["test_acc"] for r in runs.values()]
         int8 = [r["int8_test_acc"] - r["test_acc"] for r in runs.values() if r.get("int8_test_acc") is not None]
-        reached = [tuple(time_to_accuracy(r, dense[s]["val_acc"] - TARGET_GAP, clock) for clock in ("train_s", "cpu_s"))
+        reached = [tuple(time_to_accuracy(r, dense[s]["val_acc"] - TARGET_GAP, clock) for clock in CLOCKS)
                    for s, r in runs.items() if s in dense]
         done = [t for t in reached if t[0] is not None]
         first = next(iter(runs.values()))
@@ -397,20 +398,42 @@ def report(out: str) -> str:
 
 
 def time_verdict(scratch: dict, tpf: dict, dense: dict) -> str:
-    """Mean time to dense - 0.5 pp of ``scratch`` vs ``tpf`` runs, over the seeds of both; a tpf run
-    that never gets there counts its whole training (a lower bound), a scratch run that never does fails."""
+    """Time to accuracy of ``scratch`` vs ``tpf`` runs over the seeds of both, judged on wall and on CPU
+    seconds (the CPU seconds are robust to other work on a shared host).
+
+    First to the issue's target, the dense run's final validation accuracy - 0.5 pp: a tpf run that never
+    gets there counts its whole training (a lower bound), a scratch run that never does fails. Then, per
+    seed, to the accuracy both pipelines reach (the lower of their final validation accuracies), which
+    still compares the two when the target is out of reach at this number of epochs.
+    """
     seeds = [s for s in scratch if s in tpf and s in dense]
     if not seeds:
         return "no runs"
-    ratios = {}
-    for clock in ("train_s", "cpu_s"):
-        ours = [time_to_accuracy(scratch[s], dense[s]["val_acc"] - TARGET_GAP, clock) for s in seeds]
-        if None in ours:
-            return f"NOT met: from scratch never reached it in {ours.count(None)} of {len(seeds)} seeds"
-        theirs = [time_to_accuracy(tpf[s], dense[s]["val_acc"] - TARGET_GAP, clock) or tpf[s][clock] for s in seeds]
-        ratios[clock] = statistics.fmean(ours) / statistics.fmean(theirs)
-    return (f"{1 - ratios['train_s']:.0%} less wall time, {1 - ratios['cpu_s']:.0%} less CPU time "
-            f"({len(seeds)} seeds): " + ("met" if ratios["train_s"] <= 0.6 else "NOT met"))
+    target = {s: dense[s]["val_acc"] - TARGET_GAP for s in seeds}
+    ours = {clock: [time_to_accuracy(scratch[s], target[s], clock) for s in seeds] for clock in CLOCKS}
+    missed = ours["train_s"].count(None)
+    if missed:
+        verdict = f"NOT met: from scratch never reached dense − 0.5 pp in {missed} of {len(seeds)} seeds"
+    else:
+        theirs = {clock: [time_to_accuracy(tpf[s], target[s], clock) or tpf[s]["log"][-1][clock] for s in seeds]
+                  for clock in CLOCKS}
+        verdict = saving(ours, theirs, len(seeds))
+    common = {s: min(scratch[s]["val_acc"], tpf[s]["val_acc"]) for s in seeds}
+    ours = {clock: [time_to_accuracy(scratch[s], common[s], clock) for s in seeds] for clock in CLOCKS}
+    theirs = {clock: [time_to_accuracy(tpf[s], common[s], clock) for s in seeds] for clock in CLOCKS}
+    return f"{verdict}; to the accuracy both reach ({pct(statistics.fmean(common.values()))} val): " + saving(
+        ours, theirs, len(seeds))
+
+
+def saving(ours: dict, theirs: dict, n: int) -> str:
+    """How much less time ``ours`` took than ``theirs`` (means over seeds, per clock), against the 40% target."""
+    less = {clock: 1 - statistics.fmean(ours[clock]) / statistics.fmean(theirs[clock]) for clock in CLOCKS}
+    return ", ".join(f"{less[clock]:.0%} less {name} time ({'met' if less[clock] >= 0.4 else 'NOT met'})"
+                     for clock, name in CLOCKS.items()) + f" ({n} seed{'s' * (n > 1)})"
+
+
+def pct(fraction: float) -> str:
+    return f"{100 * fraction:.2f}%"
 
 
 def targets(groups: dict) -> list[str]:

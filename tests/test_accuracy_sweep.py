@@ -1,0 +1,90 @@
+"""benchmarks/accuracy_sweep.py's statistics and verdicts, on hand-made result records."""
+import json
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
+import accuracy_sweep as sweep  # noqa: E402
+from _common import t_interval  # noqa: E402
+
+
+def record(arch, method, budget, seed, test_acc, log, **extra):
+    """A result file's fields that the report reads; ``log``: (wall s, CPU s, val acc) per epoch."""
+    log = [{"epoch": i + 1, "train_s": w, "cpu_s": c, "val_acc": v} for i, (w, c, v) in enumerate(log)]
+    return {"name": sweep.Config(arch, method, budget, seed).name,
+            "config": {"arch": arch, "method": method, "budget": budget, "seed": seed},
+            "test_acc": test_acc, "val_acc": log[-1]["val_acc"], "log": log, "train_s": log[-1]["train_s"],
+            "cpu_s": log[-1]["cpu_s"], "params": 100, "macs": 1000, "predicted_arena": 512, **extra}
+
+
+def test_t_interval_matches_a_hand_computed_interval():
+    mean, half = t_interval([1.0, 2.0, 3.0])  # sd 1, t(0.975, 2) = 4.303
+    assert mean == 2.0
+    assert half == pytest.approx(4.303 / 3 ** 0.5, rel=1e-3)
+    assert t_interval([5.0])[1] != t_interval([5.0])[1]  # nan: no interval from one seed
+
+
+def test_time_to_accuracy_reads_the_first_epoch_at_the_target():
+    r = record("vgg", "FA", 50, 0, 0.9, [(10, 20, 0.80), (25, 40, 0.88), (40, 60, 0.89)])
+    assert sweep.time_to_accuracy(r, 0.88) == 25
+    assert sweep.time_to_accuracy(r, 0.88, "cpu_s") == 40
+    assert sweep.time_to_accuracy(r, 0.95) is None
+
+
+def test_paired_differences_use_only_common_seeds():
+    runs = {0: {"test_acc": 0.90}, 1: {"test_acc": 0.92}, 2: {"test_acc": 0.91}}
+    other = {0: {"test_acc": 0.89}, 2: {"test_acc": 0.93}}
+    assert sweep.paired(runs, other) == pytest.approx([0.01, -0.02])
+
+
+def test_time_verdict_when_from_scratch_reaches_the_target():
+    dense = {0: record("vgg", "dense", 0, 0, 0.9, [(100, 100, 0.905)])}
+    scratch = {0: record("vgg", "FA", 50, 0, 0.9, [(30, 50, 0.89), (60, 100, 0.90)])}
+    tpf = {0: record("vgg", "tpf-FA", 50, 0, 0.9, [(200, 150, 0.90)])}  # dense seconds included
+    text = sweep.time_verdict(scratch, tpf, dense)
+    # target 0.905 - 0.005 = 0.90: scratch at 60 s wall / 100 CPU-s, tpf at 200 / 150
+    assert text.startswith("70% less wall time (met), 33% less CPU time (NOT met) (1 seed)")
+    # both reach 0.90 (the lower final accuracy): the same epochs
+    assert text.endswith("to the accuracy both reach (90.00% val): 70% less wall time (met), "
+                         "33% less CPU time (NOT met) (1 seed)")
+
+
+def test_time_verdict_counts_a_tpf_run_that_misses_the_target_whole():
+    dense = {0: record("vgg", "dense", 0, 0, 0.9, [(100, 100, 0.905)])}
+    scratch = {0: record("vgg", "FA", 50, 0, 0.9, [(20, 20, 0.88), (40, 40, 0.90)])}
+    tpf = {0: record("vgg", "tpf-FA", 50, 0, 0.9, [(150, 150, 0.89)])}
+    text = sweep.time_verdict(scratch, tpf, dense)
+    assert text.startswith("73% less wall time (met), 73% less CPU time (met)")  # 40 vs the whole 150
+    assert "to the accuracy both reach (89.00% val): 73% less wall time" in text  # 0.89 first at 40 s
+
+
+def test_time_verdict_fails_when_from_scratch_never_gets_there_but_still_compares():
+    dense = {0: record("vgg", "dense", 0, 0, 0.9, [(100, 100, 0.91)])}
+    scratch = {0: record("vgg", "FA", 50, 0, 0.9, [(20, 30, 0.88), (40, 60, 0.89)])}
+    tpf = {0: record("vgg", "tpf-FA", 50, 0, 0.9, [(150, 120, 0.885)])}
+    text = sweep.time_verdict(scratch, tpf, dense)
+    assert text.startswith("NOT met: from scratch never reached dense − 0.5 pp in 1 of 1 seeds")
+    assert text.endswith("(88.50% val): 73% less wall time (met), 50% less CPU time (met) (1 seed)")
+    assert sweep.time_verdict({}, tpf, dense) == "no runs"
+
+
+def test_report_pairs_seeds_against_dense_and_uniform_width(tmp_path):
+    rows = []
+    for seed, (d, fa, w) in enumerate([(0.90, 0.89, 0.88), (0.91, 0.90, 0.885), (0.92, 0.90, 0.89)]):
+        rows += [record("vgg", "dense", 0, seed, d, [(10, 10, d)]),
+                 record("vgg", "FA", 50, seed, fa, [(5, 5, fa)], int8_test_acc=fa - 0.001),
+                 record("vgg", "width-macs", 50, seed, w, [(5, 5, w)])]
+    for r in rows:
+        (tmp_path / f"{r['name']}.json").write_text(json.dumps(r))
+    text = sweep.report(str(tmp_path))
+    fa_row = next(line for line in text.splitlines() if line.startswith("| vgg | FA |"))
+    # FA − dense: -1, -1, -2 pp: mean -1.33, sd 0.577, half-width 4.303 * 0.577 / sqrt(3) = 1.43
+    assert "| 89.67 ± 0.58 |" in fa_row
+    assert "| -1.33 ± 1.43 |" in fa_row
+    # FA − width: +1, +1.5, +1 pp: mean +1.17, sd 0.289, half-width 0.72
+    assert "| +1.17 ± 0.72 |" in fa_row
+    assert "| −50% ≥ uniform width | vgg | FA | +1.17 ± 0.72 pp: met (CI) |" in text
+    assert "| −50% within 1.0 pp of dense | vgg | FA | -1.33 ± 1.43 pp: NOT met |" in text
+    assert "| int8 within 0.5 pp of float | all | 3 models on TFLM | worst -0.10 pp: met |" in text

@@ -10,6 +10,7 @@ exist are skipped, so an interrupted sweep resumes where it stopped.
     python benchmarks/accuracy_sweep.py --report [FILE]          # markdown table from the JSON files
     python benchmarks/accuracy_sweep.py --plot PNG               # accuracy per method, mean ± sd over seeds
     python benchmarks/accuracy_sweep.py --measure-speed          # training settings, samples/s
+    KERAS_BACKEND=jax python benchmarks/accuracy_sweep.py --measure-speed --batches 128  # another backend
 """
 from __future__ import annotations
 
@@ -506,14 +507,17 @@ def plot(out: str, path: str) -> str:
 
 
 # ---------------------------------------------------------------- training speed
-def measure_speed(archs, samples: int = 3840) -> None:
+def measure_speed(archs, batches=(64, 128, 256), samples: int = 3840) -> None:
     """Training samples/s (wall and per CPU-second) of each architecture per jit_compile and batch
-    size: one warm-up epoch (tracing, compilation) then one timed epoch of ``samples`` images."""
+    size: one warm-up epoch (tracing, compilation) then one timed epoch of ``samples`` images. The
+    Keras backend is KERAS_BACKEND's; other backends than TensorFlow are timed compiled only (their
+    uncompiled path is eager)."""
     (x, y), _, _ = load_data(samples)
-    print(f"machine: {machine()}; {samples} images per timed epoch", flush=True)
+    backend = keras.backend.backend()
+    print(f"machine: {machine()}; backend {backend}; {samples} images per timed epoch", flush=True)
     for arch in archs:
-        for jit in (False, True):
-            for batch in (64, 128, 256):
+        for jit in (False, True) if backend == "tensorflow" else (True,):
+            for batch in batches:
                 keras.utils.set_random_seed(0)
                 model = zoo.ARCHITECTURES[arch]()
                 model.compile(optimizer=keras.optimizers.Adam(LR), jit_compile=jit,
@@ -524,7 +528,7 @@ def measure_speed(archs, samples: int = 3840) -> None:
                 wall, cpu = time.perf_counter(), time.process_time()
                 model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-                print(f"{arch:<12} jit_compile={jit!s:<5} batch {batch:>3}: {samples / wall:7.0f} samples/s wall, "
+                print(f"{arch:<12} {backend} jit_compile={jit!s:<5} batch {batch:>3}: {samples / wall:7.0f} samples/s wall, "
                       f"{samples / cpu:7.0f} per CPU-s, first 3 steps {warm:5.1f} s", flush=True)
 
 
@@ -548,14 +552,17 @@ def main(argv=None) -> None:
     parser.add_argument("--list", action="store_true", help="list the configurations and which are done")
     parser.add_argument("--report", nargs="?", const="-", metavar="FILE", help="markdown table (stdout or FILE)")
     parser.add_argument("--plot", metavar="PNG", help="plot every method's accuracy over seeds to PNG")
-    parser.add_argument("--measure-speed", action="store_true", help="time jit_compile x batch size per arch")
+    parser.add_argument("--measure-speed", action="store_true", help="time jit_compile x batch size per arch "
+                        "(the backend is KERAS_BACKEND's)")
+    parser.add_argument("--batches", default="64,128,256", type=lambda s: [int(v) for v in s.split(",")],
+                        help="batch sizes of --measure-speed")
     args = parser.parse_args(argv)
     args.models = args.models or os.path.join(MODELS_DIR, os.path.abspath(args.out).strip(os.sep).replace(os.sep, "_"))
     unknown = set(args.archs.split(",")) - set(zoo.ARCHITECTURES)
     if unknown:
         parser.error(f"--archs takes names of {sorted(zoo.ARCHITECTURES)}. Received: {sorted(unknown)}.")
     if args.measure_speed:
-        return measure_speed(args.archs.split(","))
+        return measure_speed(args.archs.split(","), args.batches)
     if args.report or args.plot:
         if args.plot:
             print(plot(args.out, args.plot))

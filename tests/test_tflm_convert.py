@@ -162,3 +162,28 @@ def test_corrupt_flatbuffer_is_a_model_file_error():
         read_model(tflite[:200])
     with pytest.raises(ModelFileError, match=r"'TFL3'.*Received: 11 bytes starting with b'not a mo'"):
         tflm_export.verify(b"not a model")
+
+
+def test_per_tensor_dense_weights_shrink_the_arena_of_a_dense_stack():
+    """MLPerf Tiny's FC autoencoder: per-channel Dense weights put 8 bytes per unit of every
+    FULLY_CONNECTED into the TFLM arena; per tensor they do not, and the planner predicts both."""
+    import tensorflow as tf
+
+    from keras_cprune.zoo import fc_autoencoder
+    from tflm_export.planner import align, predict_arena_from_tflite
+
+    model = fc_autoencoder(keras)
+    data = uniform(16, (640,))
+    arenas = {}
+    for per_channel in (True, False):
+        tflite = tflm_export.convert(model, data, per_channel_dense=per_channel)
+        details = tf.lite.Interpreter(model_content=tflite).get_tensor_details()
+        kernels = [d for d in details if len(d["shape"]) == 2 and d["shape"][0] != 1]  # (units, inputs) weights
+        assert len(kernels) == 10  # the ten Dense layers
+        assert {len(d["quantization_parameters"]["scales"]) == d["shape"][0] for d in kernels} == {per_channel}
+        arenas[per_channel] = tflm_export.find_min_arena(tflite).arena
+        assert align(predict_arena_from_tflite(tflite).total_bytes) == arenas[per_channel]  # 16-byte search step
+    units = sum(layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense))
+    assert arenas[True] - arenas[False] >= 8 * units - 16 * 10  # the multipliers and shifts, less alignment
+    with pytest.raises(ConversionError, match="per_channel_dense"):
+        tflm_export.convert(model, data, per_channel_dense="no")

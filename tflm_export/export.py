@@ -12,7 +12,8 @@ from .verify import verify
 
 
 def export(model, representative_data, out_dir: str, *, budget=None, board=None, test_inputs=None, labels=None,
-           name: str = "model", io_dtype: str = "int8", overwrite: bool = False, latency_runs: int = 20) -> TFLMReport:
+           name: str = "model", io_dtype: str = "int8", per_channel_dense: bool = True, overwrite: bool = False,
+           latency_runs: int = 20) -> TFLMReport:
     """Export ``model`` for TFLite Micro into ``out_dir``: convert, verify, write sources, compile.
 
     The folder gets ``{name}_data.h/.cc``, ``{name}_settings.h``, ``op_resolver.h``,
@@ -29,6 +30,7 @@ def export(model, representative_data, out_dir: str, *, budget=None, board=None,
         labels: labels of ``test_inputs``, for the int8 and float accuracies, or None.
         name: the C++ names' and files' stem.
         io_dtype: type of the model's input and output tensors: "int8", "uint8" or "float32" (see `convert`).
+        per_channel_dense: False quantizes Dense weights per tensor: a smaller arena (see `convert`).
         overwrite: replace an existing ``out_dir``.
         latency_runs: invokes timed on the host.
 
@@ -48,7 +50,7 @@ def export(model, representative_data, out_dir: str, *, budget=None, board=None,
     ```
     """
     check_out_dir(out_dir, overwrite)  # fail before the slow stages
-    tflite = convert(model, representative_data, io_dtype=io_dtype)
+    tflite = convert(model, representative_data, io_dtype=io_dtype, per_channel_dense=per_channel_dense)
     report = verify(tflite, test_inputs=test_inputs, labels=labels, keras_model=model, budget=budget, board=board,
                     latency_runs=latency_runs)
     with atomic_dir(out_dir, overwrite) as staging:

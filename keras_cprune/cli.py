@@ -78,6 +78,8 @@ def _add_export(sub):
     data.add_argument("--dataset", choices=["fashion-mnist"], help="calibrate on 200 training images and "
                       "measure int8-on-TFLM and float accuracy on the test set")
     export.add_argument("--test-samples", type=int, default=1000, help="samples run on TFLM (default 1000)")
+    export.add_argument("--per-tensor-dense", action="store_true", help="quantize Dense weights per tensor: "
+                        "TFLM then keeps no per-unit multipliers and shifts in the arena")
     _add_budget(export, "RAM budget, e.g. 256KB", "flash budget, e.g. 1MB")
     export.add_argument("--overwrite", "--force", action="store_true", help="replace an existing output folder")
     return export
@@ -194,7 +196,7 @@ def _export(args) -> int:
     try:
         report = tflm_export.export(load_model(args.model, unsafe=args.unsafe), data, args.output, budget=budget,
                                     board=args.board, test_inputs=test_inputs, labels=labels,
-                                    overwrite=args.overwrite)
+                                    per_channel_dense=not args.per_tensor_dense, overwrite=args.overwrite)
     except OutputPathError as exc:
         raise OutputPathError(f"{exc} On the command line: pass --force to replace it.") from None
     report.summary()

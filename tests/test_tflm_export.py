@@ -437,6 +437,24 @@ def test_cli_export_over_budget_exits_nonzero(tmp_path):
     assert "does not fit the budget: ram" in result.stderr and "> 2,048 B" in result.stderr
 
 
+def test_cli_export_per_tensor_dense(tmp_path):
+    """--per-tensor-dense reaches the converter: one weight scale per Dense layer in the written
+    flatbuffer (the arena effect is measured in test_tflm_convert)."""
+    import tensorflow as tf
+
+    from keras_cprune.cli import main
+    from keras_cprune.zoo import fc_autoencoder
+
+    fc_autoencoder(keras, input_dim=64).save(tmp_path / "ae.keras")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).uniform(0, 1, (16, 64)).astype("float32"))
+    out = tmp_path / "fw"
+    assert main(["export", str(tmp_path / "ae.keras"), "-o", str(out), "--data", str(tmp_path / "x.npy"),
+                 "--test-samples", "4", "--per-tensor-dense"]) == 0
+    details = tf.lite.Interpreter(model_path=str(out / "model.tflite")).get_tensor_details()
+    kernels = [d for d in details if len(d["shape"]) == 2 and d["shape"][0] != 1]
+    assert len(kernels) == 10 and all(len(d["quantization_parameters"]["scales"]) == 1 for d in kernels)
+
+
 @pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist") and "FASHION_MNIST_DIR" not in os.environ,
                     reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist); CI installs it")
 def test_cli_export_fashion_mnist_reports_accuracy_and_force_replaces(tmp_path):

@@ -395,7 +395,28 @@ def report(out: str) -> str:
                  (f"{statistics.fmean(t[0] for t in done):,.0f}, {statistics.fmean(t[1] for t in done):,.0f} "
                   f"({len(done)}/{len(reached)})") if done else f"— (0/{len(reached)})"]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines + ["", *targets(groups)])
+    return "\n".join([*headline(groups), "", *lines, "", *targets(groups)])
+
+
+def headline(groups: dict) -> list[str]:
+    """Methods (rows) x architectures (columns): test accuracy mean ± sd over seeds (n), and the
+    paired difference against the uniform width of the same resource; the README's table."""
+    archs = [a for a in zoo.ARCHITECTURES if (a, "dense", 0) in groups]
+    rows = dict.fromkeys((c.method, c.budget) for c in configs(archs, [0]))
+    lines = ["| method | budget | " + " | ".join(archs) + " |", "| --- | --- |" + " ---: |" * len(archs)]
+    for method, budget in rows:
+        cells = []
+        for arch in archs:
+            runs = groups.get((arch, method, budget))
+            if not runs:
+                cells.append("—" if budget not in BUDGETS[arch] else "not run")
+                continue
+            acc = [100 * r["test_acc"] for r in runs.values()]
+            width = paired(runs, groups.get((arch, baseline_of(method), budget), {}))
+            cells.append(f"{statistics.fmean(acc):.2f} ± {statistics.stdev(acc) if len(acc) > 1 else 0:.2f} "
+                         f"({len(acc)})" + (f"; {pp(width)} vs width" if width and mode_of(method) else ""))
+        lines.append(f"| {method} | {f'−{budget}%' if budget else '—'} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def time_verdict(scratch: dict, tpf: dict, dense: dict) -> str:

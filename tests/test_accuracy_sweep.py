@@ -79,6 +79,10 @@ def test_report_pairs_seeds_against_dense_and_uniform_width(tmp_path):
     for r in rows:
         (tmp_path / f"{r['name']}.json").write_text(json.dumps(r))
     text = sweep.report(str(tmp_path))
+    assert text.startswith("| method | budget | vgg |\n")  # the headline: methods x architectures
+    assert "\n| dense | — | 91.00 ± 1.00 (3) |\n" in text
+    assert "\n| FA | −50% | 89.67 ± 0.58 (3); +1.17 ± 0.72 vs width |\n" in text
+    assert "\n| PA | −50% | not run |\n" in text
     fa_row = next(line for line in text.splitlines() if line.startswith("| vgg | FA |"))
     # FA − dense: -1, -1, -2 pp: mean -1.33, sd 0.577, half-width 4.303 * 0.577 / sqrt(3) = 1.43
     assert "| 89.67 ± 0.58 |" in fa_row

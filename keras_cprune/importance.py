@@ -10,21 +10,19 @@ import numpy as np
 from .config import CRITERIA, check_importance  # noqa: F401 (CRITERIA: public here too)
 from .dependency import Dependencies, Group
 from .errors import PruningError
-from .ops import weight_short_name
+from .ops import output_axes, spec_for, weight_short_name
 
-_OUT_KERNELS = {"kernel": -1, "pointwise_kernel": -1}
-
-
-def _kernel_scores(layer, norm: str) -> np.ndarray:
-    """Per-output-channel L1 or L2 norm of the layer's kernel (Conv*Transpose: axis -2)."""
-    for weight in layer.weights:
-        name = weight_short_name(weight)
-        if name in _OUT_KERNELS:
-            value = np.asarray(weight.numpy())
-            axis = -2 if "Transpose" in type(layer).__name__ else -1
-            flat = np.moveaxis(value, axis, -1).reshape(-1, value.shape[axis])
-            return np.abs(flat).sum(0) if norm == "l1" else np.sqrt((flat ** 2).sum(0))
-    raise PruningError(f"Layer {layer.name!r} has no kernel to score; use importance='random' or a callable.")
+def _kernel_scores(layer, spec, norm: str) -> np.ndarray:
+    """Per-output-channel L1 or L2 norm of the layer's kernel: of the weights ``spec.slices`` give an
+    output axis, the one with the most dimensions (Conv: axis -1, Conv*Transpose: -2, SeparableConv:
+    the pointwise kernel, a registered layer: whichever weight its slices name)."""
+    axes = output_axes(layer, spec)
+    if not axes:
+        raise PruningError(f"Layer {layer.name!r} has no kernel to score; use importance='random' or a callable.")
+    value, axis = max(((np.asarray(w.numpy()), axes[weight_short_name(w)]) for w in layer.weights
+                       if weight_short_name(w) in axes), key=lambda kernel: kernel[0].ndim)
+    flat = np.moveaxis(value, axis, -1).reshape(-1, value.shape[axis])
+    return np.abs(flat).sum(0) if norm == "l1" else np.sqrt((flat ** 2).sum(0))
 
 
 def _gamma_scores(layer) -> np.ndarray | None:
@@ -46,7 +44,7 @@ def unit_scores(deps: Dependencies, group: Group, criterion, rng: np.random.Gene
         scorers = bns or scorers  # no BatchNorm in the group: fall back to the kernels' L1 norm
     total, count = np.zeros(len(group.units)), np.zeros(len(group.units))
     for node in scorers:
-        scores = _score(node.layer, criterion)
+        scores = _score(node.layer, criterion, spec_for(node, graph.in_shapes(node), graph.out_shapes(node)))
         index = np.searchsorted(group.units, deps.units[node.outputs[0]])
         inside = (index < len(group.units)) & (group.units[np.minimum(index, len(group.units) - 1)] == deps.units[node.outputs[0]])
         mean = scores.mean() or 1.0
@@ -55,7 +53,7 @@ def unit_scores(deps: Dependencies, group: Group, criterion, rng: np.random.Gene
     return total / np.maximum(count, 1)
 
 
-def _score(layer, criterion) -> np.ndarray:
+def _score(layer, criterion, spec) -> np.ndarray:
     if callable(criterion):
         scores = np.asarray(criterion(layer), dtype=np.float64)
         channels = layer.output.shape[-1]
@@ -68,4 +66,4 @@ def _score(layer, criterion) -> np.ndarray:
         if gamma is not None:
             return gamma
         criterion = "l1"
-    return _kernel_scores(layer, criterion)
+    return _kernel_scores(layer, spec, criterion)

@@ -251,7 +251,8 @@ def register_layer(cls, spec: OpSpec) -> OpSpec | None:
     to their new width in ``get_config()`` and their weights sliced by ``spec.slices``, and
     lowered for the TFLM arena by ``spec.lower`` (without it, an approximated placeholder op).
     ``cls`` is looked up before the built-in table, so a class named like a Keras one does not
-    collide with it. The L1/L2 importance scores a weight named ``kernel``, output channels last.
+    collide with it. The L1/L2 importance scores the weight of ``spec.slices`` with an ``"out"``
+    axis and the most dimensions.
 
     Args:
         cls: The layer class, a subclass of ``keras.layers.Layer``. Rebuilding calls
@@ -357,6 +358,21 @@ def _check_produce(cls, spec: OpSpec) -> None:
         raise PruningError(f"A 'produce' spec needs `slices` naming the weights of {cls.__name__} whose axes follow "
                            f"its output channels, e.g. slices={{'kernel': {{-2: 'in', -1: 'out'}}, 'bias': "
                            f"{{0: 'out'}}}}. Received: slices={spec.slices!r}.")
+
+
+def output_axes(layer, spec: OpSpec) -> dict:
+    """``{weight name: output-channel axis}`` of ``layer``'s weights by ``spec.slices``.
+
+    Raises:
+        PruningError: a producing layer has weights but none sliced by its output channels.
+    """
+    names = [weight_short_name(w) for w in getattr(layer, "weights", ())]  # Keras ops have none
+    axes = {n: axis for n in names for axis, role in spec.slices.get(n, {}).items() if role == "out"}
+    if spec.role == "produce" and names and not axes:
+        raise PruningError(f"No weight of {type(layer).__name__} layer {layer.name!r} is sliced by its output "
+                           f"channels: its weights are {names}, its OpSpec slices {sorted(spec.slices)}. Name the "
+                           "weights (`add_weight(..., name='kernel')`) as the `slices` given to register_layer.")
+    return axes
 
 
 def weight_short_name(weight) -> str:

@@ -9,9 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from .dependency import Dependencies
-from .errors import PruningError
 from .graph import layer_from_config
-from .ops import spec_for, weight_short_name
+from .ops import output_axes, spec_for, weight_short_name
 
 
 class _Positions:
@@ -37,11 +36,7 @@ def _first_nodes(graph) -> dict:
 def _slice_rules(graph, node) -> dict:
     """The node's `OpSpec` slices; a producing layer must have a weight they slice by output channel."""
     spec = spec_for(node, graph.in_shapes(node), graph.out_shapes(node))
-    names = [weight_short_name(w) for w in getattr(node.layer, "weights", ())]  # Keras ops have none
-    if spec.role == "produce" and names and not any("out" in spec.slices.get(n, {}).values() for n in names):
-        raise PruningError(f"No weight of {node.class_name} layer {node.name!r} is sliced by its output channels: "
-                           f"its weights are {names}, its OpSpec slices {sorted(spec.slices)}. Name the weights "
-                           f"(`add_weight(..., name='kernel')`) as the `slices` given to register_layer.")
+    output_axes(node.layer, spec)
     return spec.slices
 
 

@@ -194,3 +194,38 @@ def test_another_registration_is_another_architecture_for_the_schedule_cache():
             unregister_layer(ScaledConv2D)
     prints.append(fingerprint(read_graph(model)))
     assert len(set(prints)) == 3
+
+
+class PlainConv(keras.layers.Layer):
+    """A 1x1 convolution whose kernel is named ``w``, filters first: ``w`` has shape (filters, in)."""
+
+    def __init__(self, filters, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(self.filters, input_shape[-1]), name="w")
+
+    def call(self, x):
+        return keras.ops.einsum("bhwi,oi->bhwo", x, self.w)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters}
+
+
+def test_l1_importance_scores_the_weight_the_slices_name_on_its_output_axis():
+    spec = OpSpec("produce", lambda cfg, i, o: i[0][-1] * o[0][-1], lambda cfg, i, o: 0, width_key="filters",
+                  slices={"w": {0: "out", 1: "in"}})
+    inputs = keras.Input((4, 4, 3))
+    x = PlainConv(4, name="plain")(inputs)
+    model = keras.Model(inputs, L.Conv2D(2, 1, name="conv")(L.ReLU()(x)))
+    # rows = filters: L1 norms 3, 0.3, 30, 0.03 -> PA 0.5 keeps filters 0 and 2
+    model.get_layer("plain").w.assign(np.array([[1, 1, 1], [.1, .1, .1], [10, 10, 10], [.01, .01, .01]], "float32"))
+    register_layer(PlainConv, spec)
+    try:
+        pruned = prune(model, "PA", 0.5, rule="all", importance="l1")
+        np.testing.assert_array_equal(pruned.get_layer("plain").w.numpy(), [[1, 1, 1], [10, 10, 10]])
+        np.testing.assert_array_equal(pruned.get_layer("conv").kernel.numpy()[0, 0],
+                                      model.get_layer("conv").kernel.numpy()[0, 0][[0, 2]])
+    finally:
+        unregister_layer(PlainConv)

@@ -476,6 +476,9 @@ def targets(groups: dict) -> list[str]:
             lines.append(f"| −50% ≥ uniform width | {arch} | {method} | {verdict(diffs, 0.0)} |")
             diffs = [100 * d for d in paired(get(method), get("dense", 0))]
             lines.append(f"| −50% within 1.0 pp of dense | {arch} | {method} | {verdict(diffs, -1.0)} |")
+        for mode in COST_MODES:  # our allocation against the paper's rule at the same budget
+            diffs = [100 * d for d in paired(get(f"{mode}-cost"), get(mode))]
+            lines.append(f"| cost allocation ≥ paper rule | {arch} | {mode}-cost − {mode} | {verdict(diffs, 0.0)} |")
         if (arch, "PA", 70) in groups:
             diffs = [100 * d for d in paired(get("PA", 70), get("dense", 0))]
             lines.append(f"| −70% params within 0.5 pp of dense | {arch} | PA | {verdict(diffs, -0.5)} |")

@@ -91,4 +91,5 @@ def test_report_pairs_seeds_against_dense_and_uniform_width(tmp_path):
     assert "| +1.17 ± 0.72 |" in fa_row
     assert "| −50% ≥ uniform width | vgg | FA | +1.17 ± 0.72 pp: met (CI) |" in text
     assert "| −50% within 1.0 pp of dense | vgg | FA | -1.33 ± 1.43 pp: NOT met |" in text
+    assert "| cost allocation ≥ paper rule | vgg | FA-cost − FA | no runs |" in text
     assert "| int8 within 0.5 pp of float | all | 3 models on TFLM | worst -0.10 pp: met |" in text

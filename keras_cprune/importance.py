@@ -19,8 +19,9 @@ def _kernel_scores(layer, spec, norm: str) -> np.ndarray:
     axes = output_axes(layer, spec)
     if not axes:
         raise PruningError(f"Layer {layer.name!r} has no kernel to score; use importance='random' or a callable.")
-    value, axis = max(((np.asarray(w.numpy()), axes[weight_short_name(w)]) for w in layer.weights
-                       if weight_short_name(w) in axes), key=lambda kernel: kernel[0].ndim)
+    named = [(w, axes.get(weight_short_name(w))) for w in layer.weights]
+    weight, axis = max(((w, a) for w, a in named if a is not None), key=lambda kernel: len(kernel[0].shape))
+    value = np.asarray(weight.numpy())
     flat = np.moveaxis(value, axis, -1).reshape(-1, value.shape[axis])
     return np.abs(flat).sum(0) if norm == "l1" else np.sqrt((flat ** 2).sum(0))
 

@@ -127,7 +127,7 @@ class FilterPruningStep(_Callback):
 
     ``step`` counts train batches (``unit="step"``; one per ``steps_per_execution``) or epochs
     (``unit="epoch"``). Where ``schedule.prunes_at(step)``, the filters to remove are chosen anew
-    with ``PruneContext.plan(mode, schedule.ratio_at(step), config)`` on the current weights and
+    with ``PruneContext.choose(mode, schedule.ratio_at(step), config)`` on the current weights and
     zeroed; after every batch they are zeroed again. When ``fit`` starts, channels already zeroed
     (by an earlier ``fit``, in a reloaded model) stay so. ``plan`` is the `PruningPlan` of the last
     re-planning. Made by `prune_during_training`; `keras_cprune.training.save_checkpoint` and
@@ -163,7 +163,8 @@ class FilterPruningStep(_Callback):
         self.mode, self.schedule, self.unit = check_mode(mode), schedule, unit
         self.config = resolve_config(config, **options)
         self.step = 0
-        self.plan = None
+        self._chosen = None  # (ratio, removed units, selections) of the last re-planning
+        self._plan = None
         self._context = None
         self._masks: list = []
 
@@ -179,6 +180,16 @@ class FilterPruningStep(_Callback):
         nested = config.pop("config", None)
         return cls(schedule=deserialize_schedule(config.pop("schedule")),
                    config=PruneConfig.from_config(nested) if nested is not None else None, **config)
+
+    @property
+    def plan(self):
+        """The `PruningPlan` of the last re-planning (None before the first), priced when first read:
+        its predicted arena converts the model, which training itself never needs."""
+        if self._plan is None and self._chosen is not None:
+            ratio, removed, selections = self._chosen
+            self._plan = self._context.describe(self.mode, ratio, removed, selections, self.config.importance,
+                                                self.config.rule)
+        return self._plan
 
     def on_train_begin(self, logs=None):
         self._context = PruneContext.of(self.model)
@@ -204,7 +215,8 @@ class FilterPruningStep(_Callback):
     def _maybe_prune(self) -> None:
         if self.schedule.prunes_at(self.step):
             ratio = self.schedule.ratio_at(self.step)
-            self.plan, removed = self._context.plan(self.mode, ratio, self.config)
+            removed, selections = self._context.choose(self.mode, ratio, self.config)
+            self._chosen, self._plan = (ratio, removed, selections), None
             self._masks = channel_masks(self._context.deps, removed)
             apply_masks(self._masks)
 

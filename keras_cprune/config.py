@@ -104,7 +104,7 @@ class PruneConfig:
             raise PruningError(f"`seed` must be an integer >= 0. Received: seed={self.seed!r}.")
 
     def options(self) -> dict:
-        """The fields as keyword arguments of the planning engine (`PruneContext.plan`, `budget.fit_budget`)."""
+        """The fields as keyword arguments of the planning engine (`PruneContext.choose`, `budget.fit_budget`)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def get_config(self) -> dict:

@@ -59,8 +59,15 @@ class PruneContext:
 
     def plan(self, mode: str, ratio: float, config: PruneConfig | None = None,
              **options) -> tuple[PruningPlan, set]:
-        """Choose the groups by ``mode`` and the units to remove in each; price the result.
-        ``options`` (fields of `PruneConfig`) override those of ``config``."""
+        """`choose`, then price the result: ``(plan, removed units)``. The plan's predicted arena
+        converts the unpruned model once (`schedule`); `choose` alone converts nothing."""
+        config = resolve_config(config, **options)
+        removed, selections = self.choose(mode, ratio, config)
+        return self.describe(mode, ratio, removed, selections, config.importance, config.rule), removed
+
+    def choose(self, mode: str, ratio: float, config: PruneConfig | None = None, **options) -> tuple[set, list]:
+        """Choose the groups by ``mode`` and the units to remove in each: ``(removed units,
+        selections)``. ``options`` (fields of `PruneConfig`) override those of ``config``."""
         _check_ratio(ratio)
         config = resolve_config(config, **options)
         rng = np.random.default_rng(config.seed)
@@ -74,7 +81,7 @@ class PruneContext:
                 count = len(group.units) - keep
                 removed |= set(choose_units(self.deps, group, scores, count, config.min_filters,
                                             round_to=config.round_to, min_keep=config.min_keep).tolist())
-        return self.describe(mode, ratio, removed, selections, config.importance, config.rule), removed
+        return removed, selections
 
     def describe(self, mode: str, ratio: float, removed: set, selections, importance, rule: str,
                  reason: str | None = None) -> PruningPlan:

@@ -65,7 +65,10 @@ def prune(model, mode: str = "PA", ratio: float | None = None, *, config: PruneC
                            f"{', '.join(f'{k}={v!r}' for k, v in misplaced.items())} without `budget`. "
                            f"Use prune_to_budget(model, budget, ...), or drop them to prune by ratio.")
     context = PruneContext.of(model, input_shape=input_shape)
-    plan, removed = context.plan(mode, 0.5 if ratio is None else ratio, config)
+    ratio = 0.5 if ratio is None else ratio
+    if not return_plan:  # the plan's predicted arena would convert the model: nobody reads it
+        return _rebuilt(context, None, context.choose(mode, ratio, config)[0], reinitialize, False)
+    plan, removed = context.plan(mode, ratio, config)
     return _rebuilt(context, plan, removed, reinitialize, return_plan)
 
 
@@ -121,7 +124,7 @@ def prune_to_budget(model, budget, *, mode: str = "MA", config: PruneConfig | No
     return _rebuilt(context, plan, removed, reinitialize, return_plan)
 
 
-def _rebuilt(context: PruneContext, plan: PruningPlan, removed: set, reinitialize: bool, return_plan: bool):
+def _rebuilt(context: PruneContext, plan: PruningPlan | None, removed: set, reinitialize: bool, return_plan: bool):
     pruned = rebuild(context.model, context.deps, removed, weights="none" if reinitialize else "slice")
     return (pruned, plan) if return_plan else pruned
 

@@ -125,7 +125,7 @@ def tradeoff(model, modes=MODES, ratios=(0.0, 0.2, 0.4, 0.6, 0.8), **options) ->
     points = []
     for mode in modes:
         for ratio in ratios:
-            _, removed = context.plan(mode, ratio, **options)
+            removed, _ = context.choose(mode, ratio, **options)
             arena, flash = estimate_deployment(context.graph, context.deps.pruned_shapes(removed), assume_trained=True,
                                                schedule=context.schedule)
             report = context.price(removed)

@@ -36,7 +36,7 @@ def prune_during_training(model, mode: str = "PA", *, schedule: PruningSchedule,
     """Prepares ``model`` for gradual structured pruning during ``fit``: a masked copy and its callback.
 
     At each step (or epoch, ``unit="epoch"``) where ``schedule`` prunes, the callback re-plans
-    ``PruneContext.plan(mode, schedule.ratio_at(step), config)`` on the current weights and zeroes
+    ``PruneContext.choose(mode, schedule.ratio_at(step), config)`` on the current weights and zeroes
     the removed channels, and it zeroes them again after every batch so that optimizer updates
     cannot revive them. `strip` then builds the smaller dense model. ``model`` is not modified.
 
@@ -63,7 +63,7 @@ def prune_during_training(model, mode: str = "PA", *, schedule: PruningSchedule,
     """
     callback = FilterPruningStep(mode, schedule, config=config, unit=unit, **options)
     context = PruneContext.of(model)
-    context.plan(mode, 0.0, callback.config)  # fail now, not at the first pruning step (e.g. an importance callable)
+    context.choose(mode, 0.0, callback.config)  # fail now, not at the first pruning step (e.g. an importance callable)
     return rebuild(model, context.deps, set(), weights="slice"), callback
 
 

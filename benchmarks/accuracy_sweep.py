@@ -168,11 +168,21 @@ class Budgets:
         return self.cache[arch, budget]
 
 
-def cost_pruned(model, mode: str, limit: int, **kwargs):
-    """Our allocation at the sweep's limit: `prune(budget=)` with ``allocation="cost"``, predicted
-    (``verify=False``, as the paper-rule limits are)."""
-    budget = Budget(macs=limit) if RESOURCE[mode] == "macs" else Budget(ram=limit)
-    return prune(model, mode, budget=budget, allocation="cost", verify=False, verbose=0, **kwargs)
+_COST_MODELS: dict = {}  # configuration name -> its untrained cost-allocation model, searched once
+
+
+def cost_model(config: Config, budgets: Budgets):
+    """``config``'s untrained model of our allocation at the sweep's limit: `prune(budget=)` with
+    ``allocation="cost"``, predicted (``verify=False``, as the paper-rule limits are), fresh weights."""
+    if config.name not in _COST_MODELS:
+        keras.utils.set_random_seed(config.seed)
+        limit = budgets.of(config.arch, config.budget)["limits"][config.resource]
+        budget = Budget(macs=limit) if config.resource == "macs" else Budget(ram=limit)
+        _COST_MODELS.clear()  # one at a time: the next configuration never needs an earlier one
+        _COST_MODELS[config.name] = prune(zoo.ARCHITECTURES[config.arch](), config.mode, budget=budget,
+                                          allocation="cost", verify=False, verbose=0, reinitialize=True,
+                                          seed=config.seed)
+    return _COST_MODELS[config.name]
 
 
 def channels(model) -> dict:
@@ -193,7 +203,7 @@ def build(config: Config, budgets: Budgets, models_dir: str) -> tuple:
         return builder(width=width), {**details, "width": width}
     mode = config.mode
     if config.method.endswith("-cost"):
-        model = cost_pruned(builder(), mode, details["limit"], reinitialize=True, seed=config.seed)
+        model = cost_model(config, budgets)
         return model, {**details, "allocation": "cost", "channels": channels(model)}
     ratio, rule = b["ratios"][mode]
     details.update(ratio=ratio, rule=rule)
@@ -299,11 +309,10 @@ def shared_cost(config: Config, budgets: Budgets, out: str) -> dict | None:
     path = os.path.join(out, other.name + ".json")
     if not os.path.exists(path):
         return None
-    b, builder = budgets.of(config.arch, config.budget), zoo.ARCHITECTURES[config.arch]
-    ratio, rule = b["ratios"][config.mode]
+    ratio, rule = budgets.of(config.arch, config.budget)["ratios"][config.mode]
     keras.utils.set_random_seed(config.seed)  # as build() does before building
-    ours = channels(cost_pruned(builder(), config.mode, b["limits"][config.resource]))
-    if ours != channels(prune(builder(), config.mode, ratio, rule=rule)):
+    paper = prune(zoo.ARCHITECTURES[config.arch](), config.mode, ratio, rule=rule)
+    if channels(cost_model(config, budgets)) != channels(paper):
         return None
     with open(path) as f:
         record = json.load(f)

@@ -46,16 +46,18 @@ class ArenaEstimate:
 
 
 def estimate_graph_arena(graph: Graph, shapes: dict | None = None, *, assume_trained: bool = False,
-                         schedule=None) -> ArenaEstimate:
+                         per_channel_dense: bool = True, schedule=None) -> ArenaEstimate:
     """`ArenaEstimate` of ``graph`` with optional pruned ``shapes`` (see `micro_graph`)."""
-    return _arena(*micro_graph(graph, shapes, assume_trained=assume_trained, schedule=schedule))
+    return _arena(*micro_graph(graph, shapes, assume_trained=assume_trained, per_channel_dense=per_channel_dense,
+                               schedule=schedule))
 
 
 def estimate_deployment(graph: Graph, shapes: dict | None = None, *, assume_trained: bool = False,
-                        schedule=None) -> tuple:
+                        per_channel_dense: bool = True, schedule=None) -> tuple:
     """``(ArenaEstimate, flash bytes)`` of ``graph`` with optional pruned ``shapes``, lowered once:
     flash from the ``schedule``'s flatbuffer where there is one, else `estimate_flash`."""
-    lowered = micro_graph(graph, shapes, assume_trained=assume_trained, schedule=schedule)
+    lowered = micro_graph(graph, shapes, assume_trained=assume_trained, per_channel_dense=per_channel_dense,
+                          schedule=schedule)
     flash = schedule.flash(lowered[0]) if schedule is not None and schedule.flatbuffer_bytes else \
         estimate_flash(lowered[0])
     return _arena(*lowered), flash
@@ -87,7 +89,8 @@ def estimate_flash(micro: MicroGraph) -> int:
                      + 12.93 * channels - 71.6))
 
 
-def estimate_arena(model, *, assume_trained: bool = False, input_shape=None) -> ArenaEstimate:
+def estimate_arena(model, *, assume_trained: bool = False, per_channel_dense: bool = True,
+                   input_shape=None) -> ArenaEstimate:
     """Predicted minimal TFLM tensor arena (bytes) of ``model`` exported to int8 by tflm_export.
 
     The ops run in the order the TFLite converter gives them: the model is converted once per
@@ -99,6 +102,8 @@ def estimate_arena(model, *, assume_trained: bool = False, input_shape=None) -> 
         assume_trained: predict for the weights after training rather than as they are now: the
             converter drops an all-zero Dense bias (e.g. of a freshly built model), which saves a
             tensor's overhead. Default False.
+        per_channel_dense: as `tflm_export.convert`'s: False predicts the export whose Dense
+            weights are quantized per tensor (TFLM then keeps no per-unit multipliers). Default True.
         input_shape: input shape without batch to fix free input dimensions
             (``keras.Input((None, None, 3))``). Default None: the declared shape.
 
@@ -116,4 +121,5 @@ def estimate_arena(model, *, assume_trained: bool = False, input_shape=None) -> 
     ```
     """
     graph = read_graph(model, input_shape=input_shape)
-    return estimate_graph_arena(graph, assume_trained=assume_trained, schedule=schedule_of(model, graph))
+    return estimate_graph_arena(graph, assume_trained=assume_trained, per_channel_dense=per_channel_dense,
+                                schedule=schedule_of(model, graph, per_channel_dense))

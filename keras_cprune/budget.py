@@ -51,7 +51,8 @@ def tflm_verifier(context: PruneContext, representative_data=None, seed: int = 0
         representative_data = np.random.default_rng(seed).uniform(0, 1, shape).astype("float32")
 
     def measure(removed: set) -> Usage:
-        tflite = convert(as_trained(rebuild(context.model, context.deps, removed)), representative_data)
+        tflite = convert(as_trained(rebuild(context.model, context.deps, removed)), representative_data,
+                         per_channel_dense=context.per_channel_dense)
         arena = find_min_arena(tflite, predict_arena_from_tflite(tflite).total_bytes).arena
         return Usage(arena, len(tflite), context.price(removed).macs)
 

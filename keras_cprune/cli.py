@@ -53,6 +53,8 @@ def _add_prune(sub):
     prune.add_argument("--no-verify", action="store_true", help="trust the prediction: do not convert and measure "
                        "the result on the TFLM runtime")
     prune.add_argument("--input-shape", help="size for free input dimensions, e.g. 96,96,3")
+    prune.add_argument("--per-tensor-dense", action="store_true", help="predict (and fit the budget for) the "
+                       "export with Dense weights quantized per tensor, as `export --per-tensor-dense`")
     prune.add_argument("--plan", metavar="JSON", help="also write the pruning plan as JSON")
     prune.add_argument("--overwrite", action="store_true")
     return prune
@@ -131,7 +133,8 @@ def _prune(args) -> None:
     budget = _prune_budget(args)
     shape = tuple(int(d) for d in args.input_shape.split(",")) if args.input_shape else None
     options = dict(importance=args.importance, rule=args.rule, round_to=args.round_to, min_keep=args.min_keep,
-                   reinitialize=args.reinitialize, return_plan=True, input_shape=shape)
+                   reinitialize=args.reinitialize, return_plan=True, input_shape=shape,
+                   per_channel_dense=not args.per_tensor_dense)
     if budget is None:
         pruned, plan = prune(model, args.mode, args.ratio, **options)
     else:

@@ -22,8 +22,9 @@ class _Lowering:
     """The builder an `OpSpec`'s ``lower`` emits through: tensors are refs, ``("c", i)`` for a
     constant, ``("a", i)`` for an activation, ``("none", -1)`` for an absent optional input."""
 
-    def __init__(self, graph: Graph, shapes: dict, assume_trained: bool):
+    def __init__(self, graph: Graph, shapes: dict, assume_trained: bool, per_channel_dense: bool = True):
         self.graph, self.shapes, self.assume_trained = graph, shapes, assume_trained
+        self.per_channel_dense = per_channel_dense  # else Dense weights are quantized per tensor
         self.consts: list[TensorSpec] = []
         self.acts: list[tuple] = []  # (TensorSpec, graph key or None)
         self.ops: list[tuple] = []  # (op name, inputs, outputs, node name) with ("c", i) / ("a", i) refs
@@ -57,11 +58,13 @@ class _Lowering:
         self.ops.append((name, tuple(inputs), (out,), node))
         return out
 
-    def weighted(self, name, node, x, filt_shape, channels, bias=True, shape=None) -> tuple:
+    def weighted(self, name, node, x, filt_shape, channels, bias=True, shape=None, per_channel=True) -> tuple:
         """Emit a weighted op (CONV_2D, FULLY_CONNECTED...): ``x``, an int8 filter of ``filt_shape``
-        and an int32 bias (absent without ``bias``), per-channel quantized over ``channels``."""
-        filt = self.const(filt_shape, 1, channels)
-        inputs = [x, filt] + ([self.const((channels,), 4, channels)] if bias else [("none", -1)])
+        and an int32 bias (absent without ``bias``), quantized per channel over ``channels`` (one
+        scale without ``per_channel``)."""
+        quant = channels if per_channel else 1
+        filt = self.const(filt_shape, 1, quant)
+        inputs = [x, filt] + ([self.const((channels,), 4, quant)] if bias else [("none", -1)])
         return self.op(name, inputs, shape or self.shape(node.outputs[0]), node.name)
 
 
@@ -105,11 +108,13 @@ def _foldable(graph: Graph) -> set:
     return folded
 
 
-def lower(graph: Graph, shapes: dict | None = None, *, assume_trained: bool = False) -> _Lowering:
+def lower(graph: Graph, shapes: dict | None = None, *, assume_trained: bool = False,
+          per_channel_dense: bool = True) -> _Lowering:
     """The converter's ops of ``graph`` (tensor shapes overridden by ``shapes``) in Keras graph
-    order; with ``assume_trained``, as the model will be once trained (no all-zero Dense bias).
-    The op and activation lists have the same structure for any pruned ``shapes``."""
-    low = _Lowering(graph, shapes or {}, assume_trained)
+    order; with ``assume_trained``, as the model will be once trained (no all-zero Dense bias);
+    ``per_channel_dense`` as `tflm_export.convert`'s. The op and activation lists have the same
+    structure for any pruned ``shapes``."""
+    low = _Lowering(graph, shapes or {}, assume_trained, per_channel_dense)
     fused = _foldable(graph)
     for key in graph.inputs:
         low.of_key[key] = low.act(low.shape(key), key)
@@ -125,14 +130,14 @@ def lower(graph: Graph, shapes: dict | None = None, *, assume_trained: bool = Fa
 
 
 def micro_graph(graph: Graph, shapes: dict | None = None, *, assume_trained: bool = False,
-                schedule=None) -> tuple:
+                per_channel_dense: bool = True, schedule=None) -> tuple:
     """Lower ``graph`` (see `lower`) to the `MicroGraph` TFLM sees: ops and activations in the
     converter's order when a `Schedule` of ``graph`` is given, else in Keras graph order.
 
     Returns ``(MicroGraph, {micro tensor index: graph tensor key}, {op index: layer name},
     approximated layer names)``.
     """
-    low = lower(graph, shapes, assume_trained=assume_trained)
+    low = lower(graph, shapes, assume_trained=assume_trained, per_channel_dense=per_channel_dense)
     inputs = [low.of_key[k] for k in graph.inputs]
     acts = list(range(len(low.acts))) if schedule is None else list(schedule.act_order)
     op_order = list(range(len(low.ops))) if schedule is None else list(schedule.op_order)

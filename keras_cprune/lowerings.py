@@ -67,7 +67,7 @@ def dense(low, node, x, in_shape, out_shape):
     if len(in_shape) != 2:
         return unknown(low, node, x, in_shape, out_shape)
     y = low.weighted("FULLY_CONNECTED", node, x, (out_shape[-1], in_shape[-1]), out_shape[-1],
-                     bias=_keeps_bias(node.layer, low.assume_trained))
+                     bias=_keeps_bias(node.layer, low.assume_trained), per_channel=low.per_channel_dense)
     return activation(low, node, y, out_shape)
 
 

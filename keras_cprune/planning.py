@@ -31,10 +31,11 @@ class PruneContext:
     graph: Graph
     deps: Dependencies
     report: ComplexityReport
+    per_channel_dense: bool = True  # the export predicted and measured, as `tflm_export.convert`'s
     _schedule: object = None
 
     @classmethod
-    def of(cls, model, input_shape=None) -> "PruneContext":
+    def of(cls, model, input_shape=None, per_channel_dense: bool = True) -> "PruneContext":
         model = with_input_shape(model, input_shape)
         graph = read_graph(model)
         deps = build_dependencies(graph)
@@ -44,13 +45,13 @@ class PruneContext:
                                "they feed); teach the engine a custom layer with keras_cprune.register_layer, replace "
                                "Lambda layers with built-in channel-wise ones, or prune a model with Conv/Dense "
                                "layers before its output layer.")
-        return cls(model, graph, deps, report_from_graph(graph))
+        return cls(model, graph, deps, report_from_graph(graph), per_channel_dense)
 
     @property
     def schedule(self):
         """The TFLite converter's op order of this model (`schedule.Schedule`), read once."""
         if self._schedule is None:
-            self._schedule = schedule_of(self.model, self.graph)
+            self._schedule = schedule_of(self.model, self.graph, self.per_channel_dense)
         return self._schedule
 
     def price(self, removed: set) -> ComplexityReport:
@@ -97,7 +98,7 @@ class PruneContext:
         model once trained, as the budget search predicts it) and its peak."""
         report = self.price(removed) if removed else self.report
         arena = estimate_graph_arena(self.graph, self.deps.pruned_shapes(removed), assume_trained=True,
-                                     schedule=self.schedule)
+                                     per_channel_dense=self.per_channel_dense, schedule=self.schedule)
         return {**{key: getattr(report, key) for key, _ in METRICS if hasattr(report, key)},
                 "arena_bytes": arena.bytes, "peak_layer": report.peak_node, "arena_peak_layer": arena.peak_layer}
 

@@ -14,7 +14,8 @@ BUDGET_ARGUMENTS = ("allocation", "verify", "representative_data", "step", "verb
 
 
 def prune(model, mode: str = "PA", ratio: float | None = None, *, config: PruneConfig | None = None,
-          reinitialize: bool = False, input_shape=None, return_plan: bool = False, budget=None, **options):
+          reinitialize: bool = False, input_shape=None, return_plan: bool = False, budget=None,
+          per_channel_dense: bool = True, **options):
     """Removes ``ratio`` of the filters of the channel groups ``mode`` selects: a new, smaller dense model.
 
     ``mode`` picks the groups holding a large share of the model's parameters ("PA"), FLOPs ("FA")
@@ -33,6 +34,8 @@ def prune(model, mode: str = "PA", ratio: float | None = None, *, config: PruneC
         input_shape: a shape such as ``(96, 96, 3)`` for models with free input dimensions.
         return_plan: also return the `PruningPlan`.
         budget: a `Budget`: delegate to `prune_to_budget` (kept for existing calls).
+        per_channel_dense: the int8 export the plan's predicted arena (and a budget) is for, as
+            `tflm_export.convert`'s: False when Dense weights will be quantized per tensor.
         **options: fields of `PruneConfig` (``importance="l2"``, ``round_to=4``...), overriding
             those of ``config``; with ``budget``, also `prune_to_budget`'s arguments.
 
@@ -57,14 +60,15 @@ def prune(model, mode: str = "PA", ratio: float | None = None, *, config: PruneC
                                f"prune. Received: ratio={ratio!r}, budget={budget!r}. Use prune(model, mode, ratio) "
                                f"or prune_to_budget(model, budget, mode=mode).")
         return prune_to_budget(model, budget, mode=mode, config=config, reinitialize=reinitialize,
-                               input_shape=input_shape, return_plan=return_plan, **options)
+                               input_shape=input_shape, return_plan=return_plan,
+                               per_channel_dense=per_channel_dense, **options)
     misplaced = {k: options.pop(k) for k in BUDGET_ARGUMENTS if k in options}
     config = resolve_config(config, **options)
     if misplaced:
         raise PruningError(f"{sorted(misplaced)} only apply when pruning to a budget. Received: "
                            f"{', '.join(f'{k}={v!r}' for k, v in misplaced.items())} without `budget`. "
                            f"Use prune_to_budget(model, budget, ...), or drop them to prune by ratio.")
-    context = PruneContext.of(model, input_shape=input_shape)
+    context = PruneContext.of(model, input_shape=input_shape, per_channel_dense=_checked(per_channel_dense))
     ratio = 0.5 if ratio is None else ratio
     if not return_plan:  # the plan's predicted arena would convert the model: nobody reads it
         return _rebuilt(context, None, context.choose(mode, ratio, config)[0], reinitialize, False)
@@ -74,7 +78,8 @@ def prune(model, mode: str = "PA", ratio: float | None = None, *, config: PruneC
 
 def prune_to_budget(model, budget, *, mode: str = "MA", config: PruneConfig | None = None, allocation: str = "cost",
                     verify="auto", representative_data=None, step: float = 0.1, verbose="auto", progress=None,
-                    reinitialize: bool = False, input_shape=None, return_plan: bool = False, **options):
+                    per_channel_dense: bool = True, reinitialize: bool = False, input_shape=None,
+                    return_plan: bool = False, **options):
     """The least pruning that fits ``budget`` (TFLM arena, flash, MACs), measured on TFLM when installed.
 
     Pruning goes in steps from the unpruned model: with ``allocation="cost"`` each step cuts ``step``
@@ -96,6 +101,8 @@ def prune_to_budget(model, budget, *, mode: str = "MA", config: PruneConfig | No
         step: fraction of a group's channels cut per step, in (0, 1).
         verbose: 0 silent, 1 a progress bar, 2 one line per search, "auto" as ``Model.fit``.
         progress: a callable given one line of text per search step, or None.
+        per_channel_dense: the export the budget is for, as `tflm_export.convert`'s: False when
+            Dense weights will be quantized per tensor (a smaller arena for Dense stacks). Default True.
         reinitialize: fresh weights instead of the kept ones.
         input_shape: a shape such as ``(96, 96, 3)`` for models with free input dimensions.
         return_plan: also return the `PruningPlan` (``plan.after`` holds the predicted and
@@ -116,12 +123,19 @@ def prune_to_budget(model, budget, *, mode: str = "MA", config: PruneConfig | No
     ```
     """
     config = resolve_config(config, **options)
-    context = PruneContext.of(model, input_shape=input_shape)
+    context = PruneContext.of(model, input_shape=input_shape, per_channel_dense=_checked(per_channel_dense))
     verifier, every_step = resolve_verifier(context, verify, representative_data)
     plan, removed = fit_budget(context, mode, budget, verify=verifier, progress=progress, verbose=verbose,
                                step=step, allocation=allocation, estimate=verifier if every_step else None,
                                **config.options())
     return _rebuilt(context, plan, removed, reinitialize, return_plan)
+
+
+def _checked(per_channel_dense) -> bool:
+    if not isinstance(per_channel_dense, bool):
+        raise PruningError("per_channel_dense must be True or False. "
+                           f"Received: per_channel_dense={per_channel_dense!r}.")
+    return per_channel_dense
 
 
 def _rebuilt(context: PruneContext, plan: PruningPlan | None, removed: set, reinitialize: bool, return_plan: bool):

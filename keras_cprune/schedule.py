@@ -57,20 +57,22 @@ def keras_order(low, reason: str) -> Schedule:
     return Schedule(tuple(range(len(low.ops))), tuple(range(len(low.acts))), exact=False, reason=reason)
 
 
-def converter_schedule(model, graph, *, input_shape=None) -> Schedule:
-    """Convert ``model`` (a trained-looking copy, random calibration) and match its operators."""
+def converter_schedule(model, graph, *, input_shape=None, per_channel_dense: bool = True) -> Schedule:
+    """Convert ``model`` (a trained-looking copy, random calibration; ``per_channel_dense`` as
+    `tflm_export.convert`'s) and match its operators."""
     from tflm_export.convert import convert
 
     from tflm_export.flatbuffer import graph_from_tflite
 
 
-    low = lower(graph, assume_trained=True)
+    low = lower(graph, assume_trained=True, per_channel_dense=per_channel_dense)
     shape = tuple(graph.tensors[graph.inputs[0]].shape) if input_shape is None else tuple(input_shape)
     if len(graph.inputs) != 1 or None in shape:
         return keras_order(low, "converter schedule needs one input of known shape")
     data = np.random.default_rng(0).uniform(0, 1, (4,) + shape).astype("float32")
     try:
-        tflite = convert(as_trained(rebuild(model, build_dependencies(graph), set())), data, num_samples=4)
+        tflite = convert(as_trained(rebuild(model, build_dependencies(graph), set())), data, num_samples=4,
+                         per_channel_dense=per_channel_dense)
     except Exception as exc:  # the estimate stays available; it says why it is approximate
         return keras_order(low, f"converter schedule unavailable ({type(exc).__name__}: {str(exc)[:200]})")
     try:
@@ -147,13 +149,14 @@ def _names_layer(tensor_name: str, layer: str) -> bool:
 _SCHEDULES: dict = {}
 
 
-def schedule_of(model, graph: Graph):
-    """The converter `Schedule` of ``model`` (read as ``graph``), cached by architecture."""
-    key = fingerprint(graph)
+def schedule_of(model, graph: Graph, per_channel_dense: bool = True):
+    """The converter `Schedule` of ``model`` (read as ``graph``, converted with ``per_channel_dense``
+    as `tflm_export.convert`'s), cached by architecture."""
+    key = (fingerprint(graph), per_channel_dense)
     if key not in _SCHEDULES:
         if len(_SCHEDULES) >= 64:
             _SCHEDULES.pop(next(iter(_SCHEDULES)))
-        _SCHEDULES[key] = converter_schedule(model, graph)
+        _SCHEDULES[key] = converter_schedule(model, graph, per_channel_dense=per_channel_dense)
     return _SCHEDULES[key]
 
 

@@ -60,7 +60,7 @@ def usage_estimator(context: PruneContext) -> Callable[[set], Usage]:
     """
     def estimate(removed: set) -> Usage:
         arena, flash = estimate_deployment(context.graph, context.deps.pruned_shapes(removed), assume_trained=True,
-                                           schedule=context.schedule)
+                                           per_channel_dense=context.per_channel_dense, schedule=context.schedule)
         return Usage(arena.bytes, flash, context.price(removed).macs, arena.peak_tensors, arena.peak_layer)
 
     return estimate

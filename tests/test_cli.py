@@ -52,6 +52,17 @@ def test_prune_to_a_ram_budget_measures_the_result_on_tflm(model_file, tmp_path)
     assert refused.returncode == 1 and "--board or --ram" in refused.stderr
 
 
+def test_prune_prices_a_per_tensor_dense_export_when_asked(model_file, tmp_path):
+    from keras_cprune import estimate_arena
+
+    plan = str(tmp_path / "plan.json")
+    result = cli("prune", model_file, "-o", str(tmp_path / "p.keras"), "--per-tensor-dense", "--plan", plan)
+    assert result.returncode == 0, result.stderr
+    before = json.load(open(plan))["before"]["arena_bytes"]
+    assert before == estimate_arena(vgg(), assume_trained=True, per_channel_dense=False).bytes
+    assert before < estimate_arena(vgg(), assume_trained=True).bytes  # no per-unit multipliers of 'fc', 'logits'
+
+
 def test_lambda_model_needs_unsafe(tmp_path):
     inputs = keras.Input((4,))
     path = str(tmp_path / "lambda.keras")

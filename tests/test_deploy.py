@@ -67,3 +67,19 @@ def test_a_fresh_models_zero_dense_bias_is_predicted_dropped_now_and_counted_onc
     predicted = {"fresh": estimate_arena(fresh).bytes, "trained": estimate_arena(fresh, assume_trained=True).bytes}
     assert predicted["fresh"] < predicted["trained"] == estimate_arena(trained).bytes
     assert measured == {name: align(b) for name, b in predicted.items()}
+
+
+def test_a_budget_for_a_per_tensor_dense_export_is_predicted_and_measured_as_that_export():
+    """The MLPerf Tiny autoencoder: its per-channel Dense multipliers alone exceed 8 KB (no pruning
+    down to min_keep fits), while exported with per-tensor Dense weights it fits unpruned."""
+    from keras_cprune import zoo
+    from keras_cprune.errors import BudgetError
+
+    model = zoo.fc_autoencoder()
+    with pytest.raises(BudgetError, match=r"ram [\d,]+ B > 8,192 B"):
+        prune(model, "MA", budget=Budget(ram="8KB"), verbose=0)
+    pruned, plan = prune(model, "MA", budget=Budget(ram="8KB"), per_channel_dense=False, return_plan=True, verbose=0)
+    assert pruned.count_params() == model.count_params()
+    context = PruneContext.of(pruned, per_channel_dense=False)
+    assert plan.after["measured_arena_bytes"] == tflm_verifier(context)(set()).ram == align(plan.after["arena_bytes"])
+    assert plan.after["measured_arena_bytes"] <= 8 * KB

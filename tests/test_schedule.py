@@ -27,12 +27,14 @@ L = keras.layers
 
 def predicted_and_measured(model, removed=frozenset(), context=None):
     """((predicted arena, predicted flash), (measured arena, flatbuffer bytes), exact) of ``model``
-    with ``removed`` units pruned, predicted with the unpruned model's converter schedule."""
+    with ``removed`` units pruned, predicted with the unpruned model's converter schedule, for the
+    export ``context.per_channel_dense`` says."""
     context = context or PruneContext.of(model)
     arena, flash = estimate_deployment(context.graph, context.deps.pruned_shapes(set(removed)), assume_trained=True,
-                                       schedule=context.schedule)
+                                       per_channel_dense=context.per_channel_dense, schedule=context.schedule)
     data = np.random.default_rng(0).uniform(0, 1, (4,) + tuple(model.inputs[0].shape[1:])).astype("float32")
-    tflite = convert(as_trained(rebuild(model, context.deps, set(removed))), data)
+    tflite = convert(as_trained(rebuild(model, context.deps, set(removed))), data,
+                     per_channel_dense=context.per_channel_dense)
     return (arena.bytes, flash), (find_min_arena(tflite).arena, len(tflite)), arena.exact
 
 
@@ -78,12 +80,14 @@ def test_an_n_way_add_is_the_converters_chain_of_binary_adds():
 
 
 @settings(max_examples=max(4, settings().max_examples // 2) if settings().max_examples < 50 else 300)
-@given(seed=st.integers(0, 2 ** 31 - 1), ratio=st.floats(0.0, 0.8), mode=st.sampled_from(["PA", "FA", "MA"]))
-def test_random_branched_graphs_in_random_creation_order_are_exact(seed, ratio, mode):
-    note(f"graph: random_branched_model(keras, seed={seed}); plan {mode} ratio={ratio}")
+@given(seed=st.integers(0, 2 ** 31 - 1), ratio=st.floats(0.0, 0.8), mode=st.sampled_from(["PA", "FA", "MA"]),
+       per_channel_dense=st.booleans())
+def test_random_branched_graphs_in_random_creation_order_are_exact(seed, ratio, mode, per_channel_dense):
+    note(f"graph: random_branched_model(keras, seed={seed}); plan {mode} ratio={ratio}; "
+         f"per_channel_dense={per_channel_dense}")
     model = random_branched_model(keras, seed)
     randomize(model, seed=seed % 1000)
-    context = PruneContext.of(model)
+    context = PruneContext.of(model, per_channel_dense=per_channel_dense)
     removed = context.plan(mode, ratio)[1] if ratio else set()
     assert_exact(*predicted_and_measured(model, removed, context))
 
@@ -157,6 +161,21 @@ def test_mlperf_tiny_models_are_exact_before_and_after_pruning(name):
     context = PruneContext.of(model)
     assert_exact(*predicted_and_measured(model, context=context))
     assert_exact(*predicted_and_measured(model, context.plan("MA", 0.5)[1], context))
+
+
+@pytest.mark.parametrize("build", [zoo.fc_autoencoder, zoo.ds_cnn, lambda: one_d("separable")],
+                         ids=["fc_autoencoder", "ds_cnn", "flatten-dense"])
+def test_dense_quantized_per_tensor_is_exact_before_and_after_pruning(build):
+    """``per_channel_dense=False`` as `tflm_export.convert`'s: no per-unit multipliers in the arena."""
+    model = build()
+    randomize(model, seed=2)
+    context = PruneContext.of(model, per_channel_dense=False)
+    for ratio in (0.0, 0.5):
+        removed = context.choose("PA", ratio, rule="all")[0]
+        assert_exact(*predicted_and_measured(model, removed, context))
+    if build is zoo.fc_autoencoder:  # 128-unit Dense layers: 8 B a unit of multipliers and shifts
+        per_channel = estimate_arena(model, assume_trained=True).bytes
+        assert estimate_arena(model, assume_trained=True, per_channel_dense=False).bytes < per_channel / 3
 
 
 def test_free_input_dimensions_need_an_input_shape():

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from tflm_export.micrograph import MicroGraph
 from tflm_export.planner import predict_arena
 
+from .config import check_per_channel_dense
 from .graph import Graph, read_graph
 from .lowering import micro_graph
 from .schedule import schedule_of
@@ -112,6 +113,7 @@ def estimate_arena(model, *, assume_trained: bool = False, per_channel_dense: bo
 
     Raises:
         ModelError: the model cannot be read (unbuilt, subclassed, free input dimensions).
+        PruningError: ``per_channel_dense`` is not a bool.
 
     Example:
 
@@ -120,6 +122,7 @@ def estimate_arena(model, *, assume_trained: bool = False, per_channel_dense: bo
     print(f"arena {estimate.bytes:,} B, peak at {estimate.peak_layer}")
     ```
     """
+    check_per_channel_dense(per_channel_dense)
     graph = read_graph(model, input_shape=input_shape)
     return estimate_graph_arena(graph, assume_trained=assume_trained, per_channel_dense=per_channel_dense,
                                 schedule=schedule_of(model, graph, per_channel_dense))

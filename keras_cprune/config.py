@@ -23,6 +23,14 @@ def check_rule(rule) -> str:
     return rule
 
 
+def check_per_channel_dense(per_channel_dense) -> bool:
+    """``per_channel_dense`` (`tflm_export.convert`'s export option) if it is a bool, else a `PruningError`."""
+    if not isinstance(per_channel_dense, bool):
+        raise PruningError("per_channel_dense must be True (Dense weights quantized per output unit, the default "
+                           f"export) or False (per tensor). Received: per_channel_dense={per_channel_dense!r}.")
+    return per_channel_dense
+
+
 def check_importance(importance):
     """``importance`` if it is one of `CRITERIA` or a callable, else a `PruningError` naming it."""
     if importance is None:

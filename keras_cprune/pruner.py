@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .budget import fit_budget, resolve_verifier
-from .config import PruneConfig, resolve_config
+from .config import PruneConfig, check_per_channel_dense, resolve_config
 from .dependency import build_dependencies
 from .errors import PruningError
 from .graph import read_graph
@@ -68,7 +68,7 @@ def prune(model, mode: str = "PA", ratio: float | None = None, *, config: PruneC
         raise PruningError(f"{sorted(misplaced)} only apply when pruning to a budget. Received: "
                            f"{', '.join(f'{k}={v!r}' for k, v in misplaced.items())} without `budget`. "
                            f"Use prune_to_budget(model, budget, ...), or drop them to prune by ratio.")
-    context = PruneContext.of(model, input_shape=input_shape, per_channel_dense=_checked(per_channel_dense))
+    context = PruneContext.of(model, input_shape=input_shape, per_channel_dense=check_per_channel_dense(per_channel_dense))
     ratio = 0.5 if ratio is None else ratio
     if not return_plan:  # the plan's predicted arena would convert the model: nobody reads it
         return _rebuilt(context, None, context.choose(mode, ratio, config)[0], reinitialize, False)
@@ -123,19 +123,12 @@ def prune_to_budget(model, budget, *, mode: str = "MA", config: PruneConfig | No
     ```
     """
     config = resolve_config(config, **options)
-    context = PruneContext.of(model, input_shape=input_shape, per_channel_dense=_checked(per_channel_dense))
+    context = PruneContext.of(model, input_shape=input_shape, per_channel_dense=check_per_channel_dense(per_channel_dense))
     verifier, every_step = resolve_verifier(context, verify, representative_data)
     plan, removed = fit_budget(context, mode, budget, verify=verifier, progress=progress, verbose=verbose,
                                step=step, allocation=allocation, estimate=verifier if every_step else None,
                                **config.options())
     return _rebuilt(context, plan, removed, reinitialize, return_plan)
-
-
-def _checked(per_channel_dense) -> bool:
-    if not isinstance(per_channel_dense, bool):
-        raise PruningError("per_channel_dense must be True or False. "
-                           f"Received: per_channel_dense={per_channel_dense!r}.")
-    return per_channel_dense
 
 
 def _rebuilt(context: PruneContext, plan: PruningPlan | None, removed: set, reinitialize: bool, return_plan: bool):

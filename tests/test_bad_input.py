@@ -5,7 +5,7 @@ import tempfile
 import keras
 import pytest
 
-from keras_cprune import Budget, analyze, apply_plan, prune
+from keras_cprune import Budget, analyze, apply_plan, estimate_arena, prune
 import numpy as np
 
 import tflm_export
@@ -69,6 +69,10 @@ CASES = {
                       ["has no input shape", "keras.Input"]),
     "ratio out of range": (lambda t: prune(vgg(), "PA", 1.5), PruningError, ["ratio=1.5", "[0, 1)"]),
     "unknown mode": (lambda t: prune(vgg(), "XA"), PruningError, ["'XA'", "PA", "MA"]),
+    "export option not a bool": (lambda t: prune(vgg(), "PA", 0.5, per_channel_dense="no"), PruningError,
+                                 ["per_channel_dense='no'", "True", "False"]),
+    "export option not a bool (estimate)": (lambda t: estimate_arena(vgg(), per_channel_dense=1), PruningError,
+                                            ["per_channel_dense=1"]),
     "zero filters": (lambda t: prune(vgg(), "PA", 0.5, min_filters=0), PruningError, ["min_filters=0", ">= 1"]),
     "nothing prunable": (lambda t: prune(dense_only()), PruningError, ["Nothing in model", "pinned"]),
     "empty budget": (lambda t: prune(vgg(), "MA", budget=Budget()), BudgetError, ["sets no limit", "ram="]),

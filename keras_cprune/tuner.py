@@ -41,17 +41,20 @@ def scale_budget(budget: Budget, fraction: float) -> Budget:
                                           if v is not None})
 
 
-def predict_usage(model) -> dict:
-    """Predicted deployment of ``model`` once trained: TFLM arena (`estimate_arena`), flatbuffer
-    flash (bytes), MACs per inference and parameters."""
-    from .arena import estimate_arena, estimate_deployment
+def predict_usage(model, per_channel_dense: bool = True) -> dict:
+    """Predicted deployment of ``model`` once trained, exported with ``per_channel_dense`` as
+    `tflm_export.convert`'s: TFLM arena (as `estimate_arena`), flatbuffer flash (bytes, from the
+    converter schedule's flatbuffer), MACs per inference and parameters."""
+    from .arena import estimate_deployment
     from .complexity import analyze
     from .graph import read_graph
+    from .schedule import schedule_of
 
-    report = analyze(model)
-    flash = estimate_deployment(read_graph(model), assume_trained=True)[1]
-    return {"predicted_arena_bytes": estimate_arena(model, assume_trained=True).bytes,
-            "predicted_flash_bytes": int(flash), "macs": int(report.macs), "params": int(report.params)}
+    report, graph = analyze(model), read_graph(model)
+    arena, flash = estimate_deployment(graph, assume_trained=True, per_channel_dense=per_channel_dense,
+                                       schedule=schedule_of(model, graph, per_channel_dense))
+    return {"predicted_arena_bytes": arena.bytes, "predicted_flash_bytes": int(flash), "macs": int(report.macs),
+            "params": int(report.params)}
 
 
 def compile_config_of(path) -> dict | None:
@@ -180,7 +183,7 @@ class BoardFitHyperModel(kt.HyperModel):
         model = prune_to_budget(self.base_model, scale_budget(self.budget, v["budget_fraction"]), mode=v["mode"],
                                 config=config, reinitialize=v["reinitialize"], allocation=v["allocation"],
                                 verify=False, **self.prune_options)
-        usage = predict_usage(model)
+        usage = self._usage(model)
         fits = self.budget.check(ram=usage["predicted_arena_bytes"], flash=usage["predicted_flash_bytes"],
                                  macs=usage["macs"])
         over = describe_over(fits)
@@ -208,7 +211,11 @@ class BoardFitHyperModel(kt.HyperModel):
 
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
         """``model.fit``; the predicted usage of ``model`` goes into every epoch's logs (and History)."""
-        return model.fit(*args, callbacks=[_LogUsage(predict_usage(model)), *(callbacks or [])], **kwargs)
+        return model.fit(*args, callbacks=[_LogUsage(self._usage(model)), *(callbacks or [])], **kwargs)
+
+    def _usage(self, model) -> dict:
+        """`predict_usage` for the export the budget is for (``per_channel_dense`` of the prune options)."""
+        return predict_usage(model, self.prune_options.get("per_channel_dense", True))
 
 
 class _LogUsage(keras.callbacks.Callback):
@@ -260,7 +267,8 @@ class BoardFitTuner(kt.Tuner):
             and ``seed`` are its own).
         seed: the oracle's seed.
         config: the `PruneConfig` of every trial (its ``importance`` and ``rule`` are tuned).
-        prune_options: more `PruneConfig` fields or `prune_to_budget` arguments (``round_to``, ``step``...).
+        prune_options: more `PruneConfig` fields or `prune_to_budget` arguments (``round_to``, ``step``,
+            ``per_channel_dense=False`` for a budget of the per-tensor Dense export, which `export_best` then makes).
         unsafe: load a model file with Lambda layers (Keras ``safe_mode=False``).
         directory: the KerasTuner project folder's parent.
         project_name: the KerasTuner project's name.
@@ -376,7 +384,8 @@ class BoardFitTuner(kt.Tuner):
             model = self.load_model(trial)
             report = tflm_export.export(model, representative_data, out_dir, budget=None if self.board else self.budget,
                                         board=self.board, test_inputs=test_inputs, labels=labels, name=name,
-                                        overwrite=overwrite or index > 0)
+                                        overwrite=overwrite or index > 0,
+                                        per_channel_dense=self.hypermodel.prune_options.get("per_channel_dense", True))
             result = ExportedTrial(trial.trial_id, float(trial.score), dict(trial.hyperparameters.values), report,
                                    out_dir, model)
             fit = "fits" if report.fits else "DOES NOT FIT"

@@ -64,6 +64,21 @@ def test_config_and_prune_options_reach_every_trial():
     assert built.count_params() < model.count_params()
 
 
+@pytest.mark.parametrize("per_channel_dense", [True, False])
+def test_predicted_usage_is_that_of_the_export_converted_as_asked(per_channel_dense):
+    """Flash from the converter schedule's flatbuffer (within 1%), arena to TFLM's 16-byte step,
+    for the export the tuner's budget is for (``prune_options={"per_channel_dense": False}``)."""
+    from keras_cprune.rebuild import as_trained
+    from tflm_export import convert, find_min_arena
+    from tflm_export.planner import align
+
+    model = as_trained(tiny_cnn(compiled=False))
+    usage = predict_usage(model, per_channel_dense)
+    tflite = convert(model, np.random.default_rng(0).uniform(0, 1, (8, 8, 8, 1)), per_channel_dense=per_channel_dense)
+    assert align(usage["predicted_arena_bytes"]) == find_min_arena(tflite).arena
+    assert abs(usage["predicted_flash_bytes"] - len(tflite)) <= 0.01 * len(tflite)
+
+
 def test_build_prunes_to_the_scaled_budget_and_compiles_like_the_model():
     model = tiny_cnn()
     hypermodel = BoardFitHyperModel(model, Budget(ram=RAM), headroom=(0.9, 1.0))

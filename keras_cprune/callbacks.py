@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from .arena import estimate_arena
 from .complexity import analyze
-from .config import PruneConfig, resolve_config
+from .config import PruneConfig, check_per_channel_dense, resolve_config
 from .errors import PruningError
 from .planning import PruneContext
 from .selection import check_mode
@@ -274,6 +274,7 @@ class ExportOnTrainEnd(_Callback):
         strict: over budget raises instead of warning.
         test_inputs: inputs for the TFLM-vs-Keras agreement and accuracy, or None.
         labels: labels of ``test_inputs`` for the TFLM int8 accuracy, or None.
+        per_channel_dense: as `tflm_export.convert`'s: False quantizes Dense weights per tensor.
 
     Raises:
         PruningError: a ``mode`` other than "auto", "min" or "max".
@@ -289,7 +290,7 @@ class ExportOnTrainEnd(_Callback):
 
     def __init__(self, out_dir: str, representative_data, *, budget=None, board=None, monitor: str = "val_accuracy",
                  mode: str = "auto", save_best_only: bool = False, strict: bool = False, test_inputs=None,
-                 labels=None):
+                 labels=None, per_channel_dense: bool = True):
         super().__init__()
         if mode not in MODES:
             raise PruningError(f"Expected `mode` to be one of {MODES} (how `monitor` improves). "
@@ -298,6 +299,7 @@ class ExportOnTrainEnd(_Callback):
         self.budget, self.board, self.monitor, self.mode = budget, board, monitor, mode
         self.save_best_only = save_best_only
         self.strict, self.test_inputs, self.labels = strict, test_inputs, labels
+        self.per_channel_dense = check_per_channel_dense(per_channel_dense)
         self.best, self.report, self.exported_epoch = None, None, None
         self._last_epoch, self._exported, self._warned = None, False, False
 
@@ -341,7 +343,7 @@ class ExportOnTrainEnd(_Callback):
         with atomic_dir(self.out_dir, overwrite=True) as staging:
             report = tflm_export.export(strip(self.model), self.representative_data, staging, budget=self.budget,
                                         board=self.board, test_inputs=self.test_inputs, labels=self.labels,
-                                        overwrite=True, latency_runs=5)
+                                        overwrite=True, latency_runs=5, per_channel_dense=self.per_channel_dense)
             over = describe_over(report.resources)
             if over and self.strict:
                 raise BudgetError(f"The model exported at epoch {epoch} does not fit the budget: {over}. "

@@ -197,6 +197,18 @@ def test_export_strict_keeps_the_previous_export_and_plain_export_at_train_end(t
     assert os.listdir(tmp_path) == ["fw"]  # no staging folder left behind
 
 
+def test_export_quantizes_dense_weights_per_tensor_when_asked(tmp_path):
+    from tflm_export.flatbuffer import graph_from_tflite
+
+    x, y = export_data(16)
+    model = compiled_tiny()
+    export = ExportOnTrainEnd(str(tmp_path / "fw"), x, per_channel_dense=False)
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[export])
+    graph = graph_from_tflite(open(tmp_path / "fw" / "model.tflite", "rb").read())
+    dense = [op for op in graph.ops if op.op == "FULLY_CONNECTED"]
+    assert dense and all(graph.tensors[op.inputs[1]].quant_channels == 1 for op in dense)
+
+
 def fake_fit(export, logs_per_epoch) -> list:
     """The hooks ``fit`` calls, with these epoch logs; the epochs ``_export`` was called with."""
     done = []

@@ -66,6 +66,8 @@ def _add_tradeoff(sub):
     trade.add_argument("--ratios", default="0,0.2,0.4,0.6,0.8", help="comma-separated ratios in [0, 1)")
     trade.add_argument("--modes", default="PA,FA,MA")
     trade.add_argument("--json", action="store_true")
+    trade.add_argument("--per-tensor-dense", action="store_true", help="price the export with Dense weights "
+                       "quantized per tensor, as `export --per-tensor-dense`")
     trade.add_argument("--plot", metavar="PNG", help="save resources-vs-ratio plot")
     return trade
 
@@ -171,7 +173,8 @@ def _tradeoff(args) -> None:
         ratios = tuple(float(r) for r in args.ratios.split(","))
     except ValueError:
         raise PruningError(f"--ratios must be comma-separated numbers in [0, 1). Received: {args.ratios!r}.") from None
-    table = tradeoff(load_model(args.model, unsafe=args.unsafe), modes=tuple(args.modes.split(",")), ratios=ratios)
+    table = tradeoff(load_model(args.model, unsafe=args.unsafe), modes=tuple(args.modes.split(",")), ratios=ratios,
+                     per_channel_dense=not args.per_tensor_dense)
     print(table.to_json(indent=2)) if args.json else table.summary()
     if args.plot:
         table.plot(args.plot)

@@ -6,9 +6,10 @@ import io
 import json
 from dataclasses import asdict, dataclass
 
-from .arena import estimate_deployment
+from .config import check_per_channel_dense
 from .planning import PruneContext
 from .selection import MODES
+from .usage import usage_estimator
 
 COLUMNS = ("params", "macs", "peak_act_bytes_int8", "arena_bytes", "flash_bytes")
 
@@ -97,7 +98,8 @@ class Tradeoff:
         return plot_tradeoff(self, path)
 
 
-def tradeoff(model, modes=MODES, ratios=(0.0, 0.2, 0.4, 0.6, 0.8), **options) -> Tradeoff:
+def tradeoff(model, modes=MODES, ratios=(0.0, 0.2, 0.4, 0.6, 0.8), *, per_channel_dense: bool = True,
+             **options) -> Tradeoff:
     """Params, MACs, peak activations, predicted arena and flash for each mode and ratio.
 
     Nothing is trained or rebuilt: each point prices the plan `prune` would make, the TFLM arena
@@ -108,6 +110,8 @@ def tradeoff(model, modes=MODES, ratios=(0.0, 0.2, 0.4, 0.6, 0.8), **options) ->
         modes: the modes to compare: ``"PA"`` (parameters), ``"FA"`` (FLOPs), ``"MA"``
             (activation memory). Default: all three.
         ratios: fractions (0 <= r < 1) of each selected group's filters removed.
+        per_channel_dense: the export priced, as `tflm_export.convert`'s (False: Dense weights
+            quantized per tensor). Default True.
         **options: `prune`'s planning options: ``importance``, ``rule``, ``threshold``,
             ``coverage``, ``min_filters``, ``round_to``, ``min_keep``, ``seed``.
 
@@ -121,14 +125,12 @@ def tradeoff(model, modes=MODES, ratios=(0.0, 0.2, 0.4, 0.6, 0.8), **options) ->
     table.summary()   # params, MACs, peak act., arena and flash bytes per point
     ```
     """
-    context = PruneContext.of(model)
-    points = []
+    context = PruneContext.of(model, per_channel_dense=check_per_channel_dense(per_channel_dense))
+    estimate, points = usage_estimator(context), []
     for mode in modes:
         for ratio in ratios:
             removed, _ = context.choose(mode, ratio, **options)
-            arena, flash = estimate_deployment(context.graph, context.deps.pruned_shapes(removed), assume_trained=True,
-                                               schedule=context.schedule)
-            report = context.price(removed)
+            usage, report = estimate(removed), context.price(removed)
             points.append(TradeoffPoint(mode, float(ratio), report.params, report.macs, report.peak_act_bytes_int8,
-                                        arena.bytes, flash))
+                                        usage.ram, usage.flash))
     return Tradeoff(context.graph.model_name, tuple(points))

@@ -127,6 +127,9 @@ def test_tradeoff_table_and_plot(tmp_path):
     assert pa.params < ma.params and ma.arena_bytes < pa.arena_bytes
     assert table.to_csv().startswith("mode,ratio,params,macs")
     assert open(table.plot(str(tmp_path / "t.png")), "rb").read(4) == b"\x89PNG"
+    per_tensor = tradeoff(vgg(), modes=("PA",), ratios=(0.0,), per_channel_dense=False).points[0]
+    assert per_tensor.arena_bytes == estimate_arena(vgg(), assume_trained=True, per_channel_dense=False).bytes
+    assert per_tensor.arena_bytes < base.arena_bytes and per_tensor.flash_bytes < base.flash_bytes
 
 
 def test_plan_reports_arena_and_its_peak_before_and_after():

@@ -61,6 +61,9 @@ def test_prune_prices_a_per_tensor_dense_export_when_asked(model_file, tmp_path)
     before = json.load(open(plan))["before"]["arena_bytes"]
     assert before == estimate_arena(vgg(), assume_trained=True, per_channel_dense=False).bytes
     assert before < estimate_arena(vgg(), assume_trained=True).bytes  # no per-unit multipliers of 'fc', 'logits'
+    table = cli("tradeoff", model_file, "--ratios", "0", "--modes", "PA", "--json", "--per-tensor-dense")
+    assert table.returncode == 0, table.stderr
+    assert json.loads(table.stdout)["points"][0]["arena_bytes"] == before
 
 
 def test_lambda_model_needs_unsafe(tmp_path):

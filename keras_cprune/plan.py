@@ -51,6 +51,8 @@ class PruningPlan:
         before: model totals before pruning: ``params``, ``macs``, bytes (``weight_bytes_int8``,
             ``act_bytes_f32``, ``peak_act_bytes_int8``, predicted ``arena_bytes``), peak layers.
         after: the same after pruning (plus ``measured_*`` bytes when measured on TFLM).
+        per_channel_dense: the int8 export the arena and flash are for (`tflm_export.convert`'s
+            option; False: Dense weights quantized per tensor).
 
     Example:
 
@@ -70,6 +72,7 @@ class PruningPlan:
     groups: tuple
     before: dict
     after: dict
+    per_channel_dense: bool = True
 
     def __repr__(self) -> str:
         pruned = sum(1 for g in self.groups if g.kept_channels < g.channels)
@@ -123,7 +126,8 @@ class PruningPlan:
         names = [str(side[key]) for key, _ in peaks for side in (self.before, self.after)]
         width = max(14, min(PEAK_NAME_WIDTH, max(map(len, names)) + 2))  # a column holds a layer name
         lines = [f"Pruning plan for {self.model_name!r}: mode {self.mode}, ratio {self.ratio:g}, "
-                 f"importance {self.importance}, rule {self.rule}",
+                 f"importance {self.importance}, rule {self.rule}"
+                 + ("" if self.per_channel_dense else "; arena and flash of the per-tensor Dense export"),
                  f"{'':<22}{'before':>{width}}{'after':>{width}}{'change':>9}"]
         for key, label in METRICS:
             b, a = self.before[key], self.after[key]

@@ -91,7 +91,7 @@ class PruneContext:
         groups = tuple(self._group_plan(sel, mask, reason) for sel in selections)
         name = importance if isinstance(importance, str) else getattr(importance, "__name__", "callable")
         return PruningPlan(self.graph.model_name, check_mode(mode), float(ratio), name, rule, groups,
-                           self._totals(set()), self._totals(removed))
+                           self._totals(set()), self._totals(removed), self.per_channel_dense)
 
     def _totals(self, removed: set) -> dict:
         """Plan totals of a state: `analyze` metrics, activation peak, predicted TFLM arena (of the

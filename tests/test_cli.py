@@ -58,6 +58,7 @@ def test_prune_prices_a_per_tensor_dense_export_when_asked(model_file, tmp_path)
     plan = str(tmp_path / "plan.json")
     result = cli("prune", model_file, "-o", str(tmp_path / "p.keras"), "--per-tensor-dense", "--plan", plan)
     assert result.returncode == 0, result.stderr
+    assert "per-tensor Dense export" in result.stdout and json.load(open(plan))["per_channel_dense"] is False
     before = json.load(open(plan))["before"]["arena_bytes"]
     assert before == estimate_arena(vgg(), assume_trained=True, per_channel_dense=False).bytes
     assert before < estimate_arena(vgg(), assume_trained=True).bytes  # no per-unit multipliers of 'fc', 'logits'

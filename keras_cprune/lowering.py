@@ -126,7 +126,19 @@ def lower(graph: Graph, shapes: dict | None = None, *, assume_trained: bool = Fa
         if ref is not None:
             spec, _ = low.acts[ref[1]]
             low.acts[ref[1]] = (spec, node.outputs[0])
+    _drop_unused_constants(low)
     return low
+
+
+def _drop_unused_constants(low: _Lowering) -> None:
+    """Constants no op reads (a lowering merged the op that did) are not in the flatbuffer."""
+    used = sorted({r[1] for _, inputs, _, _ in low.ops for r in inputs if r[0] == "c"})
+    if len(used) == len(low.consts):
+        return
+    new = {old: i for i, old in enumerate(used)}
+    low.consts = [low.consts[i] for i in used]
+    low.ops = [(name, tuple(("c", new[r[1]]) if r[0] == "c" else r for r in inputs), outputs, layer)
+               for name, inputs, outputs, layer in low.ops]
 
 
 def micro_graph(graph: Graph, shapes: dict | None = None, *, assume_trained: bool = False,

@@ -9,6 +9,8 @@ way the converter does (see `activation`).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 _FUSES_ACTIVATION = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL",
@@ -122,11 +124,32 @@ def mean_1d(low, node, x, in_shape, out_shape):
 
 def reshape(low, node, x, in_shape, out_shape):
     """Flatten/Reshape as SHAPE-STRIDED_SLICE-PACK-RESHAPE (none when the shape is unchanged); a
-    squeezed 1-D activation is reshaped from the 4-D tensor it came from."""
+    squeezed 1-D activation is reshaped from the 4-D tensor it came from. A tf_keras Flatten is one
+    RESHAPE by a constant shape, which the converter merges into a squeeze RESHAPE before it."""
     if in_shape == out_shape:
         return None
+    if node.class_name == "Flatten" and _legacy(low):
+        return _constant_reshape(low, node, x, out_shape)
     packed = _packed_shape(low, node, x, in_shape, out_shape)
     return low.op("RESHAPE", [low.expanded.get(x, x), packed], out_shape, node.name)
+
+
+def _legacy(low) -> bool:
+    """Whether the graph is a tf_keras (Keras 2) model, which the converter lowers a little differently."""
+    return low.graph.keras.__name__ == "tf_keras"
+
+
+def _constant_reshape(low, node, x, out_shape):
+    shape = low.const((len(out_shape),), 4, 0, share=("shape", out_shape))
+    if x in low.expanded and len(low.graph.tensors[node.inputs[0]].consumers) == 1:
+        # the squeeze RESHAPE (the last op of x's producer) becomes this one: x takes the flat shape
+        index = next(i for i, op in enumerate(low.ops) if op[2] == (x,))
+        name, inputs, outputs, layer = low.ops[index]
+        low.ops[index] = (name, (inputs[0], shape), outputs, layer)
+        spec, key = low.acts[x[1]]
+        low.acts[x[1]] = (dataclasses.replace(spec, shape=tuple(out_shape)), key)
+        return x
+    return low.op("RESHAPE", [x, shape], out_shape, node.name)
 
 
 def _packed_shape(low, node, x, in_shape, out_shape):
@@ -154,11 +177,13 @@ def activation_layer(low, node, x, in_shape, out_shape):
     return activation(low, node, x, out_shape)
 
 
-def one_d(body, axis: int = 1):
-    """A 1-D layer as the converter lowers it: EXPAND_DIMS at ``axis`` to (1, 1, T, C), the 2-D
-    op ``body(low, node, h, in_shape, wide_shape)`` and its activation, RESHAPE back to (1, T', C')."""
+def one_d(body, axis: int = 1, legacy_axis: int | None = None):
+    """A 1-D layer as the converter lowers it: EXPAND_DIMS at ``axis`` (``legacy_axis`` for a tf_keras
+    model, if given) to 4-D (sized as (1, 1, T, C)), the 2-D op ``body(low, node, h, in_shape,
+    wide_shape)`` and its activation, RESHAPE back to (1, T', C')."""
     def lower(low, node, x, in_shape, out_shape):
-        h = low.op("EXPAND_DIMS", [x, low.const((), 4, 0, share=("scalar", axis))], (1, 1) + tuple(in_shape[1:]),
+        at = legacy_axis if legacy_axis is not None and _legacy(low) else axis
+        h = low.op("EXPAND_DIMS", [x, low.const((), 4, 0, share=("scalar", at))], (1, 1) + tuple(in_shape[1:]),
                    node.name)
         wide = (1, 1, out_shape[1], out_shape[-1])
         y = activation(low, node, body(low, node, h, in_shape, wide), wide)

@@ -1,8 +1,8 @@
 """Lower a Keras graph to the operators the TFLite converter emits for its int8 model.
 
 `lower` walks the Keras graph: int8 input/output, BatchNorm folded into the preceding conv,
-ReLU/ReLU6 fused into conv/dense/add/..., Flatten as SHAPE-STRIDED_SLICE-PACK-RESHAPE, global
-average pooling as MEAN, SeparableConv as DEPTHWISE + CONV, the Conv1D family as EXPAND_DIMS,
+ReLU/ReLU6 fused into conv/dense/add/..., Flatten as SHAPE-STRIDED_SLICE-PACK-RESHAPE (tf_keras:
+one RESHAPE), global average pooling as MEAN, SeparableConv as DEPTHWISE + CONV, the Conv1D family as EXPAND_DIMS,
 the 2-D op and RESHAPE, an n-way Add as a chain of binary ADDs, an all-zero Dense bias dropped
 unless ``assume_trained``. Each layer type's ops come from its `OpSpec`'s ``lower`` (see
 `lowerings`); this module holds the builder, the folding and the walk. `micro_graph` puts the

@@ -46,11 +46,12 @@ def predict_usage(model, per_channel_dense: bool = True) -> dict:
     `tflm_export.convert`'s: TFLM arena (as `estimate_arena`), flatbuffer flash (bytes, from the
     converter schedule's flatbuffer), MACs per inference and parameters."""
     from .arena import estimate_deployment
-    from .complexity import analyze
+    from .complexity import report_from_graph
     from .graph import read_graph
     from .schedule import schedule_of
 
-    report, graph = analyze(model), read_graph(model)
+    graph = read_graph(model)
+    report = report_from_graph(graph)
     arena, flash = estimate_deployment(graph, assume_trained=True, per_channel_dense=per_channel_dense,
                                        schedule=schedule_of(model, graph, per_channel_dense))
     return {"predicted_arena_bytes": arena.bytes, "predicted_flash_bytes": int(flash), "macs": int(report.macs),
@@ -213,9 +214,13 @@ class BoardFitHyperModel(kt.HyperModel):
         """``model.fit``; the predicted usage of ``model`` goes into every epoch's logs (and History)."""
         return model.fit(*args, callbacks=[_LogUsage(self._usage(model)), *(callbacks or [])], **kwargs)
 
+    @property
+    def per_channel_dense(self) -> bool:
+        """The export the budget is for (``per_channel_dense`` of the prune options, default True)."""
+        return self.prune_options.get("per_channel_dense", True)
+
     def _usage(self, model) -> dict:
-        """`predict_usage` for the export the budget is for (``per_channel_dense`` of the prune options)."""
-        return predict_usage(model, self.prune_options.get("per_channel_dense", True))
+        return predict_usage(model, self.per_channel_dense)
 
 
 class _LogUsage(keras.callbacks.Callback):
@@ -385,7 +390,7 @@ class BoardFitTuner(kt.Tuner):
             report = tflm_export.export(model, representative_data, out_dir, budget=None if self.board else self.budget,
                                         board=self.board, test_inputs=test_inputs, labels=labels, name=name,
                                         overwrite=overwrite or index > 0,
-                                        per_channel_dense=self.hypermodel.prune_options.get("per_channel_dense", True))
+                                        per_channel_dense=self.hypermodel.per_channel_dense)
             result = ExportedTrial(trial.trial_id, float(trial.score), dict(trial.hyperparameters.values), report,
                                    out_dir, model)
             fit = "fits" if report.fits else "DOES NOT FIT"

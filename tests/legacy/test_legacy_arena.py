@@ -1,17 +1,13 @@
 """Arena and flash predicted for tf_keras models against the TFLM runtime: the converter lowers a
 tf_keras Flatten to one RESHAPE by a constant shape (merged into a 1-D squeeze before it) and
 expands 1-D pooling at axis 2, unlike Keras 3."""
-import numpy as np
 import pytest
 import tf_keras as keras
 
 from keras_cprune import zoo
-from keras_cprune.arena import estimate_deployment
 from keras_cprune.planning import PruneContext
-from keras_cprune.rebuild import as_trained, rebuild
 from models import random_branched_model, randomize
-from tflm_export import convert, find_min_arena
-from tflm_export.planner import align
+from tflm_checks import assert_exact, predicted_and_measured
 
 L = keras.layers
 
@@ -38,11 +34,5 @@ def test_tf_keras_arena_and_flash_are_exact_before_and_after_pruning(name):
     model = BUILDS[name]()
     randomize(model, seed=3)
     context = PruneContext.of(model)
-    data = np.random.default_rng(0).uniform(0, 1, (4,) + tuple(model.inputs[0].shape[1:])).astype("float32")
     for removed in (set(), context.choose("MA", 0.5)[0]):
-        arena, flash = estimate_deployment(context.graph, context.deps.pruned_shapes(removed), assume_trained=True,
-                                           schedule=context.schedule)
-        tflite = convert(as_trained(rebuild(model, context.deps, removed)), data)
-        assert arena.exact, arena.approximated
-        assert align(arena.bytes) == find_min_arena(tflite).arena
-        assert abs(flash - len(tflite)) <= 0.01 * len(tflite), (flash, len(tflite))
+        assert_exact(*predicted_and_measured(model, removed, context))

@@ -37,7 +37,7 @@ from keras_cprune.datasets import load_fashion_mnist
 SPLIT_SEED, VAL_SIZE = 20261128, 5000  # the validation split never changes
 EPOCHS, BATCH, JIT = 3, 128, False  # docs/BENCHMARKS.md: batch and jit from --measure-speed, epochs from the budget
 LR = 1e-3  # Adam, cosine decay to 0 over the run
-FINETUNE_LR = 3e-4  # train -> prune -> fine-tune: the second phase, cosine to 0 over ceil(epochs / 3)
+FINETUNE_LR = 3e-3  # train -> prune -> fine-tune: the second phase, cosine to 0 over ceil(epochs / 3); --probe-finetune-lr
 ALPHA, TEMPERATURE = 0.1, 4.0  # distillation from the dense model of the same seed
 TARGET_GAP = 0.005  # time to accuracy: first epoch at the dense model's final validation accuracy - 0.5 pp
 CLOCKS = {"train_s": "wall", "cpu_s": "CPU"}  # the two clocks of the per-epoch log
@@ -331,7 +331,8 @@ def sweep(args) -> None:
         if os.path.exists(path):
             with open(path) as f:
                 done = json.load(f)["config"]
-            expected = {"epochs": args.epochs if not config.method.startswith("tpf") else -(-args.epochs // 3),
+            tpf = config.method.startswith("tpf")
+            expected = {"epochs": -(-args.epochs // 3) if tpf else args.epochs, "lr": FINETUNE_LR if tpf else LR,
                         "train_size": len(data[0][0]), "test_size": len(data[2][0])}
             if any(done[k] != v for k, v in expected.items()):
                 print(f"{config.name}: skipped, but its file was made with "
@@ -342,6 +343,46 @@ def sweep(args) -> None:
         write_json(path, record)
         print(f"{config.name}: test {record['test_acc']:.4f}, int8 {record['int8_test_acc']}, "
               f"train {record['train_s']:.0f} s; {time.perf_counter() - start:.0f} s so far", flush=True)
+
+
+def probe_finetune_lr(args, lrs) -> None:
+    """The fine-tune learning rate of train -> prune -> fine-tune, chosen on validation: per
+    architecture and seed, the trained dense model pruned to the FA budget and fine-tuned at each of
+    ``lrs`` as the sweep fine-tunes; one JSON per run in OUT/probes/ (the test set is not read)."""
+    data = load_data(args.train_limit, args.test_limit)
+    budgets, folder = Budgets(args.models), os.path.join(args.out, "probes")
+    os.makedirs(folder, exist_ok=True)
+    for config in (Config(arch, "tpf-FA", 50, seed) for seed in args.seeds for arch in args.archs.split(",")):
+        for lr in lrs:
+            path = os.path.join(folder, f"{config.name}-lr{lr:g}.json")
+            if os.path.exists(path):
+                continue
+            model, details = build(config, budgets, args.models)
+            details.pop("teacher")
+            epochs = -(-args.epochs // 3)
+            log = train(model, data, epochs, config.seed, f"{config.name} lr {lr:g}", lr=lr)
+            write_json(path, {"name": config.name, "config": {**asdict(config), **details, "epochs": epochs, "lr": lr,
+                                                               "train_size": len(data[0][0])},
+                              "code_version": git_version(), "machine": machine(), "log": log,
+                              "val_acc": log[-1]["val_acc"]})
+            print(f"{config.name} lr {lr:g}: val {log[-1]['val_acc']:.4f}", flush=True)
+
+
+def probe_table(out: str) -> list[str]:
+    """Markdown: validation accuracy of train -> prune -> fine-tune per fine-tune learning rate
+    (`probe_finetune_lr`), the learning rate the sweep uses marked."""
+    runs = {}
+    for r in read_results(os.path.join(out, "probes")):
+        runs.setdefault((r["config"]["arch"], r["config"]["seed"]), {})[r["config"]["lr"]] = r["val_acc"]
+    if not runs:
+        return []
+    lrs = sorted({lr for by_lr in runs.values() for lr in by_lr})
+    lines = ["| tpf-FA fine-tune, val acc % | " + " | ".join(f"lr {lr:g}" + " (used)" * (lr == FINETUNE_LR)
+                                                           for lr in lrs) + " |", "| --- |" + " ---: |" * len(lrs)]
+    for (arch, seed), by_lr in sorted(runs.items()):
+        lines.append(f"| {arch} seed {seed} | " + " | ".join(f"{100 * by_lr[lr]:.2f}" if lr in by_lr else "—"
+                                                             for lr in lrs) + " |")
+    return lines
 
 
 # ---------------------------------------------------------------- report
@@ -404,7 +445,7 @@ def report(out: str) -> str:
                  (f"{statistics.fmean(t[0] for t in done):,.0f}, {statistics.fmean(t[1] for t in done):,.0f} "
                   f"({len(done)}/{len(reached)})") if done else f"— (0/{len(reached)})"]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join([*headline(groups), "", *lines, "", *targets(groups)])
+    return "\n".join([*headline(groups), "", *lines, "", *targets(groups), "", *probe_table(out)]).rstrip()
 
 
 def headline(groups: dict) -> list[str]:
@@ -587,6 +628,9 @@ def main(argv=None) -> None:
     parser.add_argument("--plot", metavar="PNG", help="plot every method's accuracy over seeds to PNG")
     parser.add_argument("--measure-speed", action="store_true", help="time jit_compile x batch size per arch "
                         "(the backend is KERAS_BACKEND's)")
+    parser.add_argument("--probe-finetune-lr", metavar="LRS", type=lambda s: [float(v) for v in s.split(",")],
+                        help="fine-tune learning rates of train -> prune -> fine-tune to try on the validation split "
+                             "(--archs, --seeds; JSON files in OUT/probes)")
     parser.add_argument("--batches", default="64,128,256", type=lambda s: [int(v) for v in s.split(",")],
                         help="batch sizes of --measure-speed")
     args = parser.parse_args(argv)
@@ -596,6 +640,8 @@ def main(argv=None) -> None:
         parser.error(f"--archs takes names of {sorted(zoo.ARCHITECTURES)}. Received: {sorted(unknown)}.")
     if args.measure_speed:
         return measure_speed(args.archs.split(","), args.batches)
+    if args.probe_finetune_lr:
+        return probe_finetune_lr(args, args.probe_finetune_lr)
     if args.report or args.plot:
         if args.plot:
             print(plot(args.out, args.plot))

@@ -93,3 +93,15 @@ def test_report_pairs_seeds_against_dense_and_uniform_width(tmp_path):
     assert "| −50% within 1.0 pp of dense | vgg | FA | -1.33 ± 1.43 pp: NOT met |" in text
     assert "| cost allocation ≥ paper rule | vgg | FA-cost − FA | no runs |" in text
     assert "| int8 within 0.5 pp of float | all | 3 models on TFLM | worst -0.10 pp: met |" in text
+
+
+def test_report_tables_the_fine_tune_learning_rate_probes(tmp_path):
+    (tmp_path / "probes").mkdir()
+    for arch, lr, val in [("vgg", 3e-4, 0.88), ("vgg", sweep.FINETUNE_LR, 0.90), ("mobilenetv2", 3e-4, 0.83)]:
+        probe = {"config": {"arch": arch, "seed": 0, "lr": lr}, "val_acc": val}
+        (tmp_path / "probes" / f"{arch}-{lr:g}.json").write_text(json.dumps(probe))
+    text = sweep.report(str(tmp_path))
+    used = f"lr {sweep.FINETUNE_LR:g} (used)"
+    assert text.endswith(f"| tpf-FA fine-tune, val acc % | lr 0.0003 | {used} |\n| --- | ---: | ---: |\n"
+                         "| mobilenetv2 seed 0 | 83.00 | — |\n| vgg seed 0 | 88.00 | 90.00 |")
+    assert sweep.probe_table(str(tmp_path / "nothing")) == []

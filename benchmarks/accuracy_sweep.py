@@ -37,7 +37,9 @@ from keras_cprune.datasets import load_fashion_mnist
 SPLIT_SEED, VAL_SIZE = 20261128, 5000  # the validation split never changes
 EPOCHS, BATCH, JIT = 3, 128, False  # docs/BENCHMARKS.md: batch and jit from --measure-speed, epochs from the budget
 LR = 1e-3  # Adam, cosine decay to 0 over the run
-FINETUNE_LR = 3e-3  # train -> prune -> fine-tune: the second phase, cosine to 0 over ceil(epochs / 3); --probe-finetune-lr
+# train -> prune -> fine-tune: the second phase, cosine to 0 over ceil(epochs / 3), per architecture the
+# learning rate of the best validation accuracy of --probe-finetune-lr (seed 0, docs/results/probes)
+FINETUNE_LR = {"vgg": 3e-3, "resnet": 3e-3, "mobilenetv2": 1e-2}
 ALPHA, TEMPERATURE = 0.1, 4.0  # distillation from the dense model of the same seed
 TARGET_GAP = 0.005  # time to accuracy: first epoch at the dense model's final validation accuracy - 0.5 pp
 CLOCKS = {"train_s": "wall", "cpu_s": "CPU"}  # the two clocks of the per-epoch log
@@ -213,6 +215,11 @@ def build(config: Config, budgets: Budgets, models_dir: str) -> tuple:
     return prune(dense, mode, ratio, rule=rule), {**details, "importance": "l1", "teacher": dense}
 
 
+def learning_rate(config: Config) -> float:
+    """The initial learning rate of ``config``'s training (tpf: of its fine-tuning)."""
+    return FINETUNE_LR[config.arch] if config.method.startswith("tpf") else LR
+
+
 def dense_path(models_dir: str, config: Config) -> str:
     path = os.path.join(models_dir, f"{config.arch}-dense-0-seed{config.seed}.keras")
     if config.method != "dense" and not os.path.exists(path):
@@ -241,7 +248,9 @@ def trained(config: Config, data, args, budgets: Budgets) -> tuple:
     meta = os.path.join(args.models, config.name + ".train.json")
     if os.path.exists(path) and os.path.exists(meta):
         with open(meta) as f:
-            return keras.models.load_model(path), json.load(f)
+            record = json.load(f)
+        if record["config"]["lr"] == learning_rate(config):  # else trained before the learning rate changed
+            return keras.models.load_model(path), record
     model, details = build(config, budgets, args.models)
     teacher = details.pop("teacher", None)
     epochs, dense_s, dense_cpu = args.epochs, 0.0, 0.0
@@ -255,13 +264,13 @@ def trained(config: Config, data, args, budgets: Budgets) -> tuple:
         if "-kd-" in config.method:
             details.update(alpha=ALPHA, temperature=TEMPERATURE)
             student = Distiller(model, teacher, alpha=ALPHA, temperature=TEMPERATURE)
-        log = train(student, data, epochs, config.seed, config.name, lr=FINETUNE_LR)
+        log = train(student, data, epochs, config.seed, config.name, lr=learning_rate(config))
         for entry in log:
             entry["train_s"] = round(entry["train_s"] + dense_s, 2)
             entry["cpu_s"] = round(entry["cpu_s"] + dense_cpu, 2)
     (x, _), (x_val, _), (x_test, _) = data
     record = {"name": config.name, "config": {**asdict(config), "epochs": epochs, "batch": BATCH, "jit_compile": JIT,
-                                              "optimizer": "Adam", "lr": FINETUNE_LR if teacher is not None else LR,
+                                              "optimizer": "Adam", "lr": learning_rate(config),
                                               "schedule": "cosine decay to 0", "train_size": len(x),
                                               "val_size": len(x_val), "test_size": len(x_test),
                                               "split_seed": SPLIT_SEED, **details},
@@ -332,7 +341,7 @@ def sweep(args) -> None:
             with open(path) as f:
                 done = json.load(f)["config"]
             tpf = config.method.startswith("tpf")
-            expected = {"epochs": -(-args.epochs // 3) if tpf else args.epochs, "lr": FINETUNE_LR if tpf else LR,
+            expected = {"epochs": -(-args.epochs // 3) if tpf else args.epochs, "lr": learning_rate(config),
                         "train_size": len(data[0][0]), "test_size": len(data[2][0])}
             if any(done[k] != v for k, v in expected.items()):
                 print(f"{config.name}: skipped, but its file was made with "
@@ -377,11 +386,12 @@ def probe_table(out: str) -> list[str]:
     if not runs:
         return []
     lrs = sorted({lr for by_lr in runs.values() for lr in by_lr})
-    lines = ["| tpf-FA fine-tune, val acc % | " + " | ".join(f"lr {lr:g}" + " (used)" * (lr == FINETUNE_LR)
-                                                           for lr in lrs) + " |", "| --- |" + " ---: |" * len(lrs)]
+    lines = ["| tpf-FA fine-tune, val acc % | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " |",
+             "| --- |" + " ---: |" * len(lrs)]
     for (arch, seed), by_lr in sorted(runs.items()):
-        lines.append(f"| {arch} seed {seed} | " + " | ".join(f"{100 * by_lr[lr]:.2f}" if lr in by_lr else "—"
-                                                             for lr in lrs) + " |")
+        cells = [f"{100 * by_lr[lr]:.2f}" + " (used)" * (lr == FINETUNE_LR.get(arch)) if lr in by_lr else "—"
+                 for lr in lrs]
+        lines.append(f"| {arch} seed {seed} | " + " | ".join(cells) + " |")
     return lines
 
 

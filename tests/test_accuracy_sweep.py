@@ -3,6 +3,7 @@ import json
 import os
 import sys
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
@@ -97,11 +98,43 @@ def test_report_pairs_seeds_against_dense_and_uniform_width(tmp_path):
 
 def test_report_tables_the_fine_tune_learning_rate_probes(tmp_path):
     (tmp_path / "probes").mkdir()
-    for arch, lr, val in [("vgg", 3e-4, 0.88), ("vgg", sweep.FINETUNE_LR, 0.90), ("mobilenetv2", 3e-4, 0.83)]:
+    used = sweep.FINETUNE_LR["vgg"]
+    for arch, lr, val in [("vgg", 1e-5, 0.88), ("vgg", used, 0.90), ("mobilenetv2", 1e-5, 0.83)]:
         probe = {"config": {"arch": arch, "seed": 0, "lr": lr}, "val_acc": val}
         (tmp_path / "probes" / f"{arch}-{lr:g}.json").write_text(json.dumps(probe))
     text = sweep.report(str(tmp_path))
-    used = f"lr {sweep.FINETUNE_LR:g} (used)"
-    assert text.endswith(f"| tpf-FA fine-tune, val acc % | lr 0.0003 | {used} |\n| --- | ---: | ---: |\n"
-                         "| mobilenetv2 seed 0 | 83.00 | — |\n| vgg seed 0 | 88.00 | 90.00 |")
+    assert text.endswith(f"| tpf-FA fine-tune, val acc % | lr 1e-05 | lr {used:g} |\n| --- | ---: | ---: |\n"
+                         "| mobilenetv2 seed 0 | 83.00 | — |\n| vgg seed 0 | 88.00 | 90.00 (used) |")
     assert sweep.probe_table(str(tmp_path / "nothing")) == []
+
+
+def test_the_fine_tune_learning_rate_is_the_best_of_the_committed_probes():
+    runs = {}
+    for r in sweep.read_results(os.path.join(os.path.dirname(sweep.__file__), "..", "docs", "results", "probes")):
+        if r["config"]["seed"] == 0:
+            runs.setdefault(r["config"]["arch"], {})[r["config"]["lr"]] = r["val_acc"]
+    assert set(runs) == set(sweep.FINETUNE_LR)
+    for arch, by_lr in runs.items():
+        assert sweep.FINETUNE_LR[arch] == max(by_lr, key=by_lr.get), arch
+
+
+def test_a_model_trained_at_another_learning_rate_is_trained_again(tmp_path, monkeypatch):
+    import keras
+
+    config = sweep.Config("vgg", "tpf-FA", 50, 0)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.save(tmp_path / f"{config.name}.keras")
+    (tmp_path / f"{config.name}.train.json").write_text(json.dumps({"config": {"lr": 3e-4}}))
+    fresh = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    monkeypatch.setattr(sweep, "build", lambda *a: (fresh, {"teacher": model}))
+    monkeypatch.setattr(sweep, "train", lambda *a, **k: [{"train_s": 1.0, "cpu_s": 1.0, "val_acc": 0.5}])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "vgg-dense-0-seed0.json").write_text(json.dumps({"train_s": 10.0, "cpu_s": 20.0}))
+    args = type("Args", (), {"models": str(tmp_path), "out": str(out), "epochs": 3})
+    data = ((np.zeros((4, 2)), None), (np.zeros((2, 2)), None), (np.zeros((2, 2)), None))
+    trained, record = sweep.trained(config, data, args, budgets=None)
+    assert trained is fresh and record["config"]["lr"] == sweep.FINETUNE_LR["vgg"]
+    assert record["train_s"] == 11.0  # the dense run's seconds counted
+    again, _ = sweep.trained(config, data, args, budgets=None)  # now cached at the right learning rate
+    assert again.layers[-1].units == 2

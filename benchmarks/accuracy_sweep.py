@@ -10,6 +10,7 @@ exist are skipped, so an interrupted sweep resumes where it stopped.
     python benchmarks/accuracy_sweep.py --report [FILE]          # markdown table from the JSON files
     python benchmarks/accuracy_sweep.py --plot PNG               # accuracy per method, mean ± sd over seeds
     python benchmarks/accuracy_sweep.py --measure-speed          # training settings, samples/s
+    python benchmarks/accuracy_sweep.py --probe-lr 3e-4,1e-3,3e-3,1e-2 --seeds 0  # tpf fine-tune learning rate on validation
     KERAS_BACKEND=jax python benchmarks/accuracy_sweep.py --measure-speed --batches 128  # another backend
 """
 from __future__ import annotations
@@ -38,7 +39,7 @@ SPLIT_SEED, VAL_SIZE = 20261128, 5000  # the validation split never changes
 EPOCHS, BATCH, JIT = 3, 128, False  # docs/BENCHMARKS.md: batch and jit from --measure-speed, epochs from the budget
 LR = 1e-3  # Adam, cosine decay to 0 over the run
 # train -> prune -> fine-tune: the second phase, cosine to 0 over ceil(epochs / 3), per architecture the
-# learning rate of the best validation accuracy of --probe-finetune-lr (seed 0, docs/results/probes)
+# learning rate of the best validation accuracy of --probe-lr (seed 0, docs/results/probes)
 FINETUNE_LR = {"vgg": 3e-3, "resnet": 3e-3, "mobilenetv2": 1e-2}
 ALPHA, TEMPERATURE = 0.1, 4.0  # distillation from the dense model of the same seed
 TARGET_GAP = 0.005  # time to accuracy: first epoch at the dense model's final validation accuracy - 0.5 pp
@@ -354,21 +355,22 @@ def sweep(args) -> None:
               f"train {record['train_s']:.0f} s; {time.perf_counter() - start:.0f} s so far", flush=True)
 
 
-def probe_finetune_lr(args, lrs) -> None:
-    """The fine-tune learning rate of train -> prune -> fine-tune, chosen on validation: per
-    architecture and seed, the trained dense model pruned to the FA budget and fine-tuned at each of
-    ``lrs`` as the sweep fine-tunes; one JSON per run in OUT/probes/ (the test set is not read)."""
+def probe_lr(args, lrs, method: str = "tpf-FA") -> None:
+    """Learning rates tried on validation: per architecture and seed, ``method``'s model (for tpf the
+    trained dense model pruned to the FA budget) trained at each of ``lrs`` as the sweep trains it
+    (tpf: fine-tunes); one JSON per run in OUT/probes/ (the test set is not read)."""
     data = load_data(args.train_limit, args.test_limit)
     budgets, folder = Budgets(args.models), os.path.join(args.out, "probes")
     os.makedirs(folder, exist_ok=True)
-    for config in (Config(arch, "tpf-FA", 50, seed) for seed in args.seeds for arch in args.archs.split(",")):
+    for config in (Config(arch, method, 0 if method == "dense" else 50, seed)
+                   for seed in args.seeds for arch in args.archs.split(",")):
         for lr in lrs:
             path = os.path.join(folder, f"{config.name}-lr{lr:g}.json")
             if os.path.exists(path):
                 continue
             model, details = build(config, budgets, args.models)
-            details.pop("teacher")
-            epochs = -(-args.epochs // 3)
+            details.pop("teacher", None)
+            epochs = -(-args.epochs // 3) if method.startswith("tpf") else args.epochs
             log = train(model, data, epochs, config.seed, f"{config.name} lr {lr:g}", lr=lr)
             write_json(path, {"name": config.name, "config": {**asdict(config), **details, "epochs": epochs, "lr": lr,
                                                                "train_size": len(data[0][0])},
@@ -378,20 +380,21 @@ def probe_finetune_lr(args, lrs) -> None:
 
 
 def probe_table(out: str) -> list[str]:
-    """Markdown: validation accuracy of train -> prune -> fine-tune per fine-tune learning rate
-    (`probe_finetune_lr`), the learning rate the sweep uses marked."""
+    """Markdown: validation accuracy per learning rate of the `probe_lr` runs, the learning rate the
+    sweep uses marked."""
     runs = {}
     for r in read_results(os.path.join(out, "probes")):
-        runs.setdefault((r["config"]["arch"], r["config"]["seed"]), {})[r["config"]["lr"]] = r["val_acc"]
+        c = r["config"]
+        runs.setdefault(Config(c["arch"], c["method"], c["budget"], c["seed"]), {})[c["lr"]] = r["val_acc"]
     if not runs:
         return []
     lrs = sorted({lr for by_lr in runs.values() for lr in by_lr})
-    lines = ["| tpf-FA fine-tune, val acc % | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " |",
+    lines = ["| val acc % per learning rate | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " |",
              "| --- |" + " ---: |" * len(lrs)]
-    for (arch, seed), by_lr in sorted(runs.items()):
-        cells = [f"{100 * by_lr[lr]:.2f}" + " (used)" * (lr == FINETUNE_LR.get(arch)) if lr in by_lr else "—"
+    for config, by_lr in sorted(runs.items(), key=lambda kv: kv[0].name):
+        cells = [f"{100 * by_lr[lr]:.2f}" + " (used)" * (lr == learning_rate(config)) if lr in by_lr else "—"
                  for lr in lrs]
-        lines.append(f"| {arch} seed {seed} | " + " | ".join(cells) + " |")
+        lines.append(f"| {config.arch} {config.method} seed {config.seed} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -638,9 +641,11 @@ def main(argv=None) -> None:
     parser.add_argument("--plot", metavar="PNG", help="plot every method's accuracy over seeds to PNG")
     parser.add_argument("--measure-speed", action="store_true", help="time jit_compile x batch size per arch "
                         "(the backend is KERAS_BACKEND's)")
-    parser.add_argument("--probe-finetune-lr", metavar="LRS", type=lambda s: [float(v) for v in s.split(",")],
-                        help="fine-tune learning rates of train -> prune -> fine-tune to try on the validation split "
-                             "(--archs, --seeds; JSON files in OUT/probes)")
+    parser.add_argument("--probe-lr", metavar="LRS", type=lambda s: [float(v) for v in s.split(",")],
+                        help="learning rates to try on the validation split (--archs, --seeds, --probe-method; "
+                             "JSON files in OUT/probes)")
+    parser.add_argument("--probe-method", default="tpf-FA", choices=("tpf-FA", "FA", "dense"),
+                        help="the configuration --probe-lr trains (default tpf-FA: the fine-tuning)")
     parser.add_argument("--batches", default="64,128,256", type=lambda s: [int(v) for v in s.split(",")],
                         help="batch sizes of --measure-speed")
     args = parser.parse_args(argv)
@@ -650,8 +655,8 @@ def main(argv=None) -> None:
         parser.error(f"--archs takes names of {sorted(zoo.ARCHITECTURES)}. Received: {sorted(unknown)}.")
     if args.measure_speed:
         return measure_speed(args.archs.split(","), args.batches)
-    if args.probe_finetune_lr:
-        return probe_finetune_lr(args, args.probe_finetune_lr)
+    if args.probe_lr:
+        return probe_lr(args, args.probe_lr, args.probe_method)
     if args.report or args.plot:
         if args.plot:
             print(plot(args.out, args.plot))

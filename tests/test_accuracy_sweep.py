@@ -96,22 +96,27 @@ def test_report_pairs_seeds_against_dense_and_uniform_width(tmp_path):
     assert "| int8 within 0.5 pp of float | all | 3 models on TFLM | worst -0.10 pp: met |" in text
 
 
-def test_report_tables_the_fine_tune_learning_rate_probes(tmp_path):
+def test_report_tables_the_learning_rate_probes(tmp_path):
     (tmp_path / "probes").mkdir()
     used = sweep.FINETUNE_LR["vgg"]
-    for arch, lr, val in [("vgg", 1e-5, 0.88), ("vgg", used, 0.90), ("mobilenetv2", 1e-5, 0.83)]:
-        probe = {"config": {"arch": arch, "seed": 0, "lr": lr}, "val_acc": val}
-        (tmp_path / "probes" / f"{arch}-{lr:g}.json").write_text(json.dumps(probe))
+    for arch, method, lr, val in [("vgg", "tpf-FA", 1e-5, 0.88), ("vgg", "tpf-FA", used, 0.90),
+                                  ("mobilenetv2", "tpf-FA", 1e-5, 0.83), ("vgg", "FA", sweep.LR, 0.89)]:
+        probe = {"config": {"arch": arch, "method": method, "budget": 50, "seed": 0, "lr": lr}, "val_acc": val}
+        (tmp_path / "probes" / f"{arch}-{method}-{lr:g}.json").write_text(json.dumps(probe))
     text = sweep.report(str(tmp_path))
-    assert text.endswith(f"| tpf-FA fine-tune, val acc % | lr 1e-05 | lr {used:g} |\n| --- | ---: | ---: |\n"
-                         "| mobilenetv2 seed 0 | 83.00 | — |\n| vgg seed 0 | 88.00 | 90.00 (used) |")
+    lrs = sorted({1e-5, used, sweep.LR})
+    assert text.endswith("| val acc % per learning rate | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " |\n"
+                         "| --- | ---: | ---: | ---: |\n"
+                         "| mobilenetv2 tpf-FA seed 0 | 83.00 | — | — |\n"
+                         "| vgg FA seed 0 | — | 89.00 (used) | — |\n"
+                         "| vgg tpf-FA seed 0 | 88.00 | — | 90.00 (used) |")
     assert sweep.probe_table(str(tmp_path / "nothing")) == []
 
 
 def test_the_fine_tune_learning_rate_is_the_best_of_the_committed_probes():
     runs = {}
     for r in sweep.read_results(os.path.join(os.path.dirname(sweep.__file__), "..", "docs", "results", "probes")):
-        if r["config"]["seed"] == 0:
+        if r["config"]["seed"] == 0 and r["config"]["method"] == "tpf-FA":
             runs.setdefault(r["config"]["arch"], {})[r["config"]["lr"]] = r["val_acc"]
     assert set(runs) == set(sweep.FINETUNE_LR)
     for arch, by_lr in runs.items():

@@ -221,6 +221,11 @@ def learning_rate(config: Config) -> float:
     return FINETUNE_LR[config.arch] if config.method.startswith("tpf") else LR
 
 
+def epochs_of(config: Config, epochs: int) -> int:
+    """``config``'s epochs in a sweep of ``epochs`` (tpf: of its fine-tuning, a third of them rounded up)."""
+    return -(-epochs // 3) if config.method.startswith("tpf") else epochs
+
+
 def dense_path(models_dir: str, config: Config) -> str:
     path = os.path.join(models_dir, f"{config.arch}-dense-0-seed{config.seed}.keras")
     if config.method != "dense" and not os.path.exists(path):
@@ -250,17 +255,18 @@ def trained(config: Config, data, args, budgets: Budgets) -> tuple:
     if os.path.exists(path) and os.path.exists(meta):
         with open(meta) as f:
             record = json.load(f)
-        if record["config"]["lr"] == learning_rate(config):  # else trained before the learning rate changed
+        config_now = {"lr": learning_rate(config), "epochs": epochs_of(config, args.epochs)}
+        if all(record["config"][k] == v for k, v in config_now.items()):  # else trained by another protocol
             return keras.models.load_model(path), record
     model, details = build(config, budgets, args.models)
     teacher = details.pop("teacher", None)
-    epochs, dense_s, dense_cpu = args.epochs, 0.0, 0.0
+    epochs, dense_s, dense_cpu = epochs_of(config, args.epochs), 0.0, 0.0
     if teacher is None:
         log = train(model, data, epochs, config.seed, config.name)
     else:  # train -> L1 prune -> fine-tune: the dense run's time counts
         with open(os.path.join(args.out, f"{config.arch}-dense-0-seed{config.seed}.json")) as f:
             dense = json.load(f)
-        dense_s, dense_cpu, epochs = dense["train_s"], dense["cpu_s"], -(-args.epochs // 3)
+        dense_s, dense_cpu = dense["train_s"], dense["cpu_s"]
         student = model
         if "-kd-" in config.method:
             details.update(alpha=ALPHA, temperature=TEMPERATURE)
@@ -341,8 +347,7 @@ def sweep(args) -> None:
         if os.path.exists(path):
             with open(path) as f:
                 done = json.load(f)["config"]
-            tpf = config.method.startswith("tpf")
-            expected = {"epochs": -(-args.epochs // 3) if tpf else args.epochs, "lr": learning_rate(config),
+            expected = {"epochs": epochs_of(config, args.epochs), "lr": learning_rate(config),
                         "train_size": len(data[0][0]), "test_size": len(data[2][0])}
             if any(done[k] != v for k, v in expected.items()):
                 print(f"{config.name}: skipped, but its file was made with "
@@ -370,7 +375,7 @@ def probe_lr(args, lrs, method: str = "tpf-FA") -> None:
                 continue
             model, details = build(config, budgets, args.models)
             details.pop("teacher", None)
-            epochs = -(-args.epochs // 3) if method.startswith("tpf") else args.epochs
+            epochs = epochs_of(config, args.epochs)
             log = train(model, data, epochs, config.seed, f"{config.name} lr {lr:g}", lr=lr)
             write_json(path, {"name": config.name, "config": {**asdict(config), **details, "epochs": epochs, "lr": lr,
                                                                "train_size": len(data[0][0])},

@@ -129,7 +129,7 @@ def test_a_model_trained_at_another_learning_rate_is_trained_again(tmp_path, mon
     config = sweep.Config("vgg", "tpf-FA", 50, 0)
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.save(tmp_path / f"{config.name}.keras")
-    (tmp_path / f"{config.name}.train.json").write_text(json.dumps({"config": {"lr": 3e-4}}))
+    (tmp_path / f"{config.name}.train.json").write_text(json.dumps({"config": {"lr": 3e-4, "epochs": 1}}))
     fresh = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
     monkeypatch.setattr(sweep, "build", lambda *a: (fresh, {"teacher": model}))
     monkeypatch.setattr(sweep, "train", lambda *a, **k: [{"train_s": 1.0, "cpu_s": 1.0, "val_acc": 0.5}])

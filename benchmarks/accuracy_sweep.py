@@ -226,6 +226,11 @@ def epochs_of(config: Config, epochs: int) -> int:
     return -(-epochs // 3) if config.method.startswith("tpf") else epochs
 
 
+def protocol(config: Config, epochs: int) -> dict:
+    """The training settings a result or a cached model of ``config`` must have been made with."""
+    return {"epochs": epochs_of(config, epochs), "lr": learning_rate(config)}
+
+
 def dense_path(models_dir: str, config: Config) -> str:
     path = os.path.join(models_dir, f"{config.arch}-dense-0-seed{config.seed}.keras")
     if config.method != "dense" and not os.path.exists(path):
@@ -255,8 +260,7 @@ def trained(config: Config, data, args, budgets: Budgets) -> tuple:
     if os.path.exists(path) and os.path.exists(meta):
         with open(meta) as f:
             record = json.load(f)
-        config_now = {"lr": learning_rate(config), "epochs": epochs_of(config, args.epochs)}
-        if all(record["config"][k] == v for k, v in config_now.items()):  # else trained by another protocol
+        if all(record["config"][k] == v for k, v in protocol(config, args.epochs).items()):  # else retrain
             return keras.models.load_model(path), record
     model, details = build(config, budgets, args.models)
     teacher = details.pop("teacher", None)
@@ -347,8 +351,7 @@ def sweep(args) -> None:
         if os.path.exists(path):
             with open(path) as f:
                 done = json.load(f)["config"]
-            expected = {"epochs": epochs_of(config, args.epochs), "lr": learning_rate(config),
-                        "train_size": len(data[0][0]), "test_size": len(data[2][0])}
+            expected = {**protocol(config, args.epochs), "train_size": len(data[0][0]), "test_size": len(data[2][0])}
             if any(done[k] != v for k, v in expected.items()):
                 print(f"{config.name}: skipped, but its file was made with "
                       f"{ {k: done[k] for k in expected} }, not {expected}: delete it to rerun", flush=True)

@@ -15,13 +15,13 @@ import numpy as np
 
 from _common import machine
 from keras_cprune import zoo
-from keras_cprune.arena import estimate_deployment
-from keras_cprune.rebuild import as_trained
-from keras_cprune.planning import PruneContext
-from keras_cprune.rebuild import rebuild
+from keras_cprune.deploy.arena import estimate_deployment
+from keras_cprune.graph.clone import as_trained
+from keras_cprune.pruning.context import PruneContext
+from keras_cprune.pruning.rebuild import rebuild
 from tflm_export import convert
-from tflm_export.planner import align
-from tflm_export.runtime import find_min_arena
+from tflm_export.micro.planner import align
+from tflm_export.runtime.runner import find_min_arena
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 from models import (concat_branches, inverted_residual, random_branched_model, random_model,  # noqa: E402

@@ -12,12 +12,12 @@ import time
 import keras
 import numpy as np
 
-import keras_cprune.budget as budget_module
+import keras_cprune.budget.fit as budget_module
 from _common import machine
 from keras_cprune import Budget, prune, zoo
-from keras_cprune.rebuild import as_trained
+from keras_cprune.graph.clone import as_trained
 from tflm_export import convert
-from tflm_export.runtime import find_min_arena
+from tflm_export.runtime.runner import find_min_arena
 
 
 def models():

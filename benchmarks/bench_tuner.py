@@ -145,7 +145,7 @@ def recording(tuner_class):
 
 def run_tuner(seed: int, data, args) -> dict:
     """BoardFitTuner on the untrained vgg of this seed, trained as the protocol trains; export_best measured on TFLM."""
-    from keras_cprune.tuner import BoardFitTuner
+    from keras_cprune.tuner.board_fit import BoardFitTuner
 
     (x, y), val, test = data
     steps = args.epochs * math.ceil(len(x) / BATCH)

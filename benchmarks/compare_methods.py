@@ -26,9 +26,9 @@ import keras
 import tensorflow as tf
 
 from keras_cprune import analyze, estimate_arena, prune, zoo
-from keras_cprune.arena import estimate_graph_arena
+from keras_cprune.deploy.arena import estimate_graph_arena
 from keras_cprune.datasets import load_fashion_mnist
-from keras_cprune.planning import PruneContext
+from keras_cprune.pruning.context import PruneContext
 
 warnings.filterwarnings("ignore", category=UserWarning)  # tf.lite.Interpreter deprecation, per model
 tf.get_logger().setLevel("ERROR")  # predict() retracing notices, per model

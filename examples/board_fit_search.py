@@ -56,7 +56,7 @@ def main(argv=None) -> None:
 
     import tflm_export
     from keras_cprune.datasets import load_fashion_mnist
-    from keras_cprune.tuner import BoardFitTuner, is_worker
+    from keras_cprune.tuner.board_fit import BoardFitTuner, is_worker
 
     sizes = (1000, 300, 200) if args.quick else (10000, 2000, 2000)
     trials, epochs, pretrain = (2, 1, 1) if args.quick else (args.trials, args.epochs, args.pretrain_epochs)

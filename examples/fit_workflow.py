@@ -8,9 +8,9 @@
 import keras
 
 from keras_cprune import analyze, prune
-from keras_cprune.callbacks import ComplexityLogger
+from keras_cprune.training.callbacks import ComplexityLogger
 from keras_cprune.datasets import load_fashion_mnist
-from keras_cprune.training import PolynomialDecay, prune_during_training, strip
+from keras_cprune import PolynomialDecay, prune_during_training, strip
 from keras_cprune.zoo import vgg
 
 MODE, RATIO, EPOCHS, BATCH = "MA", 0.5, 3, 64

@@ -14,7 +14,7 @@ Each model is measured: params and MACs (`keras_cprune.analyze`), flash (bytes o
 flatbuffer from `tflm_export.convert`), the predicted arena
 (``keras_cprune.estimate_arena(model, assume_trained=True).bytes``) beside the arena measured on
 the TFLM runtime and the median host latency per invoke (`tflm_export.verify`). Before
-conversion a copy of the model goes through `keras_cprune.budget.as_trained` (an all-zero Dense
+conversion a copy of the model goes through `keras_cprune.graph.clone.as_trained` (an all-zero Dense
 bias, which the converter would drop, is set to 1e-3 as training leaves it), so the measurement is
 of the model the prediction describes. Calibration: ``--calib`` (32) uniform [0, 1) samples from
 ``numpy.random.default_rng(seed)``, the same data the budget search measures with.
@@ -93,7 +93,7 @@ def measure(model, calib, latency_runs: int) -> dict:
     """params, MACs, predicted and measured arena, flash, latency of ``model``."""
     import keras_cprune
     import tflm_export
-    from keras_cprune.budget import as_trained
+    from keras_cprune.graph.clone import as_trained
 
     report = keras_cprune.analyze(model)
     estimate = keras_cprune.estimate_arena(model, assume_trained=True)

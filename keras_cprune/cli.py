@@ -6,8 +6,8 @@ import sys
 
 from tflm_export.budget import describe_over
 
-from .config import CRITERIA, RULES
-from .errors import BudgetError, CPruneError, ModelFileError, OutputPathError, PruningError
+from keras_cprune.config import CRITERIA, RULES
+from keras_cprune.errors import BudgetError, CPruneError, ModelFileError, OutputPathError, PruningError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -111,8 +111,8 @@ def _add_tune(sub):
 
 
 def _analyze(args) -> None:
-    from .complexity import analyze
-    from .io import load_model
+    from keras_cprune.analysis.complexity import analyze
+    from keras_cprune.io import load_model
 
     report = analyze(load_model(args.model, unsafe=args.unsafe))
     if args.json:
@@ -128,8 +128,8 @@ def _analyze(args) -> None:
 def _prune(args) -> None:
     import numpy as np
 
-    from .io import atomic_path, load_model, save_model
-    from .pruner import prune, prune_to_budget
+    from keras_cprune.io import atomic_path, load_model, save_model
+    from keras_cprune.api import prune, prune_to_budget
 
     model = load_model(args.model, unsafe=args.unsafe)
     budget = _prune_budget(args)
@@ -166,8 +166,8 @@ def _prune_budget(args):
 
 
 def _tradeoff(args) -> None:
-    from .io import load_model
-    from .tradeoff import tradeoff
+    from keras_cprune.io import load_model
+    from keras_cprune.tradeoff import tradeoff
 
     try:
         ratios = tuple(float(r) for r in args.ratios.split(","))
@@ -185,10 +185,10 @@ def _export(args) -> int:
 
     import tflm_export
 
-    from .io import load_model
+    from keras_cprune.io import load_model
 
     if args.dataset:
-        from .datasets import load_fashion_mnist
+        from keras_cprune.datasets import load_fashion_mnist
 
         (data, _), (test_inputs, labels) = load_fashion_mnist(train_size=200, test_size=args.test_samples)
     else:
@@ -218,10 +218,10 @@ def _tune(args) -> int:
 
     import tflm_export
 
-    from .datasets import load_fashion_mnist
-    from .errors import ModelError
-    from .io import load_model
-    from .tuner import BoardFitTuner, classifier_compile_kwargs, compile_config_of, is_worker
+    from keras_cprune.datasets import load_fashion_mnist
+    from keras_cprune.errors import ModelError
+    from keras_cprune.io import load_model
+    from keras_cprune.tuner.board_fit import BoardFitTuner, classifier_compile_kwargs, compile_config_of, is_worker
 
     try:
         low, high = (float(v) for v in args.headroom.split(","))

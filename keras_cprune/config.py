@@ -10,10 +10,20 @@ import numbers
 from dataclasses import dataclass
 from typing import Callable, Union
 
-from .errors import PruningError
+from keras_cprune.errors import PruningError
 
+MODES = ("PA", "FA", "MA")  # parameter-, FLOPs- and memory-aware pruning
 CRITERIA = ("l1", "l2", "bn_gamma", "random")
 RULES = ("mean", "coverage", "all")
+
+
+def check_mode(mode: str) -> str:
+    """``mode`` in upper case if it is one of `MODES`, else a `PruningError` naming it."""
+    normalized = str(mode).upper()
+    if normalized not in MODES:
+        raise PruningError(f"Unknown pruning mode {mode!r}. Expected one of {MODES} "
+                           "(parameter-, FLOPs- or memory-aware).")
+    return normalized
 
 
 def check_rule(rule) -> str:

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from .errors import CPruneError
+from keras_cprune.errors import CPruneError
 
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")

@@ -6,7 +6,7 @@ import tempfile
 import zipfile
 from contextlib import contextmanager
 
-from .errors import ModelFileError, OutputPathError
+from keras_cprune.errors import ModelFileError, OutputPathError
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 

@@ -6,10 +6,9 @@ import io
 import json
 from dataclasses import asdict, dataclass
 
-from .config import check_per_channel_dense
-from .planning import PruneContext
-from .selection import MODES
-from .usage import usage_estimator
+from keras_cprune.config import MODES, check_per_channel_dense
+from keras_cprune.pruning.context import PruneContext
+from keras_cprune.budget.usage import usage_estimator
 
 COLUMNS = ("params", "macs", "peak_act_bytes_int8", "arena_bytes", "flash_bytes")
 
@@ -93,7 +92,7 @@ class Tradeoff:
         Returns:
             ``path``.
         """
-        from .plots import plot_tradeoff
+        from keras_cprune.plots import plot_tradeoff
 
         return plot_tradeoff(self, path)
 

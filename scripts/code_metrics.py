@@ -2,9 +2,10 @@
 
     python scripts/code_metrics.py [--longest N]
 
-Prints the imports from tflm_export into keras_cprune (must be none), the module import cycles
+Prints the imports from tflm_export into keras_cprune (must be none), the imports against the
+pipeline order `TIERS` (must be none), the module import cycles
 (every import counts, also one inside a function), the import layers from the bottom up, the
-longest functions and the modules over 400 lines. tests/test_architecture.py asserts the first two.
+longest functions and the modules over 400 lines. tests/test_architecture.py asserts the first three.
 """
 from __future__ import annotations
 
@@ -14,19 +15,29 @@ import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("keras_cprune", "tflm_export")
+# The pipeline, bottom up: a module may import modules of its own tier and of the tiers below it.
+TIERS = {
+    "keras_cprune": (("errors",), ("config", "io", "plots", "datasets", "zoo"), ("graph",), ("analysis",),
+                     ("deploy",), ("pruning",), ("budget",), ("api", "tradeoff"), ("training",), ("tuner",), ("cli",)),
+    "tflm_export": (("errors",), ("budget",), ("micro",), ("convert", "boards"), ("firmware",), ("runtime",),
+                    ("export",)),
+}
 
 
 def sources(root: str = ROOT):
     """``(module name, path)`` of every module of both packages."""
     for package in PACKAGES:
-        for name in sorted(os.listdir(os.path.join(root, package))):
-            if name.endswith(".py"):
-                yield (f"{package}.{name[:-3]}" if name != "__init__.py" else package), os.path.join(root, package, name)
+        for folder, dirs, names in sorted(os.walk(os.path.join(root, package))):
+            dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__")))
+            parts = os.path.relpath(folder, root).split(os.sep)
+            for name in sorted(n for n in names if n.endswith(".py")):
+                yield ".".join(parts + ([] if name == "__init__.py" else [name[:-3]])), os.path.join(folder, name)
 
 
 def _imported(node, package: str) -> list[str]:
     if isinstance(node, ast.ImportFrom):
-        target = ".".join(p for p in (package, node.module or "") if p) if node.level else node.module
+        base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1])
+        target = ".".join(p for p in (base, node.module or "") if p) if node.level else node.module
         return [target] + [f"{target}.{alias.name}" for alias in node.names]
     if isinstance(node, ast.Import):
         return [alias.name for alias in node.names]
@@ -39,7 +50,7 @@ def module_imports(root: str = ROOT) -> dict:
     for module, path in sources(root):
         with open(path, encoding="utf-8") as f:
             tree = ast.parse(f.read())
-        package = module.split(".")[0]
+        package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
         graph[module] = {n for node in ast.walk(tree) for n in _imported(node, package)
                          if n and n.split(".")[0] in PACKAGES}
     return {m: {t for t in targets if t in graph and t != m} for m, targets in graph.items()}
@@ -55,6 +66,31 @@ def crossings(graph: dict) -> dict:
 def _edges(graph: dict) -> dict:
     """Package ``__init__`` modules only re-export: an edge into one is an edge to the whole API."""
     return {m: {t for t in targets if t not in PACKAGES} for m, targets in graph.items() if m not in PACKAGES}
+
+
+def tier_of(module: str) -> int | None:
+    """The index in `TIERS` of ``module``'s top-level part (``keras_cprune.deploy.arena`` -> deploy's);
+    None for a package's ``__init__`` (the public API, above every tier)."""
+    package, _, rest = module.partition(".")
+    head = rest.split(".")[0]
+    return next((i for i, tier in enumerate(TIERS.get(package, ())) if head in tier), None) if head else None
+
+
+def untiered(root: str = ROOT) -> list[str]:
+    """Modules whose top-level part `TIERS` does not place."""
+    return sorted(m for m, _ in sources(root) if m not in PACKAGES and tier_of(m) is None)
+
+
+def upward(graph: dict) -> dict:
+    """Imports against the pipeline: ``{module: [targets in a higher tier of the same package]}``."""
+    found = {}
+    for module, targets in _edges(graph).items():
+        here = tier_of(module)
+        bad = sorted(t for t in targets if t.split(".")[0] == module.split(".")[0] and here is not None
+                     and (tier_of(t) or 0) > here)
+        if bad:
+            found[module] = bad
+    return found
 
 
 def cycles(graph: dict) -> list[list[str]]:
@@ -126,6 +162,8 @@ def main() -> None:
     args = parser.parse_args()
     graph = module_imports()
     print(f"tflm_export -> keras_cprune imports: {crossings(graph) or 'none'}")
+    print(f"imports against the pipeline (TIERS): {upward(graph) or 'none'}")
+    print(f"modules in no tier: {untiered() or 'none'}")
     found = cycles(graph)
     print(f"module cycles: {len(found)}" + "".join(f"\n  {' -> '.join(c)}" for c in found))
     if not found:  # layers exist only without cycles

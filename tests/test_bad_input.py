@@ -12,7 +12,7 @@ import tflm_export
 from keras_cprune.errors import (BudgetError, ConversionError, ModelError, ModelFileError, OutputPathError, PlanError,
                                  PruningError, SubclassedModelError, TFLMRuntimeError, UnbuiltModelError)
 from keras_cprune.io import load_model, save_model
-from keras_cprune.plan import PruningPlan
+from keras_cprune.pruning.plan import PruningPlan
 from keras_cprune.zoo import vgg
 
 

@@ -5,15 +5,15 @@ import types
 import pytest
 
 from keras_cprune import Budget, prune
-from keras_cprune.arena import estimate_arena
-from keras_cprune.budget import fit_budget
-from keras_cprune.budget_search import search
-from keras_cprune.usage import Usage, usage_estimator
+from keras_cprune.deploy.arena import estimate_arena
+from keras_cprune.budget.fit import fit_budget
+from keras_cprune.budget.search import search
+from keras_cprune.budget.usage import Usage, usage_estimator
 from keras_cprune.errors import BudgetError
-from keras_cprune.planning import PruneContext
+from keras_cprune.pruning.context import PruneContext
 from keras_cprune.tradeoff import tradeoff
 from keras_cprune.zoo import vgg
-from tflm_export.planner import align
+from tflm_export.micro.planner import align
 
 
 @pytest.mark.parametrize("ram", [16_000, 12_000, 9_000])

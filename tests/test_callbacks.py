@@ -14,10 +14,10 @@ import pytest
 import tensorflow as tf
 
 from keras_cprune import analyze
-from keras_cprune.arena import estimate_arena
-from keras_cprune.callbacks import ComplexityLogger, ExportOnTrainEnd, monitor_mode
+from keras_cprune.deploy.arena import estimate_arena
+from keras_cprune.training.callbacks import ComplexityLogger, ExportOnTrainEnd, monitor_mode
 from keras_cprune.errors import BudgetError, PruningError
-from keras_cprune.training import ConstantRatio, prune_during_training
+from keras_cprune import ConstantRatio, prune_during_training
 from models import residual
 
 # conv: 3*3*1*4 + 4 = 40 params, 8*8*4 * 9 = 2304 MACs; dense: 256*2 + 2 = 514 params, 512 MACs.
@@ -198,7 +198,7 @@ def test_export_strict_keeps_the_previous_export_and_plain_export_at_train_end(t
 
 
 def test_export_quantizes_dense_weights_per_tensor_when_asked(tmp_path):
-    from tflm_export.flatbuffer import graph_from_tflite
+    from tflm_export.micro.flatbuffer import graph_from_tflite
 
     x, y = export_data(16)
     model = compiled_tiny()

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from keras_cprune import Budget, PruneConfig, prune, prune_during_training, prune_to_budget
-from keras_cprune.callbacks import FilterPruningStep
-from keras_cprune.arena import estimate_arena
+from keras_cprune.training.callbacks import FilterPruningStep
+from keras_cprune.deploy.arena import estimate_arena
 from keras_cprune.errors import PruningError
-from keras_cprune.masks import strip
-from keras_cprune.schedules import ConstantRatio
+from keras_cprune.training.masks import strip
+from keras_cprune.training.schedules import ConstantRatio
 from models import randomize, vgg
 
 SMALL = {"input_shape": (16, 16, 1), "widths": (8, 16)}

@@ -2,8 +2,8 @@
 import keras
 import numpy as np
 
-from keras_cprune.dependency import build_dependencies
-from keras_cprune.graph import read_graph
+from keras_cprune.graph.dependency import build_dependencies
+from keras_cprune.graph.reader import read_graph
 from models import concat_branches, inverted_residual, residual, vgg
 
 

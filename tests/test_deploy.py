@@ -3,13 +3,13 @@ import keras
 import pytest
 
 from keras_cprune import Budget, estimate_arena, prune
-from keras_cprune.budget import tflm_verifier
-from keras_cprune.budget_search import search
-from keras_cprune.rebuild import as_trained
-from keras_cprune.usage import usage_estimator
-from keras_cprune.planning import PruneContext
+from keras_cprune.budget.fit import tflm_verifier
+from keras_cprune.budget.search import search
+from keras_cprune.graph.clone import as_trained
+from keras_cprune.budget.usage import usage_estimator
+from keras_cprune.pruning.context import PruneContext
 from keras_cprune.zoo import vgg
-from tflm_export.planner import align
+from tflm_export.micro.planner import align
 
 KB = 1024
 

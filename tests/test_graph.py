@@ -3,7 +3,7 @@ import keras
 import pytest
 
 from keras_cprune.errors import ModelError, SubclassedModelError, UnbuiltModelError
-from keras_cprune.graph import read_graph
+from keras_cprune.graph.reader import read_graph
 
 
 def test_sequential_chain_in_order():

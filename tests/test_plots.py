@@ -7,7 +7,7 @@ import matplotlib.axes
 import pytest
 
 from keras_cprune import analyze
-from keras_cprune.plan import PruningPlan
+from keras_cprune.pruning.plan import PruningPlan
 from keras_cprune.plots import REPEATS_INPUT, TOP_LAYERS, layer_share_rows, plot_accuracy_tradeoff, spread
 from models import vgg
 

@@ -10,8 +10,8 @@ from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 from keras_cprune import analyze, prune
-from keras_cprune.planning import PruneContext
-from keras_cprune.rebuild import rebuild
+from keras_cprune.pruning.context import PruneContext
+from keras_cprune.pruning.rebuild import rebuild
 from models import random_model, randomize
 
 
@@ -39,7 +39,7 @@ def test_random_graphs_export_to_tflm_with_the_predicted_arena(seed, ratio):
     import tflm_export
     from keras_cprune import estimate_arena
     from keras_cprune.errors import ConversionError, TFLMRuntimeError
-    from tflm_export.planner import align
+    from tflm_export.micro.planner import align
 
     note(f"graph: random_model(keras, seed={seed}); prune PA ratio={ratio}")
     model = prune(random_model(keras, seed), "PA", ratio, rule="all") if ratio else random_model(keras, seed)

@@ -7,8 +7,8 @@ import pytest
 
 from keras_cprune import PruningPlan, analyze, apply_plan, prune
 from keras_cprune.errors import PlanError, PruningError
-from keras_cprune.planning import PruneContext
-from keras_cprune.rebuild import rebuild
+from keras_cprune.pruning.context import PruneContext
+from keras_cprune.pruning.rebuild import rebuild
 from models import ARCHITECTURES, random_model, randomize, vgg
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from keras_cprune import analyze, prune
-from keras_cprune.dependency import build_dependencies
+from keras_cprune.graph.dependency import build_dependencies
 from keras_cprune.errors import PruningError
-from keras_cprune.graph import read_graph
+from keras_cprune.graph.reader import read_graph
 from models import randomize
 
 T, F, UNITS = 6, 5, 4

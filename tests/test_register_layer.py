@@ -5,14 +5,14 @@ import pytest
 
 import keras_cprune
 from keras_cprune import OpSpec, analyze, estimate_arena, prune, register_layer
-from keras_cprune.dependency import build_dependencies
+from keras_cprune.graph.dependency import build_dependencies
 from keras_cprune.errors import PruningError
-from keras_cprune.graph import read_graph
-from keras_cprune.ops import unregister_layer
-from keras_cprune.planning import PruneContext
-from keras_cprune.rebuild import rebuild
+from keras_cprune.graph.reader import read_graph
+from keras_cprune.graph.layers import unregister_layer
+from keras_cprune.pruning.context import PruneContext
+from keras_cprune.pruning.rebuild import rebuild
 from tflm_export import convert, find_min_arena, read_model
-from tflm_export.planner import align
+from tflm_export.micro.planner import align
 
 L = keras.layers
 
@@ -182,7 +182,7 @@ def test_another_registration_is_another_architecture_for_the_schedule_cache():
     lowering) must not reuse the schedule matched with the first one."""
     from dataclasses import replace
 
-    from keras_cprune.schedule import fingerprint
+    from keras_cprune.deploy.converter_order import fingerprint
 
     model = scaled_model()
     prints = []

@@ -12,7 +12,7 @@ import pytest
 
 import tflm_export
 from keras_cprune import ConstantRatio, analyze, apply_plan, estimate_arena, prune, prune_during_training, strip, tradeoff
-from keras_cprune.callbacks import ComplexityLogger, ExportOnTrainEnd, FilterPruningStep
+from keras_cprune.training.callbacks import ComplexityLogger, ExportOnTrainEnd, FilterPruningStep
 from keras_cprune.cli import main as cli_main
 from models import ARCHITECTURES, randomize
 

@@ -11,9 +11,9 @@ from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 from keras_cprune import analyze, estimate_arena, prune, zoo
-from keras_cprune.lowering import micro_graph
+from keras_cprune.deploy.lowering import micro_graph
 from keras_cprune.errors import ModelError
-from keras_cprune.planning import PruneContext
+from keras_cprune.pruning.context import PruneContext
 from models import random_branched_model, randomize
 from tflm_checks import assert_exact, predicted_and_measured
 

@@ -8,7 +8,7 @@ from keras_cprune.errors import BudgetError
 from tflm_export import BOARDS, Budget, Fit, board_budget, parse_size
 from tflm_export.boards import resolve_budget
 from tflm_export.budget import describe_over
-from tflm_export.planner import align
+from tflm_export.micro.planner import align
 
 
 @pytest.mark.parametrize("text,expected", [("256KB", 262144), ("1MB", 1048576), ("512 KiB", 524288), (65536, 65536),

@@ -8,7 +8,7 @@ import pytest
 import tflm_export
 from keras_cprune.errors import ConversionError, ModelError, ModelFileError
 from keras_cprune.zoo import vgg
-from tflm_export.flatbuffer import read_model
+from tflm_export.micro.flatbuffer import read_model
 
 
 def small_vgg():
@@ -170,7 +170,7 @@ def test_per_tensor_dense_weights_shrink_the_arena_of_a_dense_stack():
     import tensorflow as tf
 
     from keras_cprune.zoo import fc_autoencoder
-    from tflm_export.planner import align, predict_arena_from_tflite
+    from tflm_export.micro.planner import align, predict_arena_from_tflite
 
     model = fc_autoencoder(keras)
     data = uniform(16, (640,))

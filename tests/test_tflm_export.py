@@ -16,12 +16,12 @@ from keras_cprune.errors import ConversionError, ModelError, OutputPathError, TF
 from keras_cprune.zoo import vgg
 from models import concat_branches, inverted_residual, random_model, randomize, residual
 from tflm_export import runtime
-from tflm_export.firmware import CompileResult
-from tflm_export.runtime import find_min_arena, run_model
-from tflm_export.flatbuffer import read_model
-from tflm_export.planner import align
-from tflm_export.sources import arena_with_margin
-from tflm_export.verify import quantize
+from tflm_export.firmware.compile import CompileResult
+from tflm_export.runtime.runner import find_min_arena, run_model
+from tflm_export.micro.flatbuffer import read_model
+from tflm_export.micro.planner import align
+from tflm_export.firmware.sources import arena_with_margin
+from tflm_export.runtime.verify import quantize
 
 
 def gap_head(keras):
@@ -387,11 +387,11 @@ def test_failures_leave_no_partial_output(tmp_path, monkeypatch, converted):
         tflm_export.write_sources(other, str(tmp_path / "a"), report)
     with pytest.raises(OutputPathError, match="C identifier"):
         tflm_export.write_sources(tflite, str(tmp_path / "b"), report, name="my-model")
-    monkeypatch.delitem(tflm_export.sources.RESOLVER_METHODS, "MEAN")
+    monkeypatch.delitem(tflm_export.firmware.sources.RESOLVER_METHODS, "MEAN")
     with pytest.raises(ConversionError, match="No tflite::MicroMutableOpResolver method is known for op.s. MEAN"):
         tflm_export.write_sources(tflite, str(tmp_path / "c"), report)
     monkeypatch.undo()
-    monkeypatch.setattr(tflm_export.sources, "write_files", _fail_after_first_file)
+    monkeypatch.setattr(tflm_export.firmware.sources, "write_files", _fail_after_first_file)
     with pytest.raises(OSError, match="disk full"):
         tflm_export.write_sources(tflite, str(tmp_path / "d"), report)
     assert os.listdir(tmp_path) == []
@@ -404,7 +404,7 @@ def test_permission_denied_is_an_output_path_error_and_leaves_nothing(tmp_path, 
     out = tmp_path / "fw"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    mkdtemp, calls = tflm_export.sources.tempfile.mkdtemp, []
+    mkdtemp, calls = tflm_export.firmware.sources.tempfile.mkdtemp, []
 
     def denied(*args, **kwargs):  # as root, chmod cannot deny anything
         calls.append(kwargs["dir"])
@@ -412,7 +412,7 @@ def test_permission_denied_is_an_output_path_error_and_leaves_nothing(tmp_path, 
             raise PermissionError(errno.EACCES, "Permission denied", kwargs["dir"])
         return mkdtemp(*args, **kwargs)
 
-    monkeypatch.setattr(tflm_export.sources.tempfile, "mkdtemp", denied)
+    monkeypatch.setattr(tflm_export.firmware.sources.tempfile, "mkdtemp", denied)
     with pytest.raises(OutputPathError, match="Permission denied") as error:
         tflm_export.write_sources(tflite, str(out), report, overwrite=True)
     message = str(error.value)
@@ -479,7 +479,7 @@ def test_a_runtime_stopped_at_its_time_limit_says_so():
     says so instead of a bare signal number."""
     import signal
 
-    from tflm_export.runtime import _how
+    from tflm_export.runtime.runner import _how
 
     assert "time limit" in _how({"how": f"signal {signal.SIGALRM.value}"})
     assert _how({"how": f"signal {signal.SIGABRT.value}"}) == f"killed by signal {signal.SIGABRT.value} (SIGABRT)"

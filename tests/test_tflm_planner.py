@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from models import randomize
 
-from tflm_export.planner import (MicroGraph, OpSpec, PlannedTensor, TensorSpec,
+from tflm_export.micro.planner import (MicroGraph, MicroOp, PlannedTensor, MicroTensor,
                                        align, greedy_arena_bytes, greedy_offsets, planned_tensors,
                                        predict_arena, predict_arena_from_tflite)
 
@@ -56,11 +56,11 @@ def test_random_plans_never_overlap_buffers_alive_together():
 
 def residual_graph():
     """input(0) -conv-> 1 -conv-> 2 ; add(1, 2) -> 3 (output); tensors 4.. are weights."""
-    act = TensorSpec((1, 4, 4, 8))
-    weights = TensorSpec((8, 3, 3, 8), constant=True, quant_channels=8)
-    bias = TensorSpec((8,), itemsize=4, constant=True, quant_channels=8)
-    ops = (OpSpec("CONV_2D", (0, 4, 5), (1,)), OpSpec("CONV_2D", (1, 4, 5), (2,)),
-           OpSpec("ADD", (1, 2), (3,)))
+    act = MicroTensor((1, 4, 4, 8))
+    weights = MicroTensor((8, 3, 3, 8), constant=True, quant_channels=8)
+    bias = MicroTensor((8,), itemsize=4, constant=True, quant_channels=8)
+    ops = (MicroOp("CONV_2D", (0, 4, 5), (1,)), MicroOp("CONV_2D", (1, 4, 5), (2,)),
+           MicroOp("ADD", (1, 2), (3,)))
     return MicroGraph((act,) * 4 + (weights, bias), ops, (0,), (3,))
 
 
@@ -73,8 +73,8 @@ def test_lifetimes_of_inputs_outputs_and_skip_connections():
 
 
 def test_mean_scratch_buffers_live_only_during_their_op():
-    graph = MicroGraph((TensorSpec((1, 4, 4, 8)), TensorSpec((2,), 4, constant=True, quant_channels=0),
-                        TensorSpec((1, 8))), (OpSpec("MEAN", (0, 1), (2,)),), (0,), (2,))
+    graph = MicroGraph((MicroTensor((1, 4, 4, 8)), MicroTensor((2,), 4, constant=True, quant_channels=0),
+                        MicroTensor((1, 8))), (MicroOp("MEAN", (0, 1), (2,)),), (0,), (2,))
     scratch = planned_tensors(graph)[2:]
     assert [(t.size_bytes, t.first_op, t.last_op) for t in scratch] == [(32, 1, 1), (16, 1, 1),
                                                                         (8, 1, 1)]
@@ -83,7 +83,7 @@ def test_mean_scratch_buffers_live_only_during_their_op():
 # --------------------------------------------------------------------------- real runtime
 def measured_arena(path):
     """Smallest arena_size (bytes, 1-byte steps) with which the runtime allocates and invokes."""
-    from tflm_export.runtime import find_min_arena
+    from tflm_export.runtime.runner import find_min_arena
 
     data = open(path, "rb").read()
     return find_min_arena(data, predict_arena_from_tflite(data).total_bytes, step=1, max_probes=40).arena

@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 
 from keras_cprune import analyze
-from keras_cprune.callbacks import FilterPruningStep
-from keras_cprune.dependency import build_dependencies
+from keras_cprune.training.callbacks import FilterPruningStep
+from keras_cprune.graph.dependency import build_dependencies
 from keras_cprune.errors import ModelError, ModelFileError, PruningError
-from keras_cprune.graph import read_graph
-from keras_cprune.qat import quantize_aware
-from keras_cprune.rebuild import weight_channel_units
-from keras_cprune.training import (ConstantRatio, PolynomialDecay, deserialize_schedule, load_checkpoint,
-                                   prune_during_training, save_checkpoint, serialize_schedule, strip, zeroed_units)
+from keras_cprune.graph.reader import read_graph
+from keras_cprune.training.qat import quantize_aware
+from keras_cprune.pruning.rebuild import weight_channel_units
+from keras_cprune.training.masks import strip, zeroed_units
+from keras_cprune.training.schedules import ConstantRatio, PolynomialDecay, deserialize_schedule, serialize_schedule
+from keras_cprune.training.workflow import load_checkpoint, prune_during_training, save_checkpoint
 from models import randomize, residual, vgg
 
 BUILDERS = {"vgg": lambda: vgg(keras, input_shape=(16, 16, 1), widths=(8, 16)), "residual": lambda: residual(keras)}
@@ -207,8 +208,8 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras, numpy as np
 from keras_cprune import analyze, prune
-from keras_cprune.callbacks import ComplexityLogger
-from keras_cprune.training import ConstantRatio, prune_during_training, strip
+from keras_cprune.training.callbacks import ComplexityLogger
+from keras_cprune import ConstantRatio, prune_during_training, strip
 from models import randomize, vgg
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 rng = np.random.default_rng(0)

@@ -14,7 +14,7 @@ import pytest
 
 from keras_cprune import Budget, PruneConfig, estimate_arena, prune_to_budget
 from keras_cprune.errors import BudgetError, ModelError
-from keras_cprune.tuner import RECORD, USAGE, BoardFitHyperModel, BoardFitTuner, predict_usage, scale_budget
+from keras_cprune.tuner.board_fit import RECORD, USAGE, BoardFitHyperModel, BoardFitTuner, predict_usage, scale_budget
 
 # The 2-conv CNN below: 3,592 B predicted arena unpruned; pruning cannot go below 2,856 B (the
 # input and the first conv's output stay alive). 3,300 B x (0.9 .. 1.0) is always reachable.
@@ -68,9 +68,9 @@ def test_config_and_prune_options_reach_every_trial():
 def test_predicted_usage_is_that_of_the_export_converted_as_asked(per_channel_dense):
     """Flash from the converter schedule's flatbuffer (within 1%), arena to TFLM's 16-byte step,
     for the export the tuner's budget is for (``prune_options={"per_channel_dense": False}``)."""
-    from keras_cprune.rebuild import as_trained
+    from keras_cprune.graph.clone import as_trained
     from tflm_export import convert, find_min_arena
-    from tflm_export.planner import align
+    from tflm_export.micro.planner import align
 
     model = as_trained(tiny_cnn(compiled=False))
     usage = predict_usage(model, per_channel_dense)
@@ -188,7 +188,7 @@ WORKER_SCRIPT = '''
 import json, os, sys, time
 import keras, numpy as np
 from keras_cprune import Budget, PruneConfig, estimate_arena, prune_to_budget
-from keras_cprune.tuner import BoardFitTuner
+from keras_cprune.tuner.board_fit import BoardFitTuner
 
 
 class Barrier(keras.callbacks.Callback):

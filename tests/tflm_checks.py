@@ -1,11 +1,12 @@
 """Predicted arena and flash against the TFLM runtime, shared by the Keras 3 and tf_keras tests."""
 import numpy as np
 
-from keras_cprune.arena import estimate_deployment
-from keras_cprune.planning import PruneContext
-from keras_cprune.rebuild import as_trained, rebuild
+from keras_cprune.deploy.arena import estimate_deployment
+from keras_cprune.pruning.context import PruneContext
+from keras_cprune.graph.clone import as_trained
+from keras_cprune.pruning.rebuild import rebuild
 from tflm_export import convert, find_min_arena
-from tflm_export.planner import align
+from tflm_export.micro.planner import align
 
 
 def predicted_and_measured(model, removed=frozenset(), context=None):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import BudgetError
+from tflm_export.errors import BudgetError
 
-from .budget import Budget
+from tflm_export.budget import Budget
 
 KB = 1024
 

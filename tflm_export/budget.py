@@ -9,7 +9,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from .errors import BudgetError
+from tflm_export.errors import BudgetError
 
 _UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 1024 ** 2, "MB": 1024 ** 2, "MIB": 1024 ** 2}
 _FORMS = "bytes (65536) or a string such as '64KB', '512 KiB' or '1.5MB' (KB = KiB = 1024 bytes)"

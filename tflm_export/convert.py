@@ -16,9 +16,9 @@ import warnings
 
 import numpy as np
 
-from .errors import ConversionError, ModelError
+from tflm_export.errors import ConversionError, ModelError
 
-from .flatbuffer import read_model
+from tflm_export.micro.flatbuffer import read_model
 
 IO_DTYPES = ("int8", "uint8", "float32")
 NUM_SAMPLES = 100  # representative samples used for calibration, at most

@@ -4,11 +4,11 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from .convert import convert
-from .firmware import compile_check
-from .report import TFLMReport
-from .sources import atomic_dir, check_out_dir, render, write_files
-from .verify import verify
+from tflm_export.convert import convert
+from tflm_export.firmware.compile import compile_check
+from tflm_export.runtime.report import TFLMReport
+from tflm_export.firmware.sources import atomic_dir, check_out_dir, render, write_files
+from tflm_export.runtime.verify import verify
 
 
 def export(model, representative_data, out_dir: str, *, budget=None, board=None, test_inputs=None, labels=None,

@@ -5,7 +5,7 @@ import pytest
 import tf_keras as keras
 
 from keras_cprune import zoo
-from keras_cprune.planning import PruneContext
+from keras_cprune.pruning.context import PruneContext
 from models import random_branched_model, randomize
 from tflm_checks import assert_exact, predicted_and_measured
 

@@ -5,8 +5,8 @@ import tf_keras as keras
 
 from keras_cprune import analyze, apply_plan, prune
 from layer_cases import CASES
-from keras_cprune.planning import PruneContext
-from keras_cprune.rebuild import rebuild
+from keras_cprune.pruning.context import PruneContext
+from keras_cprune.pruning.rebuild import rebuild
 from models import ARCHITECTURES, randomize, vgg
 
 

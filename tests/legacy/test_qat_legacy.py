@@ -10,10 +10,10 @@ import tf_keras as keras
 
 import tflm_export
 from keras_cprune import analyze
-from keras_cprune.callbacks import ComplexityLogger
+from keras_cprune.training.callbacks import ComplexityLogger
 from keras_cprune.errors import ModelError
-from keras_cprune.qat import quantize_aware
-from keras_cprune.training import PolynomialDecay, prune_during_training, strip
+from keras_cprune.training.qat import quantize_aware
+from keras_cprune import PolynomialDecay, prune_during_training, strip
 from models import randomize, vgg
 
 # TFLM can abort the whole process on a bad model: run it in its own interpreter.

@@ -1,0 +1,1 @@
+"""`analyze` -> `ComplexityReport`: parameters, MACs and activation memory per layer."""

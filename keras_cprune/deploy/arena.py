@@ -1,0 +1,128 @@
+"""Predict the TFLM tensor arena and flash of the int8 model tflm_export produces, from the Keras graph.
+
+The graph is lowered as the converter lowers it (`lowering`), its ops put in the converter's own
+order (`schedule`), and tflm_export's planner replays TFLM's allocator on it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tflm_export.micro.op_graph import MicroGraph
+from tflm_export.micro.planner import predict_arena
+
+from keras_cprune.config import check_per_channel_dense
+from keras_cprune.graph.reader import Graph, read_graph
+from keras_cprune.deploy.lowering import micro_graph
+from keras_cprune.deploy.converter_order import schedule_of
+
+
+@dataclass(frozen=True)
+class ArenaEstimate:
+    """Predicted minimal TFLM ``arena_size`` (bytes) and where its peak is.
+
+    Attributes:
+        bytes: the predicted minimal arena: ``planner_bytes`` + ``persistent_bytes``.
+        planner_bytes: the memory planner's part (activations and scratch buffers alive at once).
+        persistent_bytes: the runtime's persistent allocations (tensor structs, quantization data).
+        peak_layer: the layer whose op runs at the planner's peak.
+        peak_tensors: graph tensor keys alive at the peak.
+        exact: False when some layer had no known lowering (listed in ``approximated``).
+        approximated: names of the layers whose lowering was approximated.
+
+    Example:
+
+    ```python
+    estimate = keras_cprune.estimate_arena(model, assume_trained=True)
+    print(f"{estimate.bytes:,} B, peak at {estimate.peak_layer}")
+    ```
+    """
+
+    bytes: int
+    planner_bytes: int
+    persistent_bytes: int
+    peak_layer: str
+    peak_tensors: tuple  # graph tensor keys alive at the peak
+    exact: bool  # False when some layer had no known lowering (listed in ``approximated``)
+    approximated: tuple = ()
+
+
+def estimate_graph_arena(graph: Graph, shapes: dict | None = None, *, assume_trained: bool = False,
+                         per_channel_dense: bool = True, schedule=None) -> ArenaEstimate:
+    """`ArenaEstimate` of ``graph`` with optional pruned ``shapes`` (see `micro_graph`)."""
+    return _arena(*micro_graph(graph, shapes, assume_trained=assume_trained, per_channel_dense=per_channel_dense,
+                               schedule=schedule))
+
+
+def estimate_deployment(graph: Graph, shapes: dict | None = None, *, assume_trained: bool = False,
+                        per_channel_dense: bool = True, schedule=None) -> tuple:
+    """``(ArenaEstimate, flash bytes)`` of ``graph`` with optional pruned ``shapes``, lowered once:
+    flash from the ``schedule``'s flatbuffer where there is one, else `estimate_flash`."""
+    lowered = micro_graph(graph, shapes, assume_trained=assume_trained, per_channel_dense=per_channel_dense,
+                          schedule=schedule)
+    flash = schedule.flash(lowered[0]) if schedule is not None and schedule.flatbuffer_bytes else \
+        estimate_flash(lowered[0])
+    return _arena(*lowered), flash
+
+
+def _arena(micro: MicroGraph, keys: dict, layers: dict, approximated: tuple) -> ArenaEstimate:
+    prediction = predict_arena(micro)
+    time = prediction.peak_op + 1
+    alive = [t for t in range(len(micro.tensors)) if t in keys and _alive(micro, t, time)]
+    return ArenaEstimate(prediction.total_bytes, prediction.planner_bytes, prediction.persistent_bytes,
+                         layers.get(prediction.peak_op, ""), tuple(keys[t] for t in alive),
+                         not approximated and not prediction.unknown_ops, approximated)
+
+
+def _alive(micro: MicroGraph, tensor: int, time: int) -> bool:
+    uses = [i + 1 for i, op in enumerate(micro.ops) if tensor in op.inputs or tensor in op.outputs]
+    first = 0 if tensor in micro.inputs else min(uses, default=-1)
+    last = len(micro.ops) if tensor in micro.outputs else max(uses, default=-1)
+    return first <= time <= last
+
+
+def estimate_flash(micro: MicroGraph) -> int:
+    """Approximate .tflite flatbuffer bytes: constant data + per-tensor, per-op and per-channel
+    quantization overhead, least-squares fitted on converted models (within ~5%; exact flash
+    comes from tflm_export's compile check)."""
+    constant = sum(t.nbytes for t in micro.tensors if t.constant)
+    channels = sum(t.quant_channels for t in micro.tensors)
+    return int(round(1.0034 * constant + 303.7 * len(micro.tensors) - 215.7 * len(micro.ops)
+                     + 12.93 * channels - 71.6))
+
+
+def estimate_arena(model, *, assume_trained: bool = False, per_channel_dense: bool = True,
+                   input_shape=None) -> ArenaEstimate:
+    """Predicted minimal TFLM tensor arena (bytes) of ``model`` exported to int8 by tflm_export.
+
+    The ops run in the order the TFLite converter gives them: the model is converted once per
+    architecture (cached) to read that order (`schedule.converter_schedule`). No training data
+    is needed; `tflm_export.verify` measures the real arena.
+
+    Args:
+        model: a built Functional or Sequential `keras.Model` (Keras 3 or tf_keras).
+        assume_trained: predict for the weights after training rather than as they are now: the
+            converter drops an all-zero Dense bias (e.g. of a freshly built model), which saves a
+            tensor's overhead. Default False.
+        per_channel_dense: as `tflm_export.convert`'s: False predicts the export whose Dense
+            weights are quantized per tensor (TFLM then keeps no per-unit multipliers). Default True.
+        input_shape: input shape without batch to fix free input dimensions
+            (``keras.Input((None, None, 3))``). Default None: the declared shape.
+
+    Returns:
+        An `ArenaEstimate`; its ``bytes`` is the ``arena_size`` to give TFLM.
+
+    Raises:
+        ModelError: the model cannot be read (unbuilt, subclassed, free input dimensions).
+        PruningError: ``per_channel_dense`` is not a bool.
+
+    Example:
+
+    ```python
+    estimate = keras_cprune.estimate_arena(model, assume_trained=True)
+    print(f"arena {estimate.bytes:,} B, peak at {estimate.peak_layer}")
+    ```
+    """
+    check_per_channel_dense(per_channel_dense)
+    graph = read_graph(model, input_shape=input_shape)
+    return estimate_graph_arena(graph, assume_trained=assume_trained, per_channel_dense=per_channel_dense,
+                                schedule=schedule_of(model, graph, per_channel_dense))

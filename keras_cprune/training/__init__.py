@@ -1,0 +1,1 @@
+"""Pruning during `fit`: schedules, masks, callbacks; distillation and QAT."""

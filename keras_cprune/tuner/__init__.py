@@ -1,0 +1,1 @@
+"""`BoardFitTuner`: a KerasTuner search over pruned variants that fit a board."""

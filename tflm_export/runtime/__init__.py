@@ -1,0 +1,1 @@
+"""The TFLM runtime in subprocesses: the minimal arena, outputs, latency; `verify` -> `TFLMReport`."""

@@ -1,0 +1,160 @@
+"""verify(): measure an int8 flatbuffer on the real TFLite Micro runtime and check it against
+``tf.lite.Interpreter`` and the Keras float model."""
+from __future__ import annotations
+
+import numpy as np
+
+from tflm_export.errors import ModelError
+
+from tflm_export.boards import resolve_budget
+from tflm_export.convert import quiet_tensorflow
+from tflm_export.micro.flatbuffer import TensorInfo, read_model
+from tflm_export.runtime.report import TFLMReport
+from tflm_export.runtime.runner import measure
+
+
+def quantize(x: np.ndarray, tensor: TensorInfo) -> np.ndarray:
+    """Float inputs in ``tensor``'s dtype: ``round(x / scale + zero_point)`` clipped, for int8/uint8.
+
+    Args:
+        x: float inputs, shape ``(N, *input_shape)``.
+        tensor: the model input's `TensorInfo` (its dtype, scale and zero point).
+
+    Returns:
+        An array of ``x``'s shape in ``tensor.dtype`` (a plain cast for a float input).
+    """
+    if tensor.scale is None:
+        return x.astype(tensor.dtype)
+    info = np.iinfo(tensor.dtype)
+    return np.clip(np.round(x / tensor.scale + tensor.zero_point), info.min, info.max).astype(tensor.dtype)
+
+
+def _tflite_outputs(tflite_bytes: bytes, samples: np.ndarray) -> list:
+    """Outputs of ``tf.lite.Interpreter`` with its reference kernels, one array per output: TFLM's
+    arithmetic but for FULLY_CONNECTED's requantization rounding (see `TFLMReport`); the default
+    XNNPACK/optimized kernels differ on convolutions too."""
+    import tensorflow as tf
+
+    with quiet_tensorflow():  # "tf.lite.Interpreter is deprecated": it is still the reference here
+        interpreter = tf.lite.Interpreter(model_content=tflite_bytes,
+                                          experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+    interpreter.allocate_tensors()
+    index = interpreter.get_input_details()[0]["index"]
+    out_indices = [details["index"] for details in interpreter.get_output_details()]
+    outputs = [[] for _ in out_indices]
+    for sample in samples:
+        interpreter.set_tensor(index, sample[None])
+        interpreter.invoke()
+        for k, out in enumerate(out_indices):
+            outputs[k].append(interpreter.get_tensor(out)[0].copy())
+    return [np.array(o) for o in outputs]
+
+
+def _float_inputs(test_inputs, tensor: TensorInfo, n_inputs: int) -> np.ndarray:
+    if n_inputs != 1:
+        raise ModelError(f"test_inputs= needs a single-input model; this flatbuffer has {n_inputs} inputs.")
+    x = np.asarray(test_inputs, dtype="float32")
+    if x.shape[1:] != tensor.shape[1:] or len(x) == 0:
+        raise ModelError(f"test_inputs must have shape (N, *{tensor.shape[1:]}) like the model input "
+                         f"{tensor.name!r}. Received: shape {x.shape}.")
+    return x
+
+
+def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> int | float:
+    """In quantization steps for integer outputs."""
+    if np.issubdtype(a.dtype, np.integer):
+        return int(np.abs(a.astype(np.int64) - b.astype(np.int64)).max())
+    return float(np.abs(a - b).max())
+
+
+def _top1(outputs, n: int) -> np.ndarray:
+    return np.asarray(outputs).reshape(n, -1).argmax(axis=1)
+
+
+def _agreement(run_outputs: tuple, x: np.ndarray, expected, labels, keras_model) -> dict:
+    """Top-1 agreement with the float model and accuracies, from TFLM's first output."""
+    n, fields = len(x), {}
+    tflm_top1 = _top1(run_outputs[0], n)
+    if expected is None and keras_model is not None:
+        with quiet_tensorflow():  # a predict per new model: tf.function retracing warnings
+            expected = keras_model.predict(x, verbose=0)
+    if isinstance(expected, (list, tuple, dict)):
+        raise ModelError("Top-1 agreement needs one float output per sample; the Keras model has several "
+                         "outputs. Pass expected= with the float outputs that match the TFLM output 0.")
+    if labels is not None:
+        labels = np.asarray(labels)
+        labels = labels.argmax(axis=1) if labels.ndim == 2 else labels.ravel()
+        if len(labels) != n:
+            raise ModelError(f"labels must have one entry per test input ({n}). Received: {len(labels)} labels.")
+        fields["int8_accuracy"] = float((tflm_top1 == labels).mean())
+    if expected is not None:
+        if len(expected) != n:
+            raise ModelError(f"expected= must hold one float output per test input ({n}). Received: {len(expected)}.")
+        float_top1 = _top1(expected, n)
+        fields["keras_top1_agreement"] = float((tflm_top1 == float_top1).mean())
+        if labels is not None:
+            fields["float_accuracy"] = float((float_top1 == labels).mean())
+    return fields
+
+
+def verify(tflite_bytes: bytes, *, test_inputs=None, expected=None, labels=None, keras_model=None, budget=None,
+           board=None, latency_runs: int = 20) -> TFLMReport:
+    """Run ``tflite_bytes`` on the TFLite Micro runtime (in a subprocess) and report what it needs.
+
+    Finds the minimal tensor arena (16-byte steps, see `runtime.find_min_arena`), reads the
+    runtime's arena breakdown and the ops, times ``latency_runs`` invokes (median). With
+    ``test_inputs``, TFLM's outputs are compared with ``tf.lite.Interpreter`` (bit-exact, or the
+    max difference in quantization steps: FULLY_CONNECTED rounds differently, 1 step per layer
+    that later layers carry on, see `TFLMReport`) and their top-1 with the float model.
+
+    Args:
+        tflite_bytes: an int8 ``.tflite`` flatbuffer, e.g. from `convert`.
+        test_inputs: optional float inputs ``(N, *input_shape)`` (single-input models), quantized
+            with the input's scale. Default None: one all-zero sample, no comparisons.
+        expected: optional float outputs ``(N, classes)`` of the Keras model for ``test_inputs``,
+            for top-1 agreement without ``keras_model``.
+        labels: optional class ids ``(N,)`` or one-hot ``(N, classes)``: adds accuracies.
+        keras_model: optional float model whose ``predict(test_inputs)`` gives ``expected``.
+        budget: optional `Budget` (RAM, flash bytes, MACs): adds fits and headroom per resource.
+        board: optional board name of `BOARDS` (or a `Board`) instead of ``budget``.
+        latency_runs: invokes timed for the median latency; 0 skips timing. Default 20.
+
+    Returns:
+        A `TFLMReport`: arena bytes and breakdown, flatbuffer bytes, ops, MACs, I/O tensors,
+        latency and, with ``test_inputs``, agreement and accuracies.
+
+    Raises:
+        ModelFileError: ``tflite_bytes`` is not a TFLite flatbuffer.
+        ModelError: ``test_inputs``, ``expected`` or ``labels`` do not match the model or each other.
+        BudgetError: both ``budget`` and ``board``, or an unknown board.
+        TFLMRuntimeError: the runtime fails, aborts or crashes on the model.
+
+    Example:
+
+    ```python
+    tflite = tflm_export.convert(model, x_train[:100])
+    report = tflm_export.verify(tflite, test_inputs=x_test[:500], labels=y_test[:500],
+                                keras_model=model, board="nano33ble")
+    print(report.arena_bytes, report.int8_accuracy, report.keras_top1_agreement)
+    ```
+    """
+    info = read_model(tflite_bytes)
+    budget, board = resolve_budget(budget, board)
+    tensor = info.inputs[0]
+    x = None if test_inputs is None else _float_inputs(test_inputs, tensor, len(info.inputs))
+    samples = (quantize(x, tensor) if x is not None else
+               [np.zeros((1,) + t.shape[1:], t.dtype) for t in info.inputs])
+    search, run = measure(tflite_bytes, samples, latency_runs=latency_runs)
+    fields = {}
+    if x is not None:
+        reference = _tflite_outputs(tflite_bytes, samples)
+        fields["tflite_max_abs_diff"] = max(_max_abs_diff(r, o) for r, o in zip(reference, run.outputs))
+        fields["tflite_mismatches"] = sum(int((r != o).sum()) for r, o in zip(reference, run.outputs))
+        fields.update(_agreement(run.outputs, x, expected, labels, keras_model), samples=len(x))
+    return TFLMReport(
+        flatbuffer_bytes=len(tflite_bytes), arena_bytes=search.arena, arena_probes=search.probes,
+        arena_breakdown=run.allocations, ops=info.op_counts, macs=info.macs,
+        inputs=info.inputs, outputs=info.outputs,
+        flash_bytes=len(tflite_bytes), latency_runs=latency_runs,
+        latency_ms=float(np.median(run.latencies_s) * 1e3) if latency_runs else None,
+        budget=budget, board=board, tried=search.tried, **fields)

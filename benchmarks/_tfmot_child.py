@@ -33,7 +33,7 @@ def evaluate(model, data, seconds: float) -> dict:
     tflm = tflm_export.verify(tflite, test_inputs=xt, labels=yt, keras_model=model)
     report = analyze(model)
     return {"float_acc": tflm.float_accuracy, "int8_acc": tflm.int8_accuracy, "params": report.params,
-            "macs": report.macs, "flash": len(tflite), "arena": tflm.arena_bytes,
+            "macs": report.macs, "flash": len(tflite), "arena": tflm.arena.bytes,
             "predicted_arena": estimate_arena(model).bytes, "latency_ms": tflm.latency_ms, "train_s": seconds}
 
 
@@ -64,7 +64,7 @@ def main(arch: str, epochs: int, train_size: int, test_size: int, seed: int, out
                        for w in model.get_weights()])
     twin = tflm_export.convert(model, x[:200])
     tflm = tflm_export.verify(twin)
-    row["dense_twin"] = {"flash": len(twin), "arena": tflm.arena_bytes, "latency_ms": tflm.latency_ms}
+    row["dense_twin"] = {"flash": len(twin), "arena": tflm.arena.bytes, "latency_ms": tflm.latency_ms}
     with open(out, "w") as f:
         json.dump(row, f)
 

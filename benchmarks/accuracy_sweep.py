@@ -32,7 +32,7 @@ from _tfmot_child import evaluate
 
 import keras
 
-from keras_cprune import Budget, Distiller, prune, zoo
+from keras_cprune import Budget, Distiller, SearchConfig, prune, prune_to_budget, zoo
 from keras_cprune.datasets import load_fashion_mnist
 
 SPLIT_SEED, VAL_SIZE = 20261128, 5000  # the validation split never changes
@@ -47,7 +47,7 @@ CLOCKS = {"train_s": "wall", "cpu_s": "CPU"}  # the two clocks of the per-epoch 
 WIDTH_OF = {"PA": "width-params", "FA": "width-macs", "MA": "width-arena"}  # the paired uniform baseline
 BUDGETS = {"vgg": (50,), "resnet": (50,), "mobilenetv2": (50, 70)}  # % of the dense model's resource removed
 MODES = {50: ("PA", "FA", "MA"), 70: ("PA",)}  # the modes (and uniform widths) at each budget
-COST_MODES = ("FA", "MA")  # our cost allocation (`prune(budget=)`): Budget limits MACs and arena, not params
+COST_MODES = ("FA", "MA")  # our cost allocation (`prune_to_budget`): Budget limits MACs and arena, not params
 MODELS_DIR = os.path.join(os.path.expanduser("~"), ".cache", "keras-cprune", "accuracy_sweep")  # + the --out path
 
 
@@ -175,16 +175,16 @@ _COST_MODELS: dict = {}  # configuration name -> its untrained cost-allocation m
 
 
 def cost_model(config: Config, budgets: Budgets):
-    """``config``'s untrained model of our allocation at the sweep's limit: `prune(budget=)` with
+    """``config``'s untrained model of our allocation at the sweep's limit: `prune_to_budget` with
     ``allocation="cost"``, predicted (``verify=False``, as the paper-rule limits are), fresh weights."""
     if config.name not in _COST_MODELS:
         keras.utils.set_random_seed(config.seed)
         limit = budgets.of(config.arch, config.budget)["limits"][config.resource]
         budget = Budget(macs=limit) if config.resource == "macs" else Budget(ram=limit)
         _COST_MODELS.clear()  # one at a time: the next configuration never needs an earlier one
-        _COST_MODELS[config.name] = prune(zoo.ARCHITECTURES[config.arch](), config.mode, budget=budget,
-                                          allocation="cost", verify=False, verbose=0, reinitialize=True,
-                                          seed=config.seed)
+        _COST_MODELS[config.name] = prune_to_budget(zoo.ARCHITECTURES[config.arch](), budget, mode=config.mode,
+                                                    search=SearchConfig(allocation="cost", verify=False), verbose=0,
+                                                    reinitialize=True, seed=config.seed)
     return _COST_MODELS[config.name]
 
 

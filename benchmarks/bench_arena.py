@@ -1,7 +1,7 @@
 """Arena and flash prediction vs the real TFLM runtime and flatbuffer, pruned and unpruned.
 
 "predicted" replays the TFLite converter's op order (the unpruned model converted once,
-`schedule.converter_schedule`) on the Keras graph; "Keras order" is the lowering in Keras graph
+`converter_order.converter_schedule`) on the Keras graph; "Keras order" is the lowering in Keras graph
 order, the fallback. "measured" is the minimal arena_size the PyPI tflite-micro runtime accepts
 (16-byte steps) for the int8 model tflm_export produces; flash is the flatbuffer's size.
     python benchmarks/bench_arena.py [--random 50]

@@ -14,7 +14,7 @@ import numpy as np
 
 import keras_cprune.budget.fit as budget_module
 from _common import machine
-from keras_cprune import Budget, prune, zoo
+from keras_cprune import Budget, plan_to_budget, zoo
 from keras_cprune.graph.clone import as_trained
 from tflm_export import convert
 from tflm_export.runtime.runner import find_min_arena
@@ -56,16 +56,16 @@ def main() -> None:
     calls, results = counting_verifier(), []
     for name, model in models():
         data = np.random.default_rng(0).uniform(0, 1, (16,) + tuple(model.inputs[0].shape[1:])).astype("float32")
-        full = find_min_arena(convert(as_trained(keras.models.clone_model(model)), data)).arena
+        full = find_min_arena(convert(as_trained(keras.models.clone_model(model)), data)).bytes
         for fraction in (0.9, 0.75, 0.6):
             limit = int(full * fraction)
             calls[0], start = 0, time.perf_counter()
             try:
-                _, plan = prune(model, "MA", budget=Budget(ram=limit), return_plan=True, verbose=0)
+                plan = plan_to_budget(model, Budget(ram=limit), mode="MA", verbose=0)
             except Exception as exc:  # a budget out of reach at the min_keep floor
                 print(f"{name:<26}{fraction:>8.0%}{limit:>10,}  {type(exc).__name__}: {str(exc)[:120]}")
                 continue
-            seconds, measured = time.perf_counter() - start, plan.after["measured_arena_bytes"]
+            seconds, measured = time.perf_counter() - start, plan.after.measured_arena.bytes
             share, layer = narrowest(plan)
             results.append((measured <= limit, (limit - measured) / limit, seconds, calls[0]))
             print(f"{name:<26}{fraction:>8.0%}{limit:>10,}{measured:>12,}{'yes' if measured <= limit else 'NO':>6}"

@@ -62,11 +62,11 @@ def main() -> None:
     worst = 0
     for name, model in models.items():
         times, report, compiled = stages(model)
-        worst = max(worst, report.arena_probes)
+        worst = max(worst, len(report.arena.probes))
         flash = f"{compiled.flash_bytes:,}" if compiled.compiled else "no cc"
         exact = "bit-exact" if report.tflite_max_abs_diff == 0 else f"max {report.tflite_max_abs_diff} step"
         print(f"{name:<25}" + "".join(f"{t:>{w}.2f}" for t, w in zip(times, (10, 9, 10, 10)))
-              + f"{report.arena_bytes:>10,}{report.arena_probes:>7}{flash:>10}{report.latency_ms:>11.2f}{exact:>13}")
+              + f"{report.arena.bytes:>10,}{len(report.arena.probes):>7}{flash:>10}{report.latency_ms:>11.2f}{exact:>13}")
     data = np.random.default_rng(0).uniform(0, 1, (32, 96, 96, 3)).astype("float32")
     try:
         verify(convert(untrained, data), latency_runs=1)

@@ -39,7 +39,7 @@ from _tfmot_child import evaluate
 
 import keras
 
-from keras_cprune import Budget, analyze, estimate_arena, prune
+from keras_cprune import Budget, SearchConfig, analyze, apply_plan, estimate_arena, plan_to_budget
 from keras_cprune.zoo import vgg
 
 ARCH = "vgg"
@@ -79,8 +79,10 @@ def run_prune(method: str, seed: int, data, args) -> dict:
     allocation = method.split("-", 1)[1]
     clock = Clock()
     keras.utils.set_random_seed(seed)
-    pruned, plan = prune(vgg(), "MA", budget=Budget(ram=args.ram), allocation=allocation, reinitialize=True,
-                         verbose=0, return_plan=True, seed=seed)
+    model = vgg()
+    plan = plan_to_budget(model, Budget(ram=args.ram), mode="MA", search=SearchConfig(allocation=allocation),
+                          verbose=0, seed=seed)
+    pruned = apply_plan(model, plan, reinitialize=True)
     pruning = clock.read()
     shared = same_architecture(pruned, seed, args) if allocation != "paper" else None
     if shared is not None:  # the same widths, weights and seeds train to the same model: not trained twice
@@ -88,13 +90,13 @@ def run_prune(method: str, seed: int, data, args) -> dict:
                 "latency_ms", "train_s", "train_cpu_s")
         spent = {k: round(shared[k] - shared["pruning"][k] + pruning[k], 2) for k in ("wall_s", "cpu_s")}
         return {"config": {"allocation": allocation, "mode": "MA", "reinitialize": True}, "pruning": pruning,
-                "plan_after": plan.after, "widths": widths(pruned), **{k: shared[k] for k in keep},
+                "plan_after": plan.after.to_dict(), "widths": widths(pruned), **{k: shared[k] for k in keep},
                 "shared_with": shared["name"], **spent}
     log = train(pruned, data, args.epochs, seed, name_of(method, args.ram, seed))
     (x, y), _, test = data
     measured = evaluate(pruned, ((x, y), test), 0.0)
     return {"config": {"allocation": allocation, "mode": "MA", "reinitialize": True}, "pruning": pruning,
-            "plan_after": plan.after, "widths": widths(pruned), "log": log, "val_acc": log[-1]["val_acc"],
+            "plan_after": plan.after.to_dict(), "widths": widths(pruned), "log": log, "val_acc": log[-1]["val_acc"],
             "test_acc": measured["float_acc"], "int8_test_acc": measured["int8_acc"], "params": measured["params"],
             "macs": measured["macs"], "arena": measured["arena"], "predicted_arena": measured["predicted_arena"],
             "flash": measured["flash"], "latency_ms": measured["latency_ms"],
@@ -190,7 +192,7 @@ def run_tuner(seed: int, data, args) -> dict:
                   "widths": widths(model), "val_acc": float(best.score),
                   "test_acc": float_acc, "int8_test_acc": report.int8_accuracy,
                   "tflm_float_acc": report.float_accuracy, "params": complexity.params, "macs": complexity.macs,
-                  "arena": report.arena_bytes, "predicted_arena": estimate_arena(model, assume_trained=True).bytes,
+                  "arena": report.arena.bytes, "predicted_arena": estimate_arena(model, assume_trained=True).bytes,
                   "flash": report.flash_bytes, "flatbuffer_bytes": report.flatbuffer_bytes,
                   "latency_ms": report.latency_ms, "fits": bool(report.fits),
                   "train_s": search["wall_s"], "train_cpu_s": search["cpu_s"]}

@@ -83,7 +83,7 @@ def main(argv=None) -> None:
     best = tuner.export_best(os.path.join(args.out, "best"), x[:200], test_inputs=xt, labels=yt, overwrite=True)
     best.model.save(os.path.join(args.out, "best.keras"))
     print(f"Best: trial {best.trial_id} {best.values}: int8 accuracy on TFLM {best.report.int8_accuracy:.4f}, "
-          f"arena {best.report.arena_bytes:,} B, flash {best.report.flash_bytes:,} B, fits: {best.fits}")
+          f"arena {best.report.arena.bytes:,} B, flash {best.report.flash_bytes:,} B, fits: {best.fits}")
 
 
 if __name__ == "__main__":

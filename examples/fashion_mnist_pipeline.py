@@ -35,7 +35,7 @@ def run(out_dir: str, *, mode: str = "MA", ram: str = "12KB", board: str = "nano
     import keras
 
     import tflm_export
-    from keras_cprune import analyze, prune_to_budget, tradeoff
+    from keras_cprune import analyze, apply_plan, plan_to_budget, tradeoff
     from keras_cprune.datasets import load_fashion_mnist
     from keras_cprune.zoo import vgg
 
@@ -51,8 +51,8 @@ def run(out_dir: str, *, mode: str = "MA", ram: str = "12KB", board: str = "nano
     tradeoff(baseline).plot(os.path.join(out_dir, "tradeoff.png"))
 
     print(f"[2/5] Pruning with mode {mode} to a tensor-arena budget of {ram} (least pruning that fits)")
-    pruned, plan = prune_to_budget(baseline, tflm_export.Budget(ram=ram), mode=mode, reinitialize=True,
-                                   return_plan=True, seed=seed)
+    plan = plan_to_budget(baseline, tflm_export.Budget(ram=ram), mode=mode, seed=seed)
+    pruned = apply_plan(baseline, plan, reinitialize=True)
     plan.summary()
     with open(os.path.join(out_dir, "plan.json"), "w") as f:
         f.write(plan.to_json(indent=2))
@@ -68,7 +68,7 @@ def run(out_dir: str, *, mode: str = "MA", ram: str = "12KB", board: str = "nano
         r = analyze(model)
         table[name] = {"float_accuracy": accuracy, "int8_tflm_accuracy": tflm.int8_accuracy,
                        "params": r.params, "macs": r.macs, "flash_bytes": tflm.flash_bytes,
-                       "arena_bytes": tflm.arena_bytes, "latency_ms": tflm.latency_ms, "train_seconds": seconds,
+                       "arena_bytes": tflm.arena.bytes, "latency_ms": tflm.latency_ms, "train_seconds": seconds,
                        "fits_" + board: tflm.fits}
         model.save(os.path.join(out_dir, f"{name}.keras"))
     print("[5/5] Before/after")

@@ -5,7 +5,7 @@ fc_autoencoder; freshly built, seed ``--seed``):
 
 * unpruned, and pruned by PA, FA and MA at ``--ratio`` (0.5): ``keras_cprune.prune(model, mode, 0.5)``;
 * pruned to each board's budget (``--boards``, default nano33ble, stm32f746, rp2040):
-  ``keras_cprune.prune_to_budget(model, tflm_export.board_budget(board), mode="MA", return_plan=True)``.
+  ``keras_cprune.plan_to_budget(model, tflm_export.board_budget(board), mode="MA")`` then ``apply_plan``.
   Where the unpruned model already fits, the search returns it unpruned (the row says so and
   repeats the unpruned figures); where the budget cannot be met, the row gives the `BudgetError`'s
   smallest reachable arena, flash and MACs.
@@ -100,7 +100,7 @@ def measure(model, calib, latency_runs: int) -> dict:
     tflite = tflm_export.convert(as_trained(copy_model(model)), calib)
     run = tflm_export.verify(tflite, test_inputs=calib[:8], latency_runs=latency_runs)
     return dict(params=report.params, macs=report.macs, flash=len(tflite), predicted=estimate.bytes,
-                exact=estimate.exact, approximated=tuple(estimate.approximated), measured=run.arena_bytes,
+                exact=estimate.exact, approximated=tuple(estimate.approximated), measured=run.arena.bytes,
                 latency_ms=run.latency_ms, tflite_max_abs_diff=run.tflite_max_abs_diff)
 
 
@@ -152,8 +152,8 @@ def run_model(name: str, args, boards, log) -> list[dict]:
         variant = f"MA → {board} ({spec.sram // KB} KB / {spec.flash // KB} KB)"
         start = time.perf_counter()
         try:
-            pruned, plan = keras_cprune.prune_to_budget(model, budget, mode="MA", verbose=0, return_plan=True,
-                                                        representative_data=calib)
+            plan = keras_cprune.plan_to_budget(model, budget, mode="MA", verbose=0, representative_data=calib)
+            pruned = keras_cprune.apply_plan(model, plan)
         except BudgetError as exc:
             match = REACH.search(str(exc))
             reach = ("smallest reachable: arena {} B, flash {} B, MACs {}".format(*match.groups()) if match
@@ -161,9 +161,9 @@ def run_model(name: str, args, boards, log) -> list[dict]:
             rows.append(dict(model=name, variant=variant, note=f"BudgetError: {reach}", error=True))
             log(f"  {name} {variant}: BudgetError ({time.perf_counter() - start:.0f} s): {exc}")
             continue
-        if plan.after["params"] == plan.before["params"] and pruned.count_params() == model.count_params():
+        if plan.after.params == plan.before.params and pruned.count_params() == model.count_params():
             row = {**unpruned, "variant": variant, "note": "fits unpruned: the search returns it unpruned"}
-            measured = plan.after.get("measured_arena_bytes")
+            measured = plan.after.measured_arena and plan.after.measured_arena.bytes
             if measured is not None and measured != unpruned["measured"]:
                 row["note"] += f" (its own measurement: arena {measured:,} B)"
             rows.append(row)
@@ -186,8 +186,8 @@ def reference_rows(names, args, ours: dict, log) -> list[dict]:
             with open(path, "rb") as f:
                 data = f.read()
             report = tflm_export.verify(data, latency_runs=args.latency_runs)
-            row.update(ref_measured=report.arena_bytes, ref_latency_ms=report.latency_ms, ref_file_bytes=len(data))
-            log(f"  reference {os.path.basename(path)}: {len(data):,} B, arena {report.arena_bytes:,} B, "
+            row.update(ref_measured=report.arena.bytes, ref_latency_ms=report.latency_ms, ref_file_bytes=len(data))
+            log(f"  reference {os.path.basename(path)}: {len(data):,} B, arena {report.arena.bytes:,} B, "
                 f"{report.latency_ms:.3f} ms")
         rows.append(row)
     return rows

@@ -6,8 +6,11 @@ import sys
 
 from tflm_export.budget import describe_over
 
-from keras_cprune.config import CRITERIA, RULES
-from keras_cprune.errors import BudgetError, CPruneError, ModelFileError, OutputPathError, PruningError
+from keras_cprune.config import CRITERIA, MODES, RULES, PruneConfig, SearchConfig
+from keras_cprune.errors import BudgetError, CPruneError, ModelFileError, NoTrialError, OutputPathError, PruningError
+
+
+DEFAULTS = PruneConfig()  # the pruning options' defaults, from the one place that sets them
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,14 +42,14 @@ def _add_prune(sub):
     prune = sub.add_parser("prune", help="complexity-driven filter pruning into a new model file")
     prune.add_argument("model", help="a .keras or .h5 model file")
     prune.add_argument("-o", "--output", required=True, help="where to save the pruned model (.keras/.h5)")
-    prune.add_argument("--mode", default="PA", choices=["PA", "FA", "MA"])
+    prune.add_argument("--mode", default="PA", choices=MODES)
     prune.add_argument("--ratio", type=float, default=0.5, help="fraction of filters removed per selected group")
-    prune.add_argument("--importance", default="l1", choices=CRITERIA)
-    prune.add_argument("--rule", default="mean", choices=RULES)
-    prune.add_argument("--round-to", type=int, default=1)
+    prune.add_argument("--importance", default=DEFAULTS.importance, choices=CRITERIA)
+    prune.add_argument("--rule", default=DEFAULTS.rule, choices=RULES)
+    prune.add_argument("--round-to", type=int, default=DEFAULTS.round_to)
     prune.add_argument("--reinitialize", action="store_true", help="fresh weights (train from scratch)")
-    prune.add_argument("--min-keep", type=float, default=0.25, help="fraction of each layer's filters kept at least "
-                       "(default 0.25)")
+    prune.add_argument("--min-keep", type=float, default=DEFAULTS.min_keep, help="fraction of each layer's filters "
+                       f"kept at least (default {DEFAULTS.min_keep})")
     _add_budget(prune, "prune to a TFLM arena budget instead of --ratio, e.g. 48KB", "flash budget, e.g. 256KB")
     prune.add_argument("--macs", type=int, help="MAC budget")
     prune.add_argument("--data", help=".npy representative inputs that calibrate the measured int8 model")
@@ -64,7 +67,7 @@ def _add_tradeoff(sub):
     trade = sub.add_parser("tradeoff", help="params, MACs, predicted arena and flash per mode and ratio")
     trade.add_argument("model", help="a .keras or .h5 model file")
     trade.add_argument("--ratios", default="0,0.2,0.4,0.6,0.8", help="comma-separated ratios in [0, 1)")
-    trade.add_argument("--modes", default="PA,FA,MA")
+    trade.add_argument("--modes", default=",".join(MODES))
     trade.add_argument("--json", action="store_true")
     trade.add_argument("--per-tensor-dense", action="store_true", help="price the export with Dense weights "
                        "quantized per tensor, as `export --per-tensor-dense`")
@@ -101,7 +104,7 @@ def _add_tune(sub):
     tune.add_argument("--val-samples", type=int, default=2000, help="validation images after the training ones")
     tune.add_argument("--test-samples", type=int, default=1000, help="test images run on TFLM for the best model")
     _add_budget(tune, "RAM budget, e.g. 64KB", "flash budget, e.g. 1MB")
-    tune.add_argument("--modes", default="PA,FA,MA")
+    tune.add_argument("--modes", default=",".join(MODES))
     tune.add_argument("--headroom", default="0.7,1.0", help="min,max fraction of the budget a candidate may use")
     tune.add_argument("--oracle", default="random", choices=["random", "bayesian"])
     tune.add_argument("--executions", type=int, default=1, help="trainings per trial (averaged)")
@@ -126,28 +129,49 @@ def _analyze(args) -> None:
 
 
 def _prune(args) -> None:
-    import numpy as np
-
+    from keras_cprune.api import apply_plan, plan_pruning, plan_to_budget
     from keras_cprune.io import atomic_path, load_model, save_model
-    from keras_cprune.api import prune, prune_to_budget
 
     model = load_model(args.model, unsafe=args.unsafe)
     budget = _prune_budget(args)
-    shape = tuple(int(d) for d in args.input_shape.split(",")) if args.input_shape else None
-    options = dict(importance=args.importance, rule=args.rule, round_to=args.round_to, min_keep=args.min_keep,
-                   reinitialize=args.reinitialize, return_plan=True, input_shape=shape,
-                   per_channel_dense=not args.per_tensor_dense)
+    shape = _input_shape(args.input_shape)
+    config = PruneConfig(importance=args.importance, rule=args.rule, round_to=args.round_to, min_keep=args.min_keep)
+    options = dict(config=config, input_shape=shape, per_channel_dense=not args.per_tensor_dense)
     if budget is None:
-        pruned, plan = prune(model, args.mode, args.ratio, **options)
+        plan = plan_pruning(model, args.mode, args.ratio, **options)
     else:
-        pruned, plan = prune_to_budget(model, budget, mode=args.mode, verify=not args.no_verify and "auto",
-                                       representative_data=np.load(args.data) if args.data else None, **options)
+        search = SearchConfig(verify=not args.no_verify and "auto")
+        plan = plan_to_budget(model, budget, mode=args.mode, search=search,
+                              representative_data=_load_array(args.data) if args.data else None, **options)
+    pruned = apply_plan(model, plan, reinitialize=args.reinitialize, input_shape=shape)
     plan.summary()
     save_model(pruned, args.output, overwrite=args.overwrite)
     if args.plan:
         with atomic_path(args.plan, overwrite=args.overwrite) as tmp, open(tmp, "w") as f:
             f.write(plan.to_json(indent=2))
     print(f"Saved {args.output}")
+
+
+def _load_array(path: str):
+    """The array in the .npy file ``path``; `ModelFileError` naming it when it cannot be read."""
+    import numpy as np
+
+    try:
+        return np.load(path)
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"Could not read representative data {path!r} ({exc}); expected a .npy array.") from None
+
+
+def _input_shape(text):
+    """``--input-shape`` "96,96,3" as a tuple of ints, None when not given; `ModelError` otherwise."""
+    from keras_cprune.errors import ModelError
+
+    if not text:
+        return None
+    try:
+        return tuple(int(d) for d in text.split(","))
+    except ValueError:
+        raise ModelError(f"--input-shape must be comma-separated sizes, e.g. 96,96,3. Received: {text!r}.") from None
 
 
 def _prune_budget(args):
@@ -181,8 +205,6 @@ def _tradeoff(args) -> None:
 
 
 def _export(args) -> int:
-    import numpy as np
-
     import tflm_export
 
     from keras_cprune.io import load_model
@@ -192,11 +214,7 @@ def _export(args) -> int:
 
         (data, _), (test_inputs, labels) = load_fashion_mnist(train_size=200, test_size=args.test_samples)
     else:
-        try:
-            data = np.load(args.data)
-        except (OSError, ValueError) as exc:
-            raise ModelFileError(f"Could not read representative data {args.data!r} ({exc}); "
-                                 "expected a .npy array.") from None
+        data = _load_array(args.data)
         test_inputs, labels = data[:args.test_samples], None
     budget = tflm_export.Budget(ram=args.ram, flash=args.flash) if args.ram or args.flash else None
     try:
@@ -221,12 +239,13 @@ def _tune(args) -> int:
     from keras_cprune.datasets import load_fashion_mnist
     from keras_cprune.errors import ModelError
     from keras_cprune.io import load_model
-    from keras_cprune.tuner.board_fit import BoardFitTuner, classifier_compile_kwargs, compile_config_of, is_worker
+    from keras_cprune.tuner.board_fit import BoardFitTuner, is_worker
+    from keras_cprune.tuner.hypermodel import classifier_compile_kwargs, compile_config_of
 
     try:
         low, high = (float(v) for v in args.headroom.split(","))
     except ValueError:
-        raise PruningError(f"--headroom must be two numbers min,max in (0, 1]. Received: {args.headroom!r}.") from None
+        raise BudgetError(f"--headroom must be two numbers min,max in (0, 1]. Received: {args.headroom!r}.") from None
     budget = tflm_export.Budget(ram=args.ram, flash=args.flash) if args.ram or args.flash else None
     n = args.train_samples
     (x, y), (x_test, y_test) = load_fashion_mnist(train_size=n + args.val_samples, test_size=args.test_samples)
@@ -243,7 +262,14 @@ def _tune(args) -> int:
                           headroom=(low, high), max_trials=args.trials,
                           executions_per_trial=args.executions, oracle=args.oracle, seed=args.seed,
                           directory=args.out, project_name="search", overwrite=args.overwrite)
-    tuner.search(x[:n], y[:n], validation_data=(x[n:], y[n:]), epochs=args.epochs, verbose=2)
+    try:
+        tuner.search(x[:n], y[:n], validation_data=(x[n:], y[n:]), epochs=args.epochs, verbose=2)
+    except RuntimeError as exc:  # KerasTuner stops after max_consecutive_failed_trials, the last traceback attached
+        if "consecutive failures" not in str(exc):
+            raise
+        last = str(exc).strip().splitlines()[-1]
+        raise NoTrialError(f"The search stopped: {str(exc).splitlines()[0]} The last failure: {last} Widen "
+                           "--headroom or raise the budget, and pass --overwrite to start over.") from None
     if is_worker():
         return 0
     tuner.summary()
@@ -261,13 +287,17 @@ def _tune(args) -> int:
 
 
 def main(argv=None) -> int:
+    """Run one command. Exit status: 0 done; 1 done, but the result does not fit its budget
+    (``export``, ``tune``); 2 a usage mistake (argparse's usage and message) or any project
+    error (`CPruneError`), printed as the one line ``keras-cprune: error: ...``."""
     args = _parser().parse_args(argv)
     try:
         status = {"analyze": _analyze, "prune": _prune, "tradeoff": _tradeoff, "export": _export,
                   "tune": _tune}[args.command](args)
     except CPruneError as exc:
-        print(f"keras-cprune: error: {exc}", file=sys.stderr)
-        return 1
+        message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"keras-cprune: error: {message}", file=sys.stderr)
+        return 2
     return status or 0
 
 

@@ -1,5 +1,6 @@
 """`PruneConfig`: the pruning options shared by `prune`, `prune_to_budget`, `prune_during_training`,
-`callbacks.FilterPruningStep` and the tuner, with their defaults and validation in this one place.
+`callbacks.FilterPruningStep` and the tuner; `SearchConfig`: how `prune_to_budget` searches. Their
+defaults and validation live in this one place; the CLI, the tuner and the callbacks read them here.
 
 It imports nothing of the project but its errors, so every module may use it.
 """
@@ -10,7 +11,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Callable, Union
 
-from keras_cprune.errors import PruningError
+from keras_cprune.errors import BudgetError, PruningError, UnknownOptionError
 
 MODES = ("PA", "FA", "MA")  # parameter-, FLOPs- and memory-aware pruning
 CRITERIA = ("l1", "l2", "bn_gamma", "random")
@@ -68,7 +69,7 @@ class PruneConfig:
         importance: which filters of a group go first, lowest score first: "l1" (kernel L1 norm),
             "l2", "bn_gamma" (|BatchNorm gamma|), "random" (seeded by ``seed``), or a callable
             ``fn(layer) -> one score per output channel``.
-        rule: which channel groups a mode selects (see `keras_cprune.selection`): "mean" (share at
+        rule: which channel groups a mode selects (see `keras_cprune.pruning.selection`): "mean" (share at
             least ``threshold`` x the mean share), "coverage" (top shares covering ``coverage`` of
             the total) or "all" (uniform).
         threshold: the "mean" rule's factor, >= 0.
@@ -122,7 +123,7 @@ class PruneConfig:
             raise PruningError(f"`seed` must be an integer >= 0. Received: seed={self.seed!r}.")
 
     def options(self) -> dict:
-        """The fields as keyword arguments of the planning engine (`PruneContext.choose`, `budget.fit_budget`)."""
+        """The fields as keyword arguments of the planning engine (`PruneContext.choose`)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def get_config(self) -> dict:
@@ -140,6 +141,7 @@ class PruneConfig:
 
 
 OPTIONS = tuple(f.name for f in dataclasses.fields(PruneConfig))
+SEARCH_ARGUMENTS = ("budget", "allocation", "step", "verify")  # of a budget search, not of a ratio pruning
 
 
 def resolve_config(config: PruneConfig | None = None, **options) -> PruneConfig:
@@ -152,6 +154,60 @@ def resolve_config(config: PruneConfig | None = None, **options) -> PruneConfig:
                            f"of type {type(config).__name__}.")
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
-        raise TypeError(f"Unknown pruning option(s) {unknown}. Expected the fields of PruneConfig {OPTIONS}. "
-                        f"Received: {', '.join(f'{k}={options[k]!r}' for k in unknown)}.")
+        search = sorted(set(unknown) & set(SEARCH_ARGUMENTS))
+        hint = (f" {search} belong to pruning to a budget: prune_to_budget(model, budget, mode=..., "
+                f"search=SearchConfig(allocation=..., step=..., verify=...))." if search else "")
+        raise UnknownOptionError(f"Unknown pruning option(s) {unknown}. Expected the fields of PruneConfig {OPTIONS}. "
+                                 f"Received: {', '.join(f'{k}={options[k]!r}' for k in unknown)}.{hint}")
     return dataclasses.replace(config, **options) if options else config
+
+
+ALLOCATIONS = ("cost", "paper")
+VERIFY = ("auto", True, False, "every_step")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How `prune_to_budget` and `plan_to_budget` search for the least pruning that fits.
+
+    Args:
+        allocation: "cost": each step cuts the group saving most of the binding resource per unit
+            of importance removed; "paper": each step cuts ``step`` of every group the mode's rule
+            selects.
+        step: fraction of a group's channels cut per search step, in (0, 1).
+        verify: "auto" (measure the result on the TFLM runtime when ``tflite-micro`` is installed),
+            True (require it), False (trust the prediction) or "every_step" (measure every step
+            instead of predicting).
+
+    Raises:
+        BudgetError: a field out of range; the message names it.
+
+    Example:
+    ```python
+    plan = keras_cprune.plan_to_budget(model, keras_cprune.Budget(ram="64KB"), mode="MA",
+                                       search=keras_cprune.SearchConfig(allocation="paper", verify=False))
+    ```
+    """
+
+    allocation: str = "cost"
+    step: float = 0.1
+    verify: Union[str, bool] = "auto"
+
+    def __post_init__(self):
+        if self.allocation not in ALLOCATIONS:
+            raise BudgetError(f'`allocation` must be "cost" (resource saved per importance) or "paper" (the mode\'s '
+                              f'selection rule). Received: allocation={self.allocation!r}.')
+        if not _is_real(self.step) or not 0 < self.step < 1:
+            raise BudgetError(f"`step` is the fraction of a group's channels removed per search step and must be in "
+                              f"(0, 1). Received: step={self.step!r}.")
+        if not any(self.verify is v or (isinstance(v, str) and self.verify == v) for v in VERIFY):
+            raise BudgetError(f'`verify` must be "auto", True, False or "every_step". Received: verify={self.verify!r}.')
+
+    def get_config(self) -> dict:
+        """The fields as a JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "SearchConfig":
+        """The `SearchConfig` whose `get_config` gave ``config``."""
+        return cls(**config)

@@ -131,5 +131,5 @@ def tradeoff(model, modes=MODES, ratios=(0.0, 0.2, 0.4, 0.6, 0.8), *, per_channe
             removed, _ = context.choose(mode, ratio, **options)
             usage, report = estimate(removed), context.price(removed)
             points.append(TradeoffPoint(mode, float(ratio), report.params, report.macs, report.peak_act_bytes_int8,
-                                        usage.ram, usage.flash))
+                                        usage.arena.bytes, usage.flash))
     return Tradeoff(context.graph.model_name, tuple(points))

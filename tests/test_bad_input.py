@@ -5,7 +5,7 @@ import tempfile
 import keras
 import pytest
 
-from keras_cprune import Budget, analyze, apply_plan, estimate_arena, prune
+from keras_cprune import Budget, analyze, apply_plan, estimate_arena, plan_pruning, prune, prune_to_budget
 import numpy as np
 
 import tflm_export
@@ -14,6 +14,7 @@ from keras_cprune.errors import (BudgetError, ConversionError, ModelError, Model
 from keras_cprune.io import load_model, save_model
 from keras_cprune.pruning.plan import PruningPlan
 from keras_cprune.zoo import vgg
+from planning import pruned_and_plan
 
 
 class Subclassed(keras.Model):
@@ -69,18 +70,18 @@ CASES = {
                       ["has no input shape", "keras.Input"]),
     "ratio out of range": (lambda t: prune(vgg(), "PA", 1.5), PruningError, ["ratio=1.5", "[0, 1)"]),
     "unknown mode": (lambda t: prune(vgg(), "XA"), PruningError, ["'XA'", "PA", "MA"]),
-    "export option not a bool": (lambda t: prune(vgg(), "PA", 0.5, per_channel_dense="no"), PruningError,
+    "export option not a bool": (lambda t: plan_pruning(vgg(), "PA", 0.5, per_channel_dense="no"), PruningError,
                                  ["per_channel_dense='no'", "True", "False"]),
     "export option not a bool (estimate)": (lambda t: estimate_arena(vgg(), per_channel_dense=1), PruningError,
                                             ["per_channel_dense=1"]),
     "zero filters": (lambda t: prune(vgg(), "PA", 0.5, min_filters=0), PruningError, ["min_filters=0", ">= 1"]),
     "nothing prunable": (lambda t: prune(dense_only()), PruningError, ["Nothing in model", "pinned"]),
-    "empty budget": (lambda t: prune(vgg(), "MA", budget=Budget()), BudgetError, ["sets no limit", "ram="]),
-    "budget not a Budget": (lambda t: prune(vgg(), "MA", budget={"ram": 100}), BudgetError,
+    "empty budget": (lambda t: prune_to_budget(vgg(), Budget(), mode="MA"), BudgetError, ["sets no limit", "ram="]),
+    "budget not a Budget": (lambda t: prune_to_budget(vgg(), {"ram": 100}, mode="MA"), BudgetError,
                             ["`budget`", "Received: budget={'ram': 100}", "Budget(ram=..., flash=..., macs=...)"]),
-    "impossible budget": (lambda t: prune(vgg(), "MA", budget=Budget(ram=100), progress=None), BudgetError,
+    "impossible budget": (lambda t: prune_to_budget(vgg(), Budget(ram=100), mode="MA", progress=None), BudgetError,
                           ["Smallest reachable", "> 100 B", "Raise the budget"]),
-    "plan for another model": (lambda t: apply_plan(dense_only(), prune(vgg(), return_plan=True)[1]), PlanError,
+    "plan for another model": (lambda t: apply_plan(dense_only(), pruned_and_plan(vgg())[1]), PlanError,
                                ["'conv", "architecture it was made for"]),
     "not a plan": (lambda t: PruningPlan.from_json('{"mode": "PA"}'), PlanError, ["PruningPlan.to_json"]),
     "missing model file": (lambda t: load_model(str(t / "nope.keras")), ModelFileError, ["nope.keras", "does not exist"]),

@@ -4,7 +4,8 @@ import types
 
 import pytest
 
-from keras_cprune import Budget, prune
+from keras_cprune import ArenaFigure, Budget, SearchConfig, plan_to_budget, prune_to_budget
+from planning import fitted_and_plan
 from keras_cprune.deploy.arena import estimate_arena
 from keras_cprune.budget.fit import fit_budget
 from keras_cprune.budget.search import search
@@ -21,9 +22,9 @@ def test_ram_budget_is_met_by_the_least_pruning(ram):
     model = vgg()
     context = PruneContext.of(model)
     removed, history = search(context, "MA", Budget(ram=ram), usage_estimator(context), progress=None)
-    assert history[-1].usage.ram <= ram < history[-2].usage.ram  # one step less would not fit
-    pruned = prune(model, "MA", budget=Budget(ram=ram), progress=None)
-    assert estimate_arena(pruned, assume_trained=True).bytes == history[-1].usage.ram <= ram
+    assert history[-1].usage.arena.bytes <= ram < history[-2].usage.arena.bytes  # one step less would not fit
+    pruned = prune_to_budget(model, Budget(ram=ram), mode="MA", progress=None)
+    assert estimate_arena(pruned, assume_trained=True).bytes == history[-1].usage.arena.bytes <= ram
 
 
 @pytest.mark.parametrize("allocation", ["cost", "paper"])
@@ -31,9 +32,9 @@ def test_round_to_cuts_whole_multiples_and_reaches_a_budget_above_the_floor(allo
     """Widths 8 and 16 with round_to=2: a 10% step (one channel) would keep an odd width, so each
     cut rounds up to two channels; the search must not stop early and call the budget out of reach."""
     model = vgg(input_shape=(16, 16, 1), widths=(8, 16))
-    pruned, plan = prune(model, "MA", budget=Budget(ram=4_875), round_to=2, allocation=allocation, verify=False,
-                         verbose=0, return_plan=True)
-    assert plan.after["arena_bytes"] <= 4_875
+    pruned, plan = fitted_and_plan(model, Budget(ram=4_875), mode="MA", round_to=2, verbose=0,
+                                   search=SearchConfig(allocation=allocation, verify=False))
+    assert plan.after.arena.bytes <= 4_875
     kernels = [layer.kernel.shape[-1] for layer in pruned.layers if hasattr(layer, "kernel")][:-2]
     assert all(width % 2 == 0 for width in kernels), kernels
 
@@ -46,41 +47,41 @@ def test_verify_keeps_pruning_only_until_the_measurement_fits_the_users_budget()
 
     def verify(removed):
         usage = estimate(removed)
-        measured.append(Usage(usage.ram + 1_500, usage.flash, usage.macs))
+        measured.append(Usage(dataclasses.replace(usage.arena, bytes=usage.arena.bytes + 1_500, source="measured"), usage.flash, usage.macs))
         return measured[-1]
 
     plan, removed = fit_budget(context, "MA", Budget(ram=14_336), verify=verify, progress=None)
-    assert measured[-1].ram <= 14_336 < measured[-2].ram
+    assert measured[-1].arena.bytes <= 14_336 < measured[-2].arena.bytes
     _, history = search(context, "MA", Budget(ram=14_336 - 1_500), estimate, progress=None)
-    assert estimate(removed).ram == history[-1].usage.ram  # the least pruning with the runtime's excess
+    assert estimate(removed).arena.bytes == history[-1].usage.arena.bytes  # the least pruning with the runtime's excess
     assert any(g.reason == "pruned to fit ram <= 14,336 B" for g in plan.groups)
 
 
 def test_ma_reaches_a_ram_budget_with_less_pruning_than_pa():
     model = vgg()
-    _, ma = prune(model, "MA", budget=Budget(ram=14_000), progress=None, return_plan=True)
-    _, pa_plan = prune(model, "PA", budget=Budget(flash=30_000), progress=None, return_plan=True)
-    assert ma.after["params"] > pa_plan.after["params"]  # MA cut little: the peak is in the first layers
+    ma = plan_to_budget(model, Budget(ram=14_000), mode="MA", progress=None)
+    pa_plan = plan_to_budget(model, Budget(flash=30_000), mode="PA", progress=None)
+    assert ma.after.params > pa_plan.after.params  # MA cut little: the peak is in the first layers
     assert {p for g in ma.groups if g.kept_channels < g.channels for p in g.producers} <= {"conv0", "conv1"}
 
 
 def test_macs_and_flash_budgets_together():
     model = vgg()
-    pruned, plan = prune(model, "FA", budget=Budget(macs=1_000_000, flash=40_000), progress=None, return_plan=True)
-    assert plan.after["macs"] <= 1_000_000
+    pruned, plan = fitted_and_plan(model, Budget(macs=1_000_000, flash=40_000), mode="FA", progress=None)
+    assert plan.after.macs <= 1_000_000
     context = PruneContext.of(pruned)
     assert usage_estimator(context)(set()).flash <= 40_000
 
 
 def test_progress_prints_a_line_per_step():
     lines = []
-    prune(vgg(), "MA", budget=Budget(ram=12_000), progress=lines.append)
+    prune_to_budget(vgg(), Budget(ram=12_000), mode="MA", progress=lines.append)
     assert len(lines) >= 2 and all("arena" in line and "params" in line for line in lines)
 
 
 def test_impossible_budget_names_the_smallest_reachable_arena_and_its_bound():
     with pytest.raises(BudgetError, match=r"Smallest reachable at that floor: arena [\d,]+ B.*model input 'input_layer[_0-9]*' \(28, 28, 1\)"):
-        prune(vgg(), "MA", budget=Budget(ram=500), verify=False, verbose=0)
+        prune_to_budget(vgg(), Budget(ram=500), mode="MA", search=SearchConfig(verify=False), verbose=0)
 
 
 @pytest.mark.parametrize("limit,match", [
@@ -88,7 +89,7 @@ def test_impossible_budget_names_the_smallest_reachable_arena_and_its_bound():
     ({"macs": 1_000}, r"macs [\d,]+ > 1,000\. .*MACs left are mostly in 'conv")])  # MACs: no " B"
 def test_impossible_flash_or_macs_budget_names_what_is_left(limit, match):
     with pytest.raises(BudgetError, match=match):
-        prune(vgg(), "PA", budget=Budget(**limit), min_keep=0, verify=False, verbose=0)
+        prune_to_budget(vgg(), Budget(**limit), mode="PA", min_keep=0, search=SearchConfig(verify=False), verbose=0)
 
 
 @pytest.mark.parametrize("bad,match", [
@@ -100,7 +101,7 @@ def test_impossible_flash_or_macs_budget_names_what_is_left(limit, match):
                                                                         r"\(a SimpleNamespace\)")])
 def test_malformed_budget(bad, match):
     with pytest.raises(BudgetError, match=match):
-        prune(vgg(), "MA", budget=bad(), progress=None)
+        prune_to_budget(vgg(), bad(), mode="MA", progress=None)
 
 
 def test_a_search_tightens_its_budget_with_replace():
@@ -111,9 +112,9 @@ def test_a_search_tightens_its_budget_with_replace():
     tighter = dataclasses.replace(budget, ram=12_000)
     assert tighter == Budget(ram=12_000, macs=10**9)
     _, history = search(context, "MA", tighter, usage_estimator(context), progress=None)
-    assert align(history[-1].usage.ram) <= 12_000 and not history[-1].usage.over(tighter)
-    assert Usage(12_001, 0, 0).over(Budget(ram=12_016)) == {}
-    assert Usage(12_017, 0, 0).over(Budget(ram=12_016))["ram"].used == 12_032
+    assert align(history[-1].usage.arena.bytes) <= 12_000 and not history[-1].usage.over(tighter)
+    assert Usage(ArenaFigure(12_001, "predicted"), 0, 0).over(Budget(ram=12_016)) == {}
+    assert Usage(ArenaFigure(12_017, "predicted"), 0, 0).over(Budget(ram=12_016))["ram"].used == 12_032
 
 
 def test_tradeoff_table_and_plot(tmp_path):
@@ -133,8 +134,8 @@ def test_tradeoff_table_and_plot(tmp_path):
 
 
 def test_plan_reports_arena_and_its_peak_before_and_after():
-    _, plan = prune(vgg(), "MA", budget=Budget(ram=12_000), return_plan=True, progress=None)
-    assert plan.before["arena_bytes"] == estimate_arena(vgg(), assume_trained=True).bytes > 12_000 >= plan.after["arena_bytes"]
-    assert plan.before["arena_peak_layer"] == "pool0"  # conv0's output and pool0's output alive together
+    plan = plan_to_budget(vgg(), Budget(ram=12_000), mode="MA", progress=None)
+    assert plan.before.arena.bytes == estimate_arena(vgg(), assume_trained=True).bytes > 12_000 >= plan.after.arena.bytes
+    assert plan.before.arena.peak == "pool0"  # conv0's output and pool0's output alive together
     text = plan.summary(print_fn=None)
     assert "Arena peak at" in text and "TFLM arena (B, pred.)" in text

@@ -4,9 +4,10 @@ import math
 
 import pytest
 
-from keras_cprune import Budget, estimate_arena, prune, prune_to_budget, zoo
+from keras_cprune import Budget, SearchConfig, estimate_arena, plan_to_budget, prune_to_budget, zoo
 from keras_cprune.errors import BudgetError
 from models import randomize
+from planning import fitted_and_plan, pruned_and_plan
 
 
 def floor(width, min_keep=0.25):
@@ -18,10 +19,11 @@ def test_mlperf_tiny_budget_fits_when_measured_and_keeps_min_keep(name, capsys):
     model = zoo.MLPERF_TINY[name]()
     randomize(model)
     limit = int(0.8 * estimate_arena(model, assume_trained=True).bytes)
-    pruned, plan = prune(model, "MA", budget=Budget(ram=limit), return_plan=True, verbose=2)
+    pruned, plan = fitted_and_plan(model, Budget(ram=limit), mode="MA", verbose=2)
     after = plan.after
-    assert after["arena_bytes"] <= after["measured_arena_bytes"] <= limit  # measured by default
-    assert abs(after["predicted_flash_bytes"] - after["measured_flash_bytes"]) <= 0.01 * after["measured_flash_bytes"]
+    assert after.arena.bytes <= after.measured_arena.bytes <= limit  # measured by default
+    assert after.arena.source == "predicted" and after.measured_arena.source == "measured"
+    assert abs(after.flash_bytes - after.measured_flash_bytes) <= 0.01 * after.measured_flash_bytes
     for group in plan.groups:
         for layer, kept in group.kept.items():
             assert len(kept) >= floor(group.widths[layer]), (layer, len(kept), group.widths[layer])
@@ -33,26 +35,26 @@ def test_mlperf_tiny_budget_fits_when_measured_and_keeps_min_keep(name, capsys):
 def test_both_allocations_fit_and_the_cost_allocation_prunes_no_more(allocation):
     model = zoo.resnet8()
     limit = 45_000
-    _, plan = prune(model, "MA", budget=Budget(ram=limit), allocation=allocation, return_plan=True, verify=False,
-                    verbose=0)
-    assert plan.after["arena_bytes"] <= limit
+    plan = plan_to_budget(model, Budget(ram=limit), mode="MA", search=SearchConfig(allocation=allocation, verify=False),
+                          verbose=0)
+    assert plan.after.arena.bytes <= limit
     if allocation == "cost":  # the least pruning that fits: within a few percent of the budget
-        assert plan.after["arena_bytes"] >= 0.95 * limit
+        assert plan.after.arena.bytes >= 0.95 * limit
 
 
 def test_ratio_pruning_stops_at_min_keep_unless_lowered():
     model = zoo.ds_cnn()
-    kept = {layer: len(k) for g in prune(model, "PA", 0.95, rule="all", return_plan=True)[1].groups
+    kept = {layer: len(k) for g in pruned_and_plan(model, "PA", 0.95, rule="all")[1].groups
             for layer, k in g.kept.items()}
     assert min(kept.values()) == floor(64)
-    lowered = prune(model, "PA", 0.95, rule="all", min_keep=0.0, return_plan=True)[1]
+    lowered = pruned_and_plan(model, "PA", 0.95, rule="all", min_keep=0.0)[1]
     assert min(len(k) for g in lowered.groups for k in g.kept.values()) < floor(64)
 
 
 def test_a_budget_out_of_reach_at_the_floor_says_what_lowering_min_keep_reaches():
     with pytest.raises(BudgetError, match=r"min_keep=0.25.*Smallest reachable at that floor: arena [\d,]+ B.*"
                                           r"With min_keep=0 .* could reach arena [\d,]+ B"):
-        prune(zoo.fc_autoencoder(), "MA", budget=Budget(ram=15_000), verify=False, verbose=0)
+        prune_to_budget(zoo.fc_autoencoder(), Budget(ram=15_000), mode="MA", search=SearchConfig(verify=False), verbose=0)
 
 
 @pytest.mark.parametrize("bad,match", [({"allocation": "greedy"}, "allocation"), ({"min_keep": 1.5}, "min_keep"),

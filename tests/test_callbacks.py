@@ -176,7 +176,7 @@ def test_export_on_best_epochs_and_over_budget_warning(tmp_path):
     with pytest.warns(RuntimeWarning, match="does not fit the budget: ram"):
         compiled_tiny().fit(x, y, epochs=2, verbose=0, callbacks=[Script("val_mae", [0.5, 0.9]), export])
     report = json.load(open(tmp_path / "fw" / "report.json"))
-    assert report["arena_bytes"] == export.report.arena_bytes and report["fits"] is False
+    assert report["arena"]["bytes"] == export.report.arena.bytes and report["fits"] is False
     assert export.exported_epoch == 0 and export.best == 0.5  # epoch 1's larger error is not exported
     assert os.path.exists(tmp_path / "fw" / "model_data.cc")
 
@@ -251,4 +251,4 @@ def test_fit_without_validation_data_completes_and_exports(tmp_path):
     ours = [str(w.message) for w in caught if "ExportOnTrainEnd" in str(w.message)]
     assert len(ours) == 1 and "'val_accuracy'" in ours[0] and "(available: accuracy, loss)" in ours[0]
     assert len(history.history["loss"]) == 2 and export.exported_epoch == 1 and export.best is None
-    assert json.load(open(tmp_path / "fw" / "report.json"))["arena_bytes"] == export.report.arena_bytes
+    assert json.load(open(tmp_path / "fw" / "report.json"))["arena"]["bytes"] == export.report.arena.bytes

@@ -16,6 +16,16 @@ def cli(*args):
                           timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
 
 
+def error_line(result) -> str:
+    """The one line a command that failed on a project error prints (exit code 2), last on stderr."""
+    assert result.returncode == 2, (result.returncode, result.stderr[-3000:])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if "keras-cprune: error:" in line]
+    assert len(errors) == 1 and lines[-1] == errors[0] and errors[0].startswith("keras-cprune: error: "), \
+        result.stderr[-3000:]
+    return errors[0]
+
+
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("m") / "vgg.keras")
@@ -38,7 +48,7 @@ def test_prune_writes_model_and_plan_and_refuses_overwrite(model_file, tmp_path)
     pruned = keras.saving.load_model(out)
     assert pruned.count_params() == json.load(open(plan))["after"]["params"] < vgg().count_params()
     again = cli("prune", model_file, "-o", out)
-    assert again.returncode == 1 and "exists already" in again.stderr
+    assert "exists already" in error_line(again)
 
 
 def test_prune_to_a_ram_budget_measures_the_result_on_tflm(model_file, tmp_path):
@@ -46,10 +56,10 @@ def test_prune_to_a_ram_budget_measures_the_result_on_tflm(model_file, tmp_path)
     result = cli("prune", model_file, "-o", out, "--mode", "MA", "--ram", "12KB", "--plan", plan)
     assert result.returncode == 0, result.stderr
     after = json.load(open(plan))["after"]
-    assert after["arena_bytes"] <= after["measured_arena_bytes"] <= 12 * 1024
+    assert after["arena"]["bytes"] <= after["measured_arena"]["bytes"] <= 12 * 1024
     assert "measured" in result.stdout and result.stdout.count("budget search") == 1
     refused = cli("prune", model_file, "-o", str(tmp_path / "q.keras"), "--board", "nano33ble", "--ram", "1KB")
-    assert refused.returncode == 1 and "--board or --ram" in refused.stderr
+    assert "--board or --ram" in error_line(refused)
 
 
 def test_prune_prices_a_per_tensor_dense_export_when_asked(model_file, tmp_path):
@@ -59,7 +69,7 @@ def test_prune_prices_a_per_tensor_dense_export_when_asked(model_file, tmp_path)
     result = cli("prune", model_file, "-o", str(tmp_path / "p.keras"), "--per-tensor-dense", "--plan", plan)
     assert result.returncode == 0, result.stderr
     assert "per-tensor Dense export" in result.stdout and json.load(open(plan))["per_channel_dense"] is False
-    before = json.load(open(plan))["before"]["arena_bytes"]
+    before = json.load(open(plan))["before"]["arena"]["bytes"]
     assert before == estimate_arena(vgg(), assume_trained=True, per_channel_dense=False).bytes
     assert before < estimate_arena(vgg(), assume_trained=True).bytes  # no per-unit multipliers of 'fc', 'logits'
     table = cli("tradeoff", model_file, "--ratios", "0", "--modes", "PA", "--json", "--per-tensor-dense")
@@ -72,7 +82,7 @@ def test_lambda_model_needs_unsafe(tmp_path):
     path = str(tmp_path / "lambda.keras")
     keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2)(keras.layers.Dense(3)(inputs))).save(path)
     refused = cli("analyze", path)
-    assert refused.returncode == 1 and "--unsafe" in refused.stderr
+    assert "--unsafe" in error_line(refused)
     assert cli("analyze", path, "--unsafe").returncode == 0
 
 
@@ -86,8 +96,45 @@ def test_bad_model_files(tmp_path, content, name, match):
     path = tmp_path / name
     if content is not None:
         path.write_bytes(content)
-    result = cli("analyze", str(path))
-    assert result.returncode == 1 and match in result.stderr and name in result.stderr
+    line = error_line(cli("analyze", str(path)))
+    assert match in line and name in line
+
+
+@pytest.mark.parametrize("args,says", [
+    (("tradeoff", "{model}", "--modes", "PA,ZZ"), "Unknown pruning mode 'ZZ'"),
+    (("prune", "{model}", "-o", "{tmp}/p.keras", "--ram", "1KB", "--no-verify"), "> 1,024 B"),  # impossible
+    (("prune", "{model}", "-o", "{tmp}/p.keras", "--ram", "64KB", "--data", "{tmp}/missing.npy"), "missing.npy"),
+    (("prune", "{model}", "-o", "{tmp}/p.keras", "--input-shape", "32,x"), "--input-shape"),
+    (("export", "{model}", "-o", "{tmp}/out", "--data", "{tmp}/missing.npy"), "missing.npy"),
+])
+def test_project_errors_exit_2_with_one_line(model_file, tmp_path, args, says):
+    line = error_line(cli(*(a.format(model=model_file, tmp=tmp_path) for a in args)))
+    assert says in line, line
+    assert not os.path.exists(tmp_path / "p.keras") and not os.path.exists(tmp_path / "out")
+
+
+@pytest.mark.parametrize("args,says", [
+    (("--headroom", "0.9"), "--headroom must be two numbers"),  # parsed by the CLI, before the data
+    (("--headroom", "0.5,1.5"), "headroom=(0.5, 1.5)"),  # the tuner's own check
+    (("--modes", "PA,ZZ"), "Unknown pruning mode 'ZZ'"),
+])
+def test_tuner_argument_errors_exit_2_with_one_line(model_file, tmp_path, args, says):
+    line = error_line(cli("tune", model_file, "--dataset", "fashion-mnist", "--ram", "64KB", "--train-samples", "64",
+                          "--val-samples", "16", "--test-samples", "16", "--out", str(tmp_path / "t"), *args))
+    assert says in line, line
+
+
+def test_a_multi_line_error_prints_as_one_line(monkeypatch, capsys):
+    from keras_cprune import cli as module
+    from keras_cprune.errors import TFLMRuntimeError
+
+    def fail(args):
+        raise TFLMRuntimeError("The worker failed (exit status 1):\n  Traceback...\n\n  last line")
+
+    monkeypatch.setattr(module, "_analyze", fail)
+    assert module.main(["analyze", "m.keras"]) == 2
+    assert capsys.readouterr().err == ("keras-cprune: error: The worker failed (exit status 1): Traceback... "
+                                       "last line\n")
 
 
 def test_usage_errors_exit_2():
@@ -106,7 +153,7 @@ def test_tradeoff_json_and_plot(model_file, tmp_path):
     # the same file: flash counts the tensor names in the flatbuffer, and a fresh vgg() may be named input_layer_1
     expected = tradeoff(keras.models.load_model(model_file), ratios=(0.0, 0.5)).to_dict()
     assert json.loads(result.stdout) == expected and os.path.getsize(png) > 1000
-    assert cli("tradeoff", model_file, "--ratios", "1.0").returncode == 1
+    assert "[0, 1)" in error_line(cli("tradeoff", model_file, "--ratios", "1.0"))
 
 
 def test_tune_searches_exports_the_best_and_plots(tmp_path):
@@ -114,12 +161,12 @@ def test_tune_searches_exports_the_best_and_plots(tmp_path):
     vgg(widths=(4, 8, 8)).save(model_file)  # 7,472 B predicted arena; pruning reaches 4,800 B at best
     args = ["tune", model_file, "--ram", "6KB", "--dataset", "fashion-mnist", "--trials", "2", "--epochs", "1",
             "--train-samples", "256", "--val-samples", "64", "--test-samples", "50", "--seed", "0", "--out", str(out)]
-    refused = cli(*args)  # default --headroom 0.7,1.0: 0.7 x 6 KB = 4,300 B cannot be reached
-    assert refused.returncode == 1 and "headroom" in refused.stderr and "4,800" in refused.stderr
+    refused = error_line(cli(*args))  # default --headroom 0.7,1.0: 0.7 x 6 KB = 4,300 B cannot be reached
+    assert "headroom" in refused and "4,800" in refused
     result = cli(*args, "--headroom", "0.8,1.0")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.load(open(out / "best" / "report.json"))
-    assert report["fits"] and report["arena_bytes"] <= 6144
+    assert report["fits"] and report["arena"]["bytes"] <= 6144
     assert "measured on TFLM" in result.stdout and "Board-fit search" in result.stdout
     best = keras.saving.load_model(str(out / "best.keras"))
     assert best.count_params() < vgg(widths=(4, 8, 8)).count_params()

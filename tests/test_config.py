@@ -6,13 +6,14 @@ import keras
 import numpy as np
 import pytest
 
-from keras_cprune import Budget, PruneConfig, prune, prune_during_training, prune_to_budget
+from keras_cprune import Budget, PruneConfig, SearchConfig, plan_pruning, prune, prune_during_training, prune_to_budget
 from keras_cprune.training.callbacks import FilterPruningStep
 from keras_cprune.deploy.arena import estimate_arena
-from keras_cprune.errors import PruningError
+from keras_cprune.errors import PruningError, UnknownOptionError
 from keras_cprune.training.masks import strip
 from keras_cprune.training.schedules import ConstantRatio
 from models import randomize, vgg
+from planning import fitted_and_plan, pruned_and_plan
 
 SMALL = {"input_shape": (16, 16, 1), "widths": (8, 16)}
 
@@ -33,22 +34,21 @@ def model():
 
 
 def test_default_config_prunes_as_prune_does(model):
-    plain = prune(model, "FA", 0.5, return_plan=True)
-    same_result(plain, prune(model, "FA", 0.5, config=PruneConfig(), return_plan=True))
+    plain = pruned_and_plan(model, "FA", 0.5)
+    same_result(plain, pruned_and_plan(model, "FA", 0.5, config=PruneConfig()))
     assert (plain[1].importance, plain[1].rule) == ("l1", "mean")
 
 
 def test_config_and_keywords_are_the_same_options(model):
     config = PruneConfig(importance="l2", rule="all", round_to=4, min_keep=0.5)
-    with_config = prune(model, "PA", 0.6, config=config, return_plan=True)
-    same_result(with_config, prune(model, "PA", 0.6, importance="l2", rule="all", round_to=4, min_keep=0.5,
-                                   return_plan=True))
-    assert with_config[1].after["params"] < prune(model, "PA", 0.6, return_plan=True)[1].after["params"]
+    with_config = pruned_and_plan(model, "PA", 0.6, config=config)
+    same_result(with_config, pruned_and_plan(model, "PA", 0.6, importance="l2", rule="all", round_to=4, min_keep=0.5))
+    assert with_config[1].after.params < pruned_and_plan(model, "PA", 0.6)[1].after.params
 
 
 def test_a_keyword_overrides_the_same_field_of_config(model):
-    overridden = prune(model, "PA", 0.5, config=PruneConfig(rule="all", round_to=4), rule="mean", return_plan=True)
-    same_result(overridden, prune(model, "PA", 0.5, round_to=4, return_plan=True))
+    overridden = pruned_and_plan(model, "PA", 0.5, config=PruneConfig(rule="all", round_to=4), rule="mean")
+    same_result(overridden, pruned_and_plan(model, "PA", 0.5, round_to=4))
 
 
 def test_round_trip_through_json():
@@ -96,28 +96,37 @@ def test_validation_names_the_field_and_the_value(field, value, says):
 
 
 def test_unknown_options_and_wrong_config_type(model):
-    with pytest.raises(TypeError, match=r"Unknown pruning option\(s\) \['criterion'\].*criterion='l2'"):
+    unknown = r"Unknown pruning option\(s\) \['criterion'\].*criterion='l2'"
+    with pytest.raises(UnknownOptionError, match=unknown) as error:
         prune(model, "PA", 0.5, criterion="l2")
+    assert isinstance(error.value, TypeError) and isinstance(error.value, PruningError)  # Python's type, and ours
     with pytest.raises(PruningError, match="Expected `config` to be a keras_cprune.PruneConfig.*dict"):
         prune(model, "PA", 0.5, config={"rule": "all"})
 
 
-def test_ratio_and_budget_together_raise(model):
-    with pytest.raises(PruningError, match=r"`ratio` or `budget`, not both.*ratio=0.5.*prune_to_budget"):
+def test_budget_search_arguments_of_prune_name_prune_to_budget(model):
+    with pytest.raises(UnknownOptionError, match=r"\['budget'\] belong to pruning to a budget: prune_to_budget"):
         prune(model, "MA", 0.5, budget=Budget(ram="12KB"))
-    with pytest.raises(PruningError, match=r"\['step', 'verify'\] only apply when pruning to a budget.*verify=False"):
+    with pytest.raises(UnknownOptionError, match=r"\['step', 'verify'\].*verify=False.*search=SearchConfig"):
         prune(model, "MA", 0.5, verify=False, step=0.2)
 
 
-def test_prune_to_budget_is_prune_with_budget():
+def test_a_budget_search_takes_a_config_or_its_fields_and_its_plan_is_the_model():
     model = vgg(keras, **SMALL)
     randomize(model, seed=2)
     budget = Budget(ram=int(0.85 * estimate_arena(model, assume_trained=True).bytes))
     config = PruneConfig(importance="l2", min_keep=0.5)
-    direct = prune_to_budget(model, budget, mode="MA", config=config, verify=False, verbose=0, return_plan=True)
-    same_result(direct, prune(model, "MA", budget=budget, importance="l2", min_keep=0.5, verify=False, verbose=0,
-                              return_plan=True))
-    assert direct[1].before["arena_bytes"] > budget.ram >= direct[1].after["arena_bytes"]
+    direct = fitted_and_plan(model, budget, mode="MA", config=config, search=SearchConfig(verify=False), verbose=0)
+    same_result(direct, fitted_and_plan(model, budget, mode="MA", importance="l2", min_keep=0.5,
+                                        search=SearchConfig(verify=False), verbose=0))
+    assert direct[1].before.arena.bytes > budget.ram >= direct[1].after.arena.bytes
+    pruned = prune_to_budget(model, budget, mode="MA", config=config, search=SearchConfig(verify=False), verbose=0)
+    same_result((pruned, direct[1]), direct)  # prune_to_budget builds what plan_to_budget describes
+
+
+def test_prune_builds_what_plan_pruning_describes(model):
+    same_result((prune(model, "MA", 0.5, round_to=2), plan_pruning(model, "MA", 0.5, round_to=2)),
+                pruned_and_plan(model, "MA", 0.5, round_to=2))
 
 
 def test_filter_pruning_step_carries_its_config():
@@ -128,8 +137,6 @@ def test_filter_pruning_step_carries_its_config():
     again = FilterPruningStep.from_config(saved)
     assert again.config == config and again.unit == "epoch" and again.get_config() == saved
     assert FilterPruningStep("PA", ConstantRatio(0.5), config=config, round_to=4).config.round_to == 4
-    flat = {k: v for k, v in saved.items() if k != "config"} | config.get_config()  # saved before PruneConfig
-    assert FilterPruningStep.from_config(flat).config == config
 
 
 def test_prune_during_training_plans_with_the_config():
@@ -141,7 +148,7 @@ def test_prune_during_training_plans_with_the_config():
     masked.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x = np.random.default_rng(0).normal(size=(8, 16, 16, 1)).astype("float32")
     masked.fit(x, np.zeros(8, dtype="int64"), batch_size=8, epochs=1, verbose=0, callbacks=[step])
-    _, plan = prune(model, "PA", 0.5, config=config, return_plan=True)  # step 0 plans on the untrained weights
+    _, plan = pruned_and_plan(model, "PA", 0.5, config=config)  # step 0 plans on the untrained weights
     assert [g.kept for g in step.plan.groups] == [g.kept for g in plan.groups]
     small = strip(masked)
     assert (small.get_layer("conv0").filters, small.get_layer("conv1").filters) == (4, 8)  # halved, multiples of 4

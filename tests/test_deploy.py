@@ -2,7 +2,8 @@
 import keras
 import pytest
 
-from keras_cprune import Budget, estimate_arena, prune
+from keras_cprune import Budget, SearchConfig, estimate_arena, prune_to_budget
+from planning import fitted_and_plan
 from keras_cprune.budget.fit import tflm_verifier
 from keras_cprune.budget.search import search
 from keras_cprune.graph.clone import as_trained
@@ -33,24 +34,24 @@ def test_ram_budget_met_on_tflm_and_one_step_less_does_not_fit(build, ram):
     context = PruneContext.of(model)
     removed, history = search(context, "MA", Budget(ram=ram), usage_estimator(context), progress=None)
     measure = tflm_verifier(context)
-    assert measure(removed).ram <= ram  # measured on TFLM
-    assert measure(set(history[-2].removed)).ram > ram  # one step less would not have fit
+    assert measure(removed).arena.bytes <= ram  # measured on TFLM
+    assert measure(set(history[-2].removed)).arena.bytes > ram  # one step less would not have fit
 
 
 def test_prune_with_verify_returns_a_model_that_fits():
     lines = []
-    pruned = prune(wide_vgg(), "MA", budget=Budget(ram="40KB"), verify=True, progress=lines.append)
+    pruned = prune_to_budget(wide_vgg(), Budget(ram="40KB"), mode="MA", search=SearchConfig(verify=True), progress=lines.append)
     context = PruneContext.of(pruned)
-    assert tflm_verifier(context)(set()).ram <= 40 * KB
+    assert tflm_verifier(context)(set()).arena.bytes <= 40 * KB
     assert any("arena" in line for line in lines)
 
 
 @pytest.mark.parametrize("build,ram", [(vgg, "64KB"), (mobilenetv2, "256KB")], ids=["vgg-64KB", "mobilenetv2-256KB"])
 def test_budget_already_met_prunes_nothing_and_fits_on_tflm(build, ram):
     model = build()
-    pruned, plan = prune(model, "MA", budget=Budget(ram=ram), return_plan=True, verbose=0)
-    assert pruned.count_params() == model.count_params() and {k: plan.after[k] for k in plan.before} == plan.before
-    assert plan.after["measured_arena_bytes"] == tflm_verifier(PruneContext.of(pruned))(set()).ram <= Budget(ram=ram).ram
+    pruned, plan = fitted_and_plan(model, Budget(ram=ram), mode="MA", verbose=0)
+    assert pruned.count_params() == model.count_params() and plan.after.to_dict() == {**plan.before.to_dict(), **{k: v for k, v in plan.after.to_dict().items() if k.startswith("measured")}}
+    assert plan.after.measured_arena.bytes == tflm_verifier(PruneContext.of(pruned))(set()).arena.bytes <= Budget(ram=ram).ram
 
 
 def test_a_fresh_models_zero_dense_bias_is_predicted_dropped_now_and_counted_once_trained():
@@ -63,7 +64,7 @@ def test_a_fresh_models_zero_dense_bias_is_predicted_dropped_now_and_counted_onc
     fresh = vgg(input_shape=(16, 16, 1), widths=(4, 8))
     x = np.random.default_rng(0).uniform(0, 1, (16, 16, 16, 1)).astype("float32")
     trained = as_trained(keras.models.clone_model(fresh))
-    measured = {name: find_min_arena(convert(m, x)).arena for name, m in (("fresh", fresh), ("trained", trained))}
+    measured = {name: find_min_arena(convert(m, x)).bytes for name, m in (("fresh", fresh), ("trained", trained))}
     predicted = {"fresh": estimate_arena(fresh).bytes, "trained": estimate_arena(fresh, assume_trained=True).bytes}
     assert predicted["fresh"] < predicted["trained"] == estimate_arena(trained).bytes
     assert measured == {name: align(b) for name, b in predicted.items()}
@@ -77,9 +78,9 @@ def test_a_budget_for_a_per_tensor_dense_export_is_predicted_and_measured_as_tha
 
     model = zoo.fc_autoencoder()
     with pytest.raises(BudgetError, match=r"ram [\d,]+ B > 8,192 B"):
-        prune(model, "MA", budget=Budget(ram="8KB"), verbose=0)
-    pruned, plan = prune(model, "MA", budget=Budget(ram="8KB"), per_channel_dense=False, return_plan=True, verbose=0)
+        prune_to_budget(model, Budget(ram="8KB"), mode="MA", verbose=0)
+    pruned, plan = fitted_and_plan(model, Budget(ram="8KB"), mode="MA", per_channel_dense=False, verbose=0)
     assert pruned.count_params() == model.count_params()
     context = PruneContext.of(pruned, per_channel_dense=False)
-    assert plan.after["measured_arena_bytes"] == tflm_verifier(context)(set()).ram == align(plan.after["arena_bytes"])
-    assert plan.after["measured_arena_bytes"] <= 8 * KB
+    assert plan.after.measured_arena.bytes == tflm_verifier(context)(set()).arena.bytes == align(plan.after.arena.bytes)
+    assert plan.after.measured_arena.bytes <= 8 * KB

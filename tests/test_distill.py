@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from keras_cprune import Distiller, prune, zoo
-from keras_cprune.errors import ModelError
+from keras_cprune.errors import ModelError, PruningError
 
 CLASSES = 4
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -95,9 +95,9 @@ def test_bad_arguments(teacher):
     student = prune(teacher, "PA", 0.5)
     with pytest.raises(ModelError, match="Received: teacher="):
         Distiller(student, "teacher.keras")
-    with pytest.raises(ValueError, match=r"alpha.*\[0, 1\].*Received: alpha=1.5"):
+    with pytest.raises(PruningError, match=r"alpha.*\[0, 1\].*Received: alpha=1.5"):
         Distiller(student, teacher, alpha=1.5)
-    with pytest.raises(ValueError, match="temperature=0"):
+    with pytest.raises(PruningError, match="temperature=0"):
         Distiller(student, teacher, temperature=0)
     other = zoo.vgg(input_shape=(16, 16, 1), widths=(4,), classes=CLASSES + 1)
     with pytest.raises(ModelError, match="same number of classes"):

@@ -26,7 +26,7 @@ def test_pipeline_artifacts_and_numbers(tmp_path):
         assert {f"{name}_data.cc", f"{name}_settings.h", "op_resolver.h", "report.json"} <= set(os.listdir(folder))
         report = json.load(open(folder / "report.json"))
         row = table[name]
-        assert row["arena_bytes"] == report["arena_bytes"] and row["flash_bytes"] == report["flash_bytes"]
+        assert row["arena_bytes"] == report["arena"]["bytes"] and row["flash_bytes"] == report["flash_bytes"]
         model = keras.saving.load_model(tmp_path / f"{name}.keras")
         assert (row["params"], row["macs"]) == (analyze(model).params, analyze(model).macs)
         assert 0 <= row["int8_tflm_accuracy"] <= 1 and row["latency_ms"] > 0

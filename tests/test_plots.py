@@ -7,7 +7,8 @@ import matplotlib.axes
 import pytest
 
 from keras_cprune import analyze
-from keras_cprune.pruning.plan import PruningPlan
+from keras_cprune.pruning.plan import PlanTotals, PruningPlan
+from tflm_export.arena import ArenaFigure
 from keras_cprune.plots import REPEATS_INPUT, TOP_LAYERS, layer_share_rows, plot_accuracy_tradeoff, spread
 from models import vgg
 
@@ -76,10 +77,11 @@ def test_accuracy_plot_draws_error_bars_for_repeated_runs(tmp_path, monkeypatch)
 
 
 def plan_with_peaks(before_peak, after_peak) -> PruningPlan:
-    totals = {"params": 1000, "macs": 5000, "weight_bytes_int8": 1100, "act_bytes_f32": 800,
-              "peak_act_bytes_int8": 400, "arena_bytes": 2048, "peak_layer": "conv"}
-    return PruningPlan("m", "MA", 0.5, "l1", "mean", (), {**totals, "arena_peak_layer": before_peak},
-                       {**totals, "arena_peak_layer": after_peak})
+    def totals(peak):
+        return PlanTotals(params=1000, macs=5000, weight_bytes_int8=1100, act_bytes_f32=800, peak_act_bytes_int8=400,
+                          peak_node="conv", arena=ArenaFigure(2048, "predicted", peak=peak), flash_bytes=3000)
+
+    return PruningPlan("m", "MA", 0.5, "l1", "mean", (), totals(before_peak), totals(after_peak))
 
 
 def test_plan_summary_peak_columns_are_separated_and_aligned():

@@ -28,7 +28,7 @@ def test_random_graphs_analyze_and_prune_equivalently(seed, ratio, mode, rule):
     pruned = rebuild(model, context.deps, removed)
     x = np.random.default_rng(seed).normal(size=(2,) + tuple(model.inputs[0].shape[1:])).astype("float32")
     np.testing.assert_allclose(pruned.predict(x, verbose=0), masked.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
-    assert pruned.count_params() == plan.after["params"] == analyze(pruned).params <= plan.before["params"]
+    assert pruned.count_params() == plan.after.params == analyze(pruned).params <= plan.before.params
     assert pruned.output_shape == model.output_shape
 
 
@@ -50,4 +50,4 @@ def test_random_graphs_export_to_tflm_with_the_predicted_arena(seed, ratio):
     except (ConversionError, TFLMRuntimeError) as exc:  # documented in docs/ERRORS.md
         note(f"documented failure: {exc}")
         return
-    assert report.arena_bytes == align(estimate_arena(model).bytes)
+    assert report.arena.bytes == align(estimate_arena(model).bytes)

@@ -10,6 +10,7 @@ from keras_cprune.errors import PlanError, PruningError
 from keras_cprune.pruning.context import PruneContext
 from keras_cprune.pruning.rebuild import rebuild
 from models import ARCHITECTURES, random_model, randomize, vgg
+from planning import pruned_and_plan
 
 
 def masked_vs_pruned(model, mode, ratio, **kwargs):
@@ -29,8 +30,8 @@ def test_masked_equivalence_on_block_architectures(arch, mode):
     randomize(model, seed=3)
     masked, pruned, plan, new = masked_vs_pruned(model, mode, 0.5, rule="all")
     np.testing.assert_allclose(pruned, masked, rtol=1e-5, atol=1e-5)
-    assert plan.after["params"] < plan.before["params"]
-    assert new.count_params() == plan.after["params"] == analyze(new).params
+    assert plan.after.params < plan.before.params
+    assert new.count_params() == plan.after.params == analyze(new).params
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -40,18 +41,18 @@ def test_masked_equivalence_on_random_graphs(seed):
     for criterion in ("l1", "random"):
         masked, pruned, plan, new = masked_vs_pruned(model, "PA", 0.4, rule="all", importance=criterion, seed=seed)
         np.testing.assert_allclose(pruned, masked, rtol=1e-5, atol=1e-5, err_msg=f"seed={seed} {criterion}")
-        assert new.count_params() == plan.after["params"] < plan.before["params"]
+        assert new.count_params() == plan.after.params < plan.before.params
 
 
 def test_hand_counted_vgg_pruning():
     """conv0 16->8, conv1 32->16, conv2 64->32, fc 32->16 with ratio 0.5 on every group."""
     model = vgg(keras)
-    pruned, plan = prune(model, "PA", 0.5, rule="all", return_plan=True)
+    pruned, plan = pruned_and_plan(model, "PA", 0.5, rule="all")
     widths = {l.name: l.get_config().get("filters", l.get_config().get("units")) for l in pruned.layers}
     assert (widths["conv0"], widths["conv1"], widths["conv2"], widths["fc"], widths["logits"]) == (8, 16, 32, 16, 10)
     expected = (9 * 1 * 8 + 8) + 4 * 8 + (9 * 8 * 16 + 16) + 4 * 16 + (9 * 16 * 32 + 32) + 4 * 32 \
         + (3 * 3 * 32 * 16 + 16) + (16 * 10 + 10)
-    assert pruned.count_params() == expected == plan.after["params"]
+    assert pruned.count_params() == expected == plan.after.params
     assert type(pruned) is type(model)
     assert [l.name for l in pruned.layers] == [l.name for l in model.layers]
     assert pruned.output_shape == model.output_shape
@@ -63,7 +64,7 @@ def test_keeps_highest_l1_filters_and_copies_their_weights():
     model = keras.Model(inputs, keras.layers.Dense(2, name="out")(keras.layers.Flatten()(conv(inputs))))
     kernel = np.array([1.0, -5.0, 0.1, 3.0], dtype="float32").reshape(1, 1, 1, 4)
     conv.set_weights([kernel, np.arange(4, dtype="float32")])
-    pruned, plan = prune(model, "PA", 0.5, rule="all", return_plan=True)
+    pruned, plan = pruned_and_plan(model, "PA", 0.5, rule="all")
     assert plan.groups[0].kept["conv"] == (1, 3)
     new_kernel, new_bias = pruned.get_layer("conv").get_weights()
     np.testing.assert_array_equal(new_kernel.ravel(), [-5.0, 3.0])
@@ -117,7 +118,7 @@ def test_importance_criteria_keep_the_highest_scoring_filters(criterion):
     bn = model.get_layer("bn")
     bn.set_weights([np.array([0.1, 5.0, 4.0, 0.2], "float32")] + bn.get_weights()[1:])
     importance = (lambda layer: np.array([0.0, 1.0, 2.0, 3.0])) if criterion == "callable" else criterion
-    _, plan = prune(model, "PA", 0.5, rule="all", importance=importance, return_plan=True)
+    _, plan = pruned_and_plan(model, "PA", 0.5, rule="all", importance=importance)
     expected = {"l2": (0, 3), "bn_gamma": (1, 2), "callable": (2, 3)}[criterion]
     assert plan.groups[0].kept["conv"] == expected
     assert plan.groups[0].removed["conv"] == tuple(sorted({0, 1, 2, 3} - set(expected)))
@@ -144,7 +145,7 @@ def test_reinitialize_gives_fresh_weights_of_the_pruned_shape():
 def test_plan_json_roundtrip_and_apply_plan():
     model = ARCHITECTURES["inverted_residual"](keras)
     randomize(model)
-    pruned, plan = prune(model, "MA", 0.5, return_plan=True)
+    pruned, plan = pruned_and_plan(model, "MA", 0.5)
     again = PruningPlan.from_json(plan.to_json())
     assert again == plan
     replayed = apply_plan(model, again)
@@ -155,7 +156,7 @@ def test_plan_json_roundtrip_and_apply_plan():
 
 
 def test_apply_plan_to_other_architecture_fails_clearly():
-    _, plan = prune(vgg(keras), "PA", 0.5, return_plan=True)
+    _, plan = pruned_and_plan(vgg(keras), "PA", 0.5)
     with pytest.raises(PlanError, match="expects"):
         apply_plan(vgg(keras, widths=(8, 32, 64)), plan)
     with pytest.raises(PlanError, match="does not have"):
@@ -166,7 +167,7 @@ def test_apply_plan_to_other_architecture_fails_clearly():
                                         ([0, 99], "\\[0, 16\\)")])
 def test_edited_plan_with_bad_channel_indices_fails_clearly(kept, match):
     model = vgg(keras)
-    _, plan = prune(model, "PA", 0.5, return_plan=True)
+    _, plan = pruned_and_plan(model, "PA", 0.5)
     data = json.loads(plan.to_json())
     group = next(g for g in data["groups"] if "conv0" in g["kept"])
     group["kept"]["conv0"] = kept
@@ -194,7 +195,7 @@ def test_modes_pick_different_layers_on_vgg16():
     high-resolution ones (as in the paper)."""
     chosen = {}
     for mode in ("PA", "FA", "MA"):
-        _, plan = prune(vgg16(), mode, 0.5, return_plan=True)
+        _, plan = pruned_and_plan(vgg16(), mode, 0.5)
         chosen[mode] = {p for g in plan.groups if g.kept_channels < g.channels for p in g.producers}
     assert {"conv10", "conv11", "conv12"} <= chosen["PA"] and not chosen["PA"] & {"conv0", "conv1", "conv2"}
     assert {"conv0", "conv1"} <= chosen["MA"] and not chosen["MA"] & {"conv10", "conv11", "conv12", "fc1", "fc2"}

@@ -13,6 +13,7 @@ from keras_cprune.graph.dependency import build_dependencies
 from keras_cprune.errors import PruningError
 from keras_cprune.graph.reader import read_graph
 from models import randomize
+from planning import pruned_and_plan
 
 T, F, UNITS = 6, 5, 4
 
@@ -81,7 +82,7 @@ def test_pruned_recurrent_model_equals_the_zeroed_original(case):
     producer, rnn = CASES[case]
     model = rnn_model(rnn, producer)
     randomize(model, seed=3, scale=0.3)
-    pruned, plan = prune(model, "PA", 0.5, rule="all", return_plan=True)
+    pruned, plan = pruned_and_plan(model, "PA", 0.5, rule="all")
     kept = next(g.kept["producer"] for g in plan.groups if "producer" in g.kept)
     removed = sorted(set(range(16)) - set(kept))
     assert len(removed) == 8 and pruned.get_layer("producer").output.shape[-1] == 8
@@ -96,7 +97,7 @@ def test_pruned_recurrent_model_equals_the_zeroed_original(case):
     expected = zeroed_copy(model, "producer", removed).predict(x, verbose=0)
     np.testing.assert_allclose(pruned.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
     assert not np.allclose(model.predict(x, verbose=0), expected, atol=1e-3)  # the zeroed filters mattered
-    assert analyze(pruned).params == pruned.count_params() == plan.after["params"] < plan.before["params"]
+    assert analyze(pruned).params == pruned.count_params() == plan.after.params < plan.before.params
 
 
 def test_recurrent_output_is_pinned_and_its_input_group_prunable():
@@ -154,7 +155,7 @@ def test_nothing_prunable_without_a_reason_for_a_layer_is_impossible():
 
 LEGACY = """
 import numpy as np, tf_keras as keras
-from keras_cprune import analyze, prune
+from keras_cprune import analyze, apply_plan, plan_pruning
 for make, params in [(lambda: keras.layers.LSTM(8, name="rnn"), 4 * (8 * 24 + 8)),
                      (lambda: keras.layers.GRU(8, name="rnn"), 3 * (8 * 24 + 16)),
                      (lambda: keras.layers.SimpleRNN(8, name="rnn"), 8 * 24 + 8)]:
@@ -162,7 +163,8 @@ for make, params in [(lambda: keras.layers.LSTM(8, name="rnn"), 4 * (8 * 24 + 8)
     x = keras.layers.Conv1D(16, 3, activation="relu", name="conv")(inputs)
     model = keras.Model(inputs, keras.layers.Dense(3)(make()(x)))
     assert analyze(model).layer("rnn").params == params == model.get_layer("rnn").count_params()
-    pruned, plan = prune(model, "PA", 0.5, rule="all", return_plan=True)
+    plan = plan_pruning(model, "PA", 0.5, rule="all")
+    pruned = apply_plan(model, plan)
     kept = list(next(g.kept["conv"] for g in plan.groups if "conv" in g.kept))
     zeroed = keras.models.clone_model(model)
     zeroed.set_weights(model.get_weights())

@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 
 import tflm_export
-from keras_cprune import ConstantRatio, analyze, apply_plan, estimate_arena, prune, prune_during_training, strip, tradeoff
+from keras_cprune import (ConstantRatio, analyze, apply_plan, estimate_arena, prune, prune_during_training,
+                          prune_to_budget, strip, tradeoff)
 from keras_cprune.training.callbacks import ComplexityLogger, ExportOnTrainEnd, FilterPruningStep
 from keras_cprune.cli import main as cli_main
 from models import ARCHITECTURES, randomize
+from planning import pruned_and_plan
 
 
 def _hashes(arrays) -> list:
@@ -89,7 +91,7 @@ PUBLIC_CALLS = {
     "analyze": lambda m: analyze(m),
     "estimate_arena": lambda m: estimate_arena(m),
     "tradeoff": lambda m: tradeoff(m, ratios=(0.5,)),
-    "prune_budget": lambda m: prune(m, "MA", budget=tflm_export.Budget(ram="7KB"), progress=None),
+    "prune_budget": lambda m: prune_to_budget(m, tflm_export.Budget(ram="7KB"), mode="MA", progress=None),
     "prune_during_training": lambda m: prune_during_training(m, "PA", schedule=ConstantRatio(0.5)),
     "strip": lambda m: strip(m),
     "convert": lambda m: tflm_export.convert(m, _data(m)),
@@ -104,7 +106,7 @@ PUBLIC_CALLS = {
     "prune_PA": lambda m: prune(m, "PA", 0.5),
     "prune_FA_random": lambda m: prune(m, "FA", 0.7, importance="random", rule="all"),
     "prune_MA_reinit": lambda m: prune(m, "MA", 0.3, reinitialize=True, round_to=4),
-    "apply_plan": lambda m: apply_plan(m, prune(m, "PA", 0.5, return_plan=True)[1]),
+    "apply_plan": lambda m: apply_plan(m, pruned_and_plan(m, "PA", 0.5)[1]),
 }
 
 
@@ -120,7 +122,7 @@ def test_cli_leaves_the_model_file_unchanged(tmp_path, user_model):
     user_model.save(path)
     digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
     assert cli_main(["prune", path, "-o", str(tmp_path / "out.keras"), "--mode", "MA"]) == 0
-    assert cli_main(["prune", path, "-o", path]) == 1  # refuses to overwrite the input
+    assert cli_main(["prune", path, "-o", path]) == 2  # refuses to overwrite the input: an error
     assert hashlib.sha256(open(path, "rb").read()).hexdigest() == digest
 
 

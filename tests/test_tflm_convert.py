@@ -181,8 +181,8 @@ def test_per_tensor_dense_weights_shrink_the_arena_of_a_dense_stack():
         kernels = [d for d in details if len(d["shape"]) == 2 and d["shape"][0] != 1]  # (units, inputs) weights
         assert len(kernels) == 10  # the ten Dense layers
         assert {len(d["quantization_parameters"]["scales"]) == d["shape"][0] for d in kernels} == {per_channel}
-        arenas[per_channel] = tflm_export.find_min_arena(tflite).arena
-        assert align(predict_arena_from_tflite(tflite).total_bytes) == arenas[per_channel]  # 16-byte search step
+        arenas[per_channel] = tflm_export.find_min_arena(tflite).bytes
+        assert align(predict_arena_from_tflite(tflite).bytes) == arenas[per_channel]  # 16-byte search step
     units = sum(layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense))
     assert arenas[True] - arenas[False] >= 8 * units - 16 * 10  # the multipliers and shifts, less alignment
     with pytest.raises(ConversionError, match="per_channel_dense"):

@@ -15,11 +15,11 @@ import tflm_export
 from keras_cprune.errors import ConversionError, ModelError, OutputPathError, TFLMRuntimeError
 from keras_cprune.zoo import vgg
 from models import concat_branches, inverted_residual, random_model, randomize, residual
-from tflm_export import runtime
+from tflm_export.runtime import runner as runtime
+from tflm_export.micro.planner import align, predict_arena_from_tflite
 from tflm_export.firmware.compile import CompileResult
 from tflm_export.runtime.runner import find_min_arena, run_model
 from tflm_export.micro.flatbuffer import read_model
-from tflm_export.micro.planner import align
 from tflm_export.firmware.sources import arena_with_margin
 from tflm_export.runtime.verify import quantize
 
@@ -92,13 +92,13 @@ def test_arena_found_works_and_16_bytes_less_fails(converted, name):
     model, tflite = converted[name]
     x = data_for(model, 8, seed=3)
     report = tflm_export.verify(tflite, test_inputs=x, keras_model=model, latency_runs=3)
-    arena = report.arena_bytes
-    assert arena % 16 == 0 and 1024 < arena < 64 * 1024 and report.arena_probes <= 12
+    arena = report.arena.bytes
+    assert arena % 16 == 0 and 1024 < arena < 64 * 1024 and len(report.arena.probes) <= 12
     inputs = np.zeros((1,) + tuple(model.inputs[0].shape[1:]), np.int8)
     assert run_model(tflite, arena, inputs, 1).outputs[0].shape == (1,) + tuple(model.outputs[0].shape[1:])
     with pytest.raises(TFLMRuntimeError, match=f"with a {arena - 16:,}-byte arena"):
         run_model(tflite, arena - 16, inputs, 1)
-    assert (arena, True) in report.tried and (arena - 16, False) in report.tried
+    assert (arena, True) in report.arena.probes and (arena - 16, False) in report.arena.probes
     breakdown = report.arena_breakdown  # the runtime's own record of the run at the minimal arena
     assert breakdown["head"] + breakdown["tail"] == breakdown["total"] <= arena
     assert sum(kind["bytes"] for kind in breakdown["persistent"].values()) < breakdown["tail"]
@@ -120,25 +120,27 @@ def test_many_inputs_split_over_cores_keep_their_order(converted):
     report = tflm_export.verify(tflite, test_inputs=x, latency_runs=2)
     assert report.samples == 600 and report.tflite_max_abs_diff == report.tflite_mismatches == 0
     inputs = quantize(x, read_model(tflite).inputs[0])
-    whole = run_model(tflite, report.arena_bytes, inputs, 2)
-    parts = [run_model(tflite, report.arena_bytes, inputs[i:i + 200], 0).outputs[0] for i in (0, 200, 400)]
+    whole = run_model(tflite, report.arena.bytes, inputs, 2)
+    parts = [run_model(tflite, report.arena.bytes, inputs[i:i + 200], 0).outputs[0] for i in (0, 200, 400)]
     np.testing.assert_array_equal(whole.outputs[0], np.concatenate(parts))
-    assert len(whole.latencies_s) == 2 and whole.allocations["total"] <= report.arena_bytes
+    assert len(whole.latencies_s) == 2 and whole.allocations["total"] <= report.arena.bytes
 
 
 def test_search_starts_at_the_prediction_and_survives_a_wrong_one(converted, monkeypatch):
     _, tflite = converted["residual"]
     search = find_min_arena(tflite)
-    assert search.arena == align(max(search.recorded_total, search.predicted))  # generous, S, S - 16
-    assert search.tried == ((64 * 2 ** 20, True), (search.arena, True), (search.arena - 16, False))
+    recorded = search.head_bytes + search.tail_bytes  # what the runtime recorded with the generous arena
+    assert search.source == "measured" and search.head_bytes > 0 and search.tail_bytes > 0
+    assert search.bytes == align(max(recorded, predict_arena_from_tflite(tflite).bytes))  # generous, S, S - 16
+    assert search.probes == ((64 * 2 ** 20, True), (search.bytes, True), (search.bytes - 16, False))
     _, tflite = converted["random1"]  # init's temporary allocations peak above the recorded total
     exact = find_min_arena(tflite)
-    assert exact.arena > exact.recorded_total and exact.probes == 3
-    for wrong in (None, exact.arena + 1024):  # none: from the recorded total, gallop up; too high: gallop down
+    assert exact.bytes > exact.head_bytes + exact.tail_bytes and len(exact.probes) == 3
+    for wrong in (None, exact.bytes + 1024):  # none: from the recorded total, gallop up; too high: gallop down
         monkeypatch.setattr(runtime, "_predict", lambda tflite_bytes, wrong=wrong: wrong)
         search = find_min_arena(tflite)
-        assert search.arena == exact.arena and search.probes <= 12 and (search.arena - 16, False) in search.tried
-        assert search.tried[1][0] == align(max(search.recorded_total, wrong or 0))
+        assert search.bytes == exact.bytes and len(search.probes) <= 12 and (search.bytes - 16, False) in search.probes
+        assert search.probes[1][0] == align(max(search.head_bytes + search.tail_bytes, wrong or 0))
 
 
 def requantize(acc, real_multiplier, rounding):
@@ -199,7 +201,7 @@ def test_fully_connected_rounding_explains_every_difference_to_tflite():
     report = tflm_export.verify(tflite, test_inputs=x, latency_runs=0)
     assert report.ops == {"FULLY_CONNECTED": 10}
     inputs = quantize(x, read_model(tflite).inputs[0])
-    tflm = run_model(tflite, report.arena_bytes, inputs, 0).outputs[0]
+    tflm = run_model(tflite, report.arena.bytes, inputs, 0).outputs[0]
     twice, once = fully_connected_chain(tflite, inputs, "twice"), fully_connected_chain(tflite, inputs, "once")
     np.testing.assert_array_equal(tflm, twice)  # TFLM is gemmlowp's double rounding, bit for bit
     assert report.tflite_max_abs_diff == np.abs(twice - once).max() >= 2  # tf.lite's reference rounds once
@@ -214,8 +216,8 @@ def test_mlp_chain_arena_within_the_probe_limit(depth):
     randomize(model, seed=1)
     tflite = tflm_export.convert(model, data_for(model))
     report = tflm_export.verify(tflite, latency_runs=0)
-    arena, inputs = report.arena_bytes, np.zeros((1, 8), np.int8)
-    assert report.arena_probes <= 12 and (arena, True) in report.tried and (arena - 16, False) in report.tried
+    arena, inputs = report.arena.bytes, np.zeros((1, 8), np.int8)
+    assert len(report.arena.probes) <= 12 and (arena, True) in report.arena.probes and (arena - 16, False) in report.arena.probes
     assert run_model(tflite, arena, inputs, 0).outputs[0].shape == (1, 8)
     with pytest.raises(TFLMRuntimeError, match=f"with a {arena - 16:,}-byte arena"):
         run_model(tflite, arena - 16, inputs, 0)
@@ -223,7 +225,7 @@ def test_mlp_chain_arena_within_the_probe_limit(depth):
 
 def test_byte_step_search(converted):
     _, tflite = converted["conv_chain"]
-    exact, by16 = find_min_arena(tflite, step=1, max_probes=24).arena, find_min_arena(tflite).arena
+    exact, by16 = find_min_arena(tflite, step=1, max_probes=24).bytes, find_min_arena(tflite).bytes
     assert by16 - 16 < exact <= by16
     inputs = np.zeros((1, 16, 16, 1), np.int8)
     run_model(tflite, exact, inputs, 0)
@@ -257,7 +259,7 @@ def test_verify_accuracy_and_argument_errors(converted):
     labels[:3] = (labels[:3] + 1) % 3  # 3 of 12 wrong for the float model
     report = tflm_export.verify(tflite, test_inputs=x, keras_model=model, labels=labels, latency_runs=1)
     assert report.float_accuracy == 0.75
-    int8_top1 = run_model(tflite, report.arena_bytes, quantize(x, read_model(tflite).inputs[0]), 0).outputs[0].argmax(1)
+    int8_top1 = run_model(tflite, report.arena.bytes, quantize(x, read_model(tflite).inputs[0]), 0).outputs[0].argmax(1)
     assert report.int8_accuracy == np.mean(int8_top1 == labels) and report.int8_accuracy >= 0.5
     assert report.keras_top1_agreement == np.mean(int8_top1 == float_top1)
     with pytest.raises(ModelError, match=r"shape \(N, \*\(6, 6, 1\)\).*Received: shape \(2, 5, 5, 1\)"):
@@ -272,13 +274,13 @@ def test_over_budget_is_reported_with_numbers(converted):
                                 latency_runs=1)
     assert not report.fits and set(report.resources) == {"ram", "flash", "macs"}
     ram, flash, macs = report.resources["ram"], report.resources["flash"], report.resources["macs"]
-    assert (ram.used, ram.limit, ram.headroom, ram.fits) == (report.arena_bytes, 1024, 1024 - report.arena_bytes, False)
+    assert (ram.used, ram.limit, ram.headroom, ram.fits) == (report.arena.bytes, 1024, 1024 - report.arena.bytes, False)
     assert flash.fits and flash.headroom == 2 ** 20 - len(tflite)
     assert (macs.used, macs.fits) == (32064, False)  # 16x16x4x9 + 8x8x8x9x4 + 128x32 + 32x10
     text = report.summary(print_fn=None)
-    assert "DOES NOT FIT" in text and f"{report.arena_bytes:,} B of        1,024 B" in text and "OVER" in text
+    assert "DOES NOT FIT" in text and f"{report.arena.bytes:,} B of        1,024 B" in text and "OVER" in text
     saved = json.loads(report.to_json())
-    assert saved["fits"] is False and saved["resources"]["ram"]["headroom"] == 1024 - report.arena_bytes
+    assert saved["fits"] is False and saved["resources"]["ram"]["headroom"] == 1024 - report.arena.bytes
     assert saved["budget"] == {"ram": 1024, "flash": 2 ** 20, "macs": 10_000}
 
 
@@ -294,20 +296,20 @@ def test_export_writes_sources_that_compile(tmp_path, converted):
     assert "alignas(16) const unsigned char g_model[] = {\n    0x" in data and f"g_model_len = {len(tflite)};" in data
     assert data.count("0x") == len(tflite)
     settings = (out / "model_settings.h").read_text()
-    assert f"kTensorArenaSize = {arena_with_margin(report.arena_bytes)};" in settings
+    assert f"kTensorArenaSize = {arena_with_margin(report.arena.bytes)};" in settings
     assert "kInputDims[kInputRank] = {1, 16, 16, 3};" in settings and "kOutputDims[kOutputRank] = {1, 5};" in settings
     assert f"kInputZeroPoint = {report.inputs[0].zero_point};" in settings
     resolver = (out / "op_resolver.h").read_text()
     assert "tflite::MicroMutableOpResolver<kNumOps>" in resolver and "kNumOps = 4;" in resolver
     assert resolver.count("resolver.Add") == 4 and "AddSoftmax" not in resolver
     saved = json.loads((out / "report.json").read_text())
-    assert saved["arena_bytes"] == report.arena_bytes and saved["board"] == "nano33ble" and saved["fits"] is True
+    assert saved["arena"]["bytes"] == report.arena.bytes and saved["board"] == "nano33ble" and saved["fits"] is True
     if shutil.which("arm-none-eabi-g++") is None:
         pytest.skip("arm-none-eabi-g++ is not installed (apt-get install gcc-arm-none-eabi); CI has it")
     assert report.compile.compiled and report.compile.ram_bytes == 0, report.compile  # the array stays in flash
     assert len(tflite) + 4 <= report.flash_bytes <= len(tflite) + 4 + 15  # array + g_model_len + alignment
     assert saved["flash_bytes"] == report.flash_bytes and saved["compile"]["compiled"] is True
-    assert report.resources["ram"].headroom == 256 * 1024 - report.arena_bytes
+    assert report.resources["ram"].headroom == 256 * 1024 - report.arena.bytes
     assert report.resources["flash"].headroom == 1024 * 1024 - report.flash_bytes
 
 
@@ -466,7 +468,7 @@ def test_cli_export_fashion_mnist_reports_accuracy_and_force_replaces(tmp_path):
     cmd = [sys.executable, "-m", "keras_cprune.cli", "export", str(tmp_path / "m.keras"), "--out", str(out),
            "--dataset", "fashion-mnist", "--test-samples", "300", "--board", "nano33ble"]
     refused = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert refused.returncode == 1 and "exists already" in refused.stderr and "--force" in refused.stderr
+    assert refused.returncode == 2 and "exists already" in refused.stderr and "--force" in refused.stderr
     result = subprocess.run(cmd + ["--force"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from models import randomize
 
-from tflm_export.micro.planner import (MicroGraph, MicroOp, PlannedTensor, MicroTensor,
-                                       align, greedy_arena_bytes, greedy_offsets, planned_tensors,
-                                       predict_arena, predict_arena_from_tflite)
+from tflm_export.micro.flatbuffer import graph_from_tflite
+from tflm_export.micro.op_graph import MicroGraph, MicroOp, MicroTensor
+from tflm_export.micro.planner import (PlannedTensor, align, greedy_arena_bytes, greedy_offsets, planned_tensors,
+                                       predict_arena, predict_arena_from_tflite, replay_allocations)
 
 
 # --------------------------------------------------------------------------- planner unit tests
@@ -67,9 +68,13 @@ def residual_graph():
 def test_lifetimes_of_inputs_outputs_and_skip_connections():
     lifetimes = [(t.first_op, t.last_op) for t in planned_tensors(residual_graph())]
     assert lifetimes == [(0, 1), (1, 3), (2, 3), (3, 3)]  # weights are not planned
-    prediction = predict_arena(residual_graph())
-    assert prediction.planner_bytes == 3 * 128  # the skip tensor, op output and add output
-    assert prediction.peak_op == 2 and prediction.per_op[2] == ("ADD", 384, 384)
+    replay = replay_allocations(residual_graph())
+    assert replay.head_bytes == 3 * 128  # the skip tensor, op output and add output
+    assert replay.peak_op == 2 and replay.per_op[2] == ("ADD", 384, 384)
+    figure = predict_arena(residual_graph())
+    assert (figure.source, figure.bytes, figure.head_bytes, figure.peak_op, figure.peak) == \
+        ("predicted", replay.bytes, 3 * 128, 2, "ADD")
+    assert figure.peak_tensors == (1, 2, 3)  # the skip tensor, the second conv's output, the add's output
 
 
 def test_mean_scratch_buffers_live_only_during_their_op():
@@ -86,7 +91,7 @@ def measured_arena(path):
     from tflm_export.runtime.runner import find_min_arena
 
     data = open(path, "rb").read()
-    return find_min_arena(data, predict_arena_from_tflite(data).total_bytes, step=1, max_probes=40).arena
+    return find_min_arena(data, predict_arena_from_tflite(data).bytes, step=1, max_probes=40).bytes
 
 
 def build(name, size):
@@ -152,11 +157,11 @@ def test_prediction_equals_the_measured_minimal_arena(tflite_dir, name, size):
     path = str(tflite_dir / f"{name}_{size}.tflite")
     prediction = predict_arena_from_tflite(open(path, "rb").read())
     measured = measured_arena(path)
-    assert prediction.total_bytes == measured, (
-        f"{name}_{size}: predicted {prediction.total_bytes} B, measured {measured} B "
-        f"({100 * (prediction.total_bytes - measured) / measured:+.2f}%): {prediction}")
-    assert prediction.unknown_ops == ()
-    assert prediction.planner_bytes + prediction.persistent_bytes <= prediction.total_bytes
+    assert prediction.bytes == measured, (
+        f"{name}_{size}: predicted {prediction.bytes} B, measured {measured} B "
+        f"({100 * (prediction.bytes - measured) / measured:+.2f}%): {prediction}")
+    assert prediction.exact and prediction.approximated == ()
+    assert prediction.head_bytes + prediction.tail_bytes <= prediction.bytes
     from keras_cprune import estimate_arena  # the same, from the Keras graph without converting
 
     assert estimate_arena(build(name, size), assume_trained=True).bytes == measured
@@ -165,8 +170,8 @@ def test_prediction_equals_the_measured_minimal_arena(tflite_dir, name, size):
 def test_a_bigger_input_grows_only_the_planner_part(tflite_dir):
     small, big = (predict_arena_from_tflite((tflite_dir / f"residual_{s}.tflite").read_bytes())
                   for s in (16, 24))
-    assert big.persistent_bytes == small.persistent_bytes
-    assert big.planner_bytes == small.planner_bytes * 24 * 24 // (16 * 16)
+    assert big.tail_bytes == small.tail_bytes
+    assert big.head_bytes == small.head_bytes * 24 * 24 // (16 * 16)
 
 
 def test_dense_only_model_is_predicted_conservatively_within_2_percent(tmp_path):
@@ -179,8 +184,8 @@ def test_dense_only_model_is_predicted_conservatively_within_2_percent(tmp_path)
     path.write_bytes(to_int8(keras.Model(inputs, keras.layers.Dense(12)(inputs))))
     prediction = predict_arena_from_tflite(path.read_bytes())
     measured = measured_arena(str(path))
-    assert prediction.binding == "prepare"
-    assert measured <= prediction.total_bytes <= measured * 1.02
+    assert replay_allocations(graph_from_tflite(path.read_bytes())).binding == "prepare"
+    assert measured <= prediction.bytes <= measured * 1.02
 
 
 @pytest.mark.parametrize("blocks,width,inputs,units", [(1, 128, 64, 64), (3, 16, 24, 10),
@@ -199,7 +204,7 @@ def test_batchnorm_folded_mlp_is_predicted_byte_exact(tmp_path, blocks, width, i
     path = tmp_path / "mlp.tflite"
     path.write_bytes(to_int8(keras.Model(i, L.Dense(units)(x))))
     prediction = predict_arena_from_tflite(path.read_bytes())
-    assert prediction.total_bytes == measured_arena(str(path)), prediction
+    assert prediction.bytes == measured_arena(str(path)), prediction
 
 
 def test_unreadable_bytes_raise_a_model_file_error():

@@ -89,11 +89,11 @@ def test_gradual_pruning_follows_schedule_and_strips_exactly(arch):
     assert step.step == 3 and step.plan.ratio == pytest.approx(0.65625)
     middle = zeroed_units(deps)
     assert len(middle) == sum(g.channels - g.kept_channels for g in step.plan.groups) > 0
-    assert strip(masked).count_params() == step.plan.after["params"]
+    assert strip(masked).count_params() == step.plan.after.params
     fit(masked, [step])  # steps 3..5: re-plans at 4, the end step (ratio 0.75)
     assert step.step == 6 and step.plan.ratio == 0.75 and middle < zeroed_units(deps)
     stripped = strip(masked)
-    assert stripped.count_params() == analyze(stripped).params == step.plan.after["params"] < model.count_params()
+    assert stripped.count_params() == analyze(stripped).params == step.plan.after.params < model.count_params()
     x, _ = data(model, n=5, seed=7)
     np.testing.assert_allclose(stripped.predict(x, verbose=0), masked.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
     assert all(np.array_equal(a, b) for a, b in zip(original, model.get_weights()))  # input model untouched
@@ -119,7 +119,7 @@ def test_removed_filters_stay_zero_under_further_training():
     removed = zeroed_units(build_dependencies(read_graph(masked)))
     assert len(removed) == sum(g.channels - g.kept_channels for g in step.plan.groups) > 0
     assert not removed_slots(masked, removed).any()
-    assert strip(masked).count_params() == step.plan.after["params"]
+    assert strip(masked).count_params() == step.plan.after.params
     x, y = data(masked)
     masked.fit(x, y, batch_size=8, verbose=0)  # without the callback, the optimizer's momentum revives them
     assert removed_slots(masked, removed).any()
@@ -133,7 +133,7 @@ def test_epoch_unit():
     history = fit(masked, [step], epochs=2)
     assert step.step == 2 and step.plan.ratio == pytest.approx(0.4375) and len(history.history["loss"]) == 2
     fit(masked, [step])
-    assert step.plan.ratio == 0.5 and strip(masked).count_params() == step.plan.after["params"]
+    assert step.plan.ratio == 0.5 and strip(masked).count_params() == step.plan.after.params
 
 
 def test_checkpoint_resume_matches_uninterrupted_training(tmp_path):
@@ -159,7 +159,7 @@ def test_checkpoint_resume_matches_uninterrupted_training(tmp_path):
     assert a.step == b.step == 6 and a.plan.ratio == b.plan.ratio == 0.5 and a.plan.groups == b.plan.groups
     for wa, wb in zip(straight.get_weights(), resumed.get_weights()):
         np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
-    assert strip(resumed).count_params() == b.plan.after["params"]
+    assert strip(resumed).count_params() == b.plan.after.params
 
 
 def test_load_checkpoint_errors(tmp_path):
@@ -228,7 +228,7 @@ replicas = [v.numpy() for v in kernel.values]
 assert len(replicas) == 2 and np.array_equal(replicas[0], replicas[1])
 assert (np.abs(replicas[0]).sum(axis=(0, 1, 2)) == 0).sum() == 4  # conv0: 4 of 8 filters held at zero
 assert history.history["params"] == [analyze(masked).params] * 2
-assert stripped.count_params() == pruned.count_params() == step.plan.after["params"] < model.count_params()
+assert stripped.count_params() == pruned.count_params() == step.plan.after.params < model.count_params()
 np.testing.assert_allclose(stripped.predict(x, verbose=0), masked.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
 print("MIRRORED OK")
 """

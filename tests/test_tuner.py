@@ -12,9 +12,10 @@ import keras_tuner as kt
 import numpy as np
 import pytest
 
-from keras_cprune import Budget, PruneConfig, estimate_arena, prune_to_budget
-from keras_cprune.errors import BudgetError, ModelError
-from keras_cprune.tuner.board_fit import RECORD, USAGE, BoardFitHyperModel, BoardFitTuner, predict_usage, scale_budget
+from keras_cprune import Budget, PruneConfig, SearchConfig, estimate_arena, prune_to_budget
+from keras_cprune.errors import BudgetError, ModelError, NoTrialError, PruningError, TunerError
+from keras_cprune.tuner.board_fit import RECORD, BoardFitTuner
+from keras_cprune.tuner.hypermodel import USAGE, BoardFitHyperModel, predict_usage, scale_budget
 
 # The 2-conv CNN below: 3,592 B predicted arena unpruned; pruning cannot go below 2,856 B (the
 # input and the first conv's output stay alive). 3,300 B x (0.9 .. 1.0) is always reachable.
@@ -54,11 +55,12 @@ def test_scale_budget_rounds_each_limit_down():
 def test_config_and_prune_options_reach_every_trial():
     model = tiny_cnn()
     hypermodel = BoardFitHyperModel(model, Budget(ram=RAM), headroom=(0.9, 1.0), config=PruneConfig(min_keep=0.5),
-                                    prune_options={"min_filters": 2, "step": 0.2})
-    assert hypermodel.config == PruneConfig(min_keep=0.5, min_filters=2) and hypermodel.prune_options == {"step": 0.2}
+                                    prune_options={"min_filters": 2, "search": SearchConfig(step=0.2)})
+    assert hypermodel.config == PruneConfig(min_keep=0.5, min_filters=2) and hypermodel.search == SearchConfig(step=0.2)
     built = hypermodel.build(hp_with(hypermodel, mode="MA", allocation="cost", importance="l2", rule="all",
                                      budget_fraction=0.9, reinitialize=False))
-    expected = prune_to_budget(model, scale_budget(Budget(ram=RAM), 0.9), mode="MA", step=0.2, verify=False,
+    expected = prune_to_budget(model, scale_budget(Budget(ram=RAM), 0.9), mode="MA",
+                               search=SearchConfig(step=0.2, verify=False),
                                config=PruneConfig(importance="l2", rule="all", min_keep=0.5, min_filters=2))
     assert [w.shape for w in built.get_weights()] == [w.shape for w in expected.get_weights()]
     assert built.count_params() < model.count_params()
@@ -75,8 +77,8 @@ def test_predicted_usage_is_that_of_the_export_converted_as_asked(per_channel_de
     model = as_trained(tiny_cnn(compiled=False))
     usage = predict_usage(model, per_channel_dense)
     tflite = convert(model, np.random.default_rng(0).uniform(0, 1, (8, 8, 8, 1)), per_channel_dense=per_channel_dense)
-    assert align(usage["predicted_arena_bytes"]) == find_min_arena(tflite).arena
-    assert abs(usage["predicted_flash_bytes"] - len(tflite)) <= 0.01 * len(tflite)
+    assert align(usage["arena_bytes"]) == find_min_arena(tflite).bytes
+    assert abs(usage["flash_bytes"] - len(tflite)) <= 0.01 * len(tflite)
 
 
 def test_build_prunes_to_the_scaled_budget_and_compiles_like_the_model():
@@ -84,7 +86,7 @@ def test_build_prunes_to_the_scaled_budget_and_compiles_like_the_model():
     hypermodel = BoardFitHyperModel(model, Budget(ram=RAM), headroom=(0.9, 1.0))
     built = hypermodel.build(hp_with(hypermodel, mode="MA", budget_fraction=0.9, reinitialize=False))
     usage = predict_usage(built)
-    assert usage["predicted_arena_bytes"] == estimate_arena(built, assume_trained=True).bytes <= 0.9 * RAM
+    assert usage["arena_bytes"] == estimate_arena(built, assume_trained=True).bytes <= 0.9 * RAM
     assert usage["params"] == built.count_params() < model.count_params()
     assert built.get_compile_config() == model.get_compile_config()
     assert set(USAGE) == set(usage)
@@ -116,13 +118,22 @@ def test_unreachable_fraction_fails_at_construction_or_the_trial_before_training
     ({"board": "nano99"}, BudgetError, "Unknown board"),
     ({"budget": Budget(ram=2000)}, BudgetError, "cannot be met"),  # below what pruning can reach: at construction
     ({"budget": Budget(ram=RAM), "headroom": (0.0, 1.2)}, BudgetError, "headroom"),
-    ({"budget": Budget(ram=RAM), "modes": ("PA", "XX")}, Exception, "XX"),
-    ({"budget": Budget(ram=RAM), "importances": ("l3",)}, ValueError, "importances"),
-    ({"budget": Budget(ram=RAM), "prune_options": {"mode": "MA"}}, ValueError, "prune_options"),
+    ({"budget": Budget(ram=RAM), "modes": ("PA", "XX")}, PruningError, "Unknown pruning mode 'XX'"),
+    ({"budget": Budget(ram=RAM), "modes": ()}, TunerError, r"Expected `modes` to be a non-empty list of values\. "),
+    ({"budget": Budget(ram=RAM), "importances": ("l3",)}, TunerError, r"among .*Received: importances=\('l3',\)"),
+    ({"budget": Budget(ram=RAM), "prune_options": {"mode": "MA"}}, TunerError, r"may not set \['mode'\]"),
+    ({"budget": Budget(ram=RAM), "headroom": (0.9, 1.0), "oracle": "grid"}, TunerError, "oracle='grid'"),
 ])
 def test_bad_arguments_fail_at_construction(tmp_path, kwargs, error, says):
     with pytest.raises(error, match=says):
         BoardFitTuner(tiny_cnn(), directory=str(tmp_path), overwrite=True, **kwargs)
+
+
+def test_results_before_a_search_raise_no_trial_error(tmp_path):
+    tuner = BoardFitTuner(tiny_cnn(), budget=Budget(ram=RAM), headroom=(0.9, 1.0), directory=str(tmp_path))
+    with pytest.raises(NoTrialError, match="No completed trial in .*run search\\(\\) first") as error:
+        tuner.export_best(str(tmp_path / "best"), np.zeros((4, 8, 8, 1), "float32"))
+    assert isinstance(error.value, RuntimeError) and not os.path.exists(tmp_path / "best")
 
 
 def test_uncompiled_model_needs_compile_kwargs(tmp_path):
@@ -174,11 +185,11 @@ def test_search_interrupted_resumes_then_exports_the_best_on_tflm(tmp_path, caps
     tuner.results_summary(1)
     assert "Results summary" in capsys.readouterr().out
     best = tuner.get_best_models(1)[0]
-    assert predict_usage(best)["predicted_arena_bytes"] == points[0].arena_bytes <= RAM
+    assert predict_usage(best)["arena_bytes"] == points[0].arena_bytes <= RAM
 
     exported = tuner.export_best(str(tmp_path / "best"), x[:16], test_inputs=x[:16], labels=y[:16])
     assert exported.fits and exported.trial_id == points[0].trial_id
-    assert exported.report.arena_bytes <= RAM and os.path.isfile(tmp_path / "best" / "model_data.cc")
+    assert exported.report.arena.bytes <= RAM and os.path.isfile(tmp_path / "best" / "model_data.cc")
     assert "fits" in capsys.readouterr().out
     png = tuner.plot(str(tmp_path / "trials.png"))
     assert os.path.getsize(png) > 10_000

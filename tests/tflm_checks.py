@@ -19,7 +19,7 @@ def predicted_and_measured(model, removed=frozenset(), context=None):
     data = np.random.default_rng(0).uniform(0, 1, (4,) + tuple(model.inputs[0].shape[1:])).astype("float32")
     tflite = convert(as_trained(rebuild(model, context.deps, set(removed))), data,
                      per_channel_dense=context.per_channel_dense)
-    return (arena.bytes, flash), (find_min_arena(tflite).arena, len(tflite)), arena.exact
+    return (arena.bytes, flash), (find_min_arena(tflite).bytes, len(tflite)), arena.exact
 
 
 def assert_exact(predicted, measured, exact=True):

@@ -29,5 +29,10 @@ class TFLMRuntimeError(CPruneError, RuntimeError):
     """The TFLite Micro runtime failed or aborted on a model."""
 
 
+class MeasurementError(CPruneError, ValueError):
+    """A TFLM measurement was asked with an invalid setting (e.g. an arena ``step`` below 1 byte);
+    a failure of the runtime itself is a `TFLMRuntimeError`."""
+
+
 class OutputPathError(CPruneError, OSError):
     """An output path exists already, cannot be written, or a write was interrupted."""

@@ -1,6 +1,6 @@
 """`fit_budget`: the least pruning that fits a `Budget`, searched by prediction, then measured.
 
-`budget_search.search` finds the least pruning whose predicted `usage.Usage` fits; with a
+`search.search` finds the least pruning whose predicted `usage.Usage` fits; with a
 verifier (`tflm_verifier`: the real TFLM runtime), the result is measured and, while over, searched
 again against a tighter limit. `SearchProgress` shows how far a search has come.
 """
@@ -15,6 +15,7 @@ import numpy as np
 from tflm_export.budget import Budget, describe_over
 
 from keras_cprune.budget.search import Step, search
+from keras_cprune.config import PruneConfig, SearchConfig
 from keras_cprune.errors import BudgetError
 from keras_cprune.pruning.context import PruneContext
 from keras_cprune.graph.clone import as_trained
@@ -52,7 +53,7 @@ def tflm_verifier(context: PruneContext, representative_data=None, seed: int = 0
     def measure(removed: set) -> Usage:
         tflite = convert(as_trained(rebuild(context.model, context.deps, removed)), representative_data,
                          per_channel_dense=context.per_channel_dense)
-        arena = find_min_arena(tflite, predict_arena_from_tflite(tflite).total_bytes).arena
+        arena = find_min_arena(tflite, predict_arena_from_tflite(tflite).bytes)
         return Usage(arena, len(tflite), context.price(removed).macs)
 
     return measure
@@ -63,18 +64,17 @@ def resolve_verifier(context: PruneContext, verify, representative_data=None) ->
 
     Args:
         context: the model being pruned.
-        verify: "auto" measures the result when the ``tflite-micro`` runtime is installed, True
-            requires it, False never, "every_step" measures every search step instead of predicting.
+        verify: `SearchConfig.verify`: "auto" measures the result when the ``tflite-micro`` runtime
+            is installed, True requires it, False never, "every_step" measures every search step
+            instead of predicting.
         representative_data: passed to `tflm_verifier`.
 
     Returns:
         ``(measure or None, measure every step?)``.
 
     Raises:
-        BudgetError: an unknown ``verify``, or True without the ``tflite-micro`` runtime.
+        BudgetError: True without the ``tflite-micro`` runtime.
     """
-    if verify not in ("auto", True, False, "every_step"):
-        raise BudgetError(f'`verify` must be "auto", True, False or "every_step". Received: verify={verify!r}.')
     if verify is False:
         return None, False
     try:
@@ -113,15 +113,15 @@ class SearchProgress:
         """How far (%) ``usage`` has come from the unpruned model's to the budget, for the resource least far."""
         done = [1.0]
         for name, limit in self.budget.get_config().items():
-            start, used = getattr(self.start, name), getattr(usage, name)
+            start, used = self.start.amount(name), usage.amount(name)
             if limit is not None and start > limit:
                 done.append(max(0.0, min(1.0, (start - used) / (start - limit))))
         return int(100 * min(done))
 
     def line(self, usage: Usage, measured: Usage | None = None) -> str:
-        arena, flash = f"arena {usage.ram:,} B", f"flash {usage.flash:,} B"
+        arena, flash = f"arena {usage.arena.bytes:,} B", f"flash {usage.flash:,} B"
         if measured is not None:
-            arena = f"arena {measured.ram:,} B measured ({usage.ram:,} predicted)"
+            arena = f"arena {measured.arena.bytes:,} B measured ({usage.arena.bytes:,} predicted)"
             flash = f"flash {measured.flash:,} B measured ({usage.flash:,} predicted)"
         return (f"budget search {self.percent(usage):3d}% ({self.steps} steps) - {arena} - {flash} - "
                 f"MACs {usage.macs:,}")
@@ -159,8 +159,8 @@ def check_budget(budget) -> Budget:
     return budget
 
 
-def fit_budget(context: PruneContext, mode: str, budget: Budget, *, verify=None, progress=None, verbose=0,
-               estimate=None, **options) -> tuple:
+def fit_budget(context: PruneContext, mode: str, budget: Budget, *, config: PruneConfig | None = None,
+               settings: SearchConfig | None = None, verify=None, progress=None, verbose=0, estimate=None) -> tuple:
     """The least pruning that fits ``budget``: predicted, then (with ``verify``) measured.
 
     While the measurement exceeds a limit, the search goes on against that limit lowered by the
@@ -174,8 +174,9 @@ def fit_budget(context: PruneContext, mode: str, budget: Budget, *, verify=None,
         progress: called with a line of text per search step and per measurement over budget, or None.
         verbose: 0 silent, 1 a progress bar, 2 one line per search, "auto" as ``Model.fit``.
         estimate: ``estimate(removed) -> Usage`` the search uses; None: `usage.usage_estimator`.
-        **options: passed to `budget_search.search`: step, allocation, importance, rule, threshold,
-            coverage, min_filters, round_to, seed, min_keep.
+        config: how channels and groups are chosen (`PruneConfig`; default: its defaults).
+        settings: the search's allocation and step (`SearchConfig`, default: its defaults; its ``verify`` is resolved
+            into ``verify``/``estimate`` by the caller, see `resolve_verifier`).
 
     Returns:
         ``(plan, removed units)``: the plan's ``after`` holds the predicted and (with ``verify``)
@@ -185,12 +186,14 @@ def fit_budget(context: PruneContext, mode: str, budget: Budget, *, verify=None,
         BudgetError: ``budget`` is not a `Budget` with a limit, or pruning cannot meet it.
     """
     target = check_budget(budget)
+    config, settings = config or PruneConfig(), settings or SearchConfig()
     estimate = estimate or usage_estimator(context)
     bar = SearchProgress(target, verbose)
     report = (lambda step: (bar(step), progress(step.line()))) if progress else bar
     limits, removed = target, set()
     while True:
-        removed, history = search(context, mode, limits, estimate, removed=removed, progress=report, **options)
+        removed, history = search(context, mode, limits, estimate, config=config, settings=settings, removed=removed,
+                                  progress=report)
         measured = verify(removed) if verify else None
         over = measured.over(target) if measured else {}
         if not over:
@@ -199,26 +202,21 @@ def fit_budget(context: PruneContext, mode: str, budget: Budget, *, verify=None,
         if progress:
             progress(f"measured over budget ({describe_over(over)}); searching again with {limits.describe()}")
     bar.close(history[-1].usage, measured)
-    return _plan(context, mode, target, removed, history[-1], measured, options), removed
+    return _plan(context, mode, target, removed, history[-1], measured, config), removed
 
 
 def _tighter(limits: Budget, over: dict, measured: Usage, predicted: Usage) -> Budget:
     """``limits`` with each resource ``over`` lowered by the measured excess over the prediction,
     by 16 at least (always lower than the last search's), and to 1 at most."""
-    lowered = {name: min(getattr(limits, name) - 16, fit.limit - (getattr(measured, name) - getattr(predicted, name)))
+    lowered = {name: min(getattr(limits, name) - 16, fit.limit - (measured.amount(name) - predicted.amount(name)))
                for name, fit in over.items()}
     return dataclasses.replace(limits, **{name: max(1, limit) for name, limit in lowered.items()})
 
 
 def _plan(context: PruneContext, mode: str, budget: Budget, removed: set, last: Step, measured: Usage | None,
-          options: dict):
+          config: PruneConfig):
     """The `PruningPlan` of the search's result, with its predicted and measured arena and flash."""
-    rule = options.get("rule", "mean")
-    selections = select_groups(context.deps, context.report, mode, rule, options.get("threshold", 1.0),
-                               options.get("coverage", 0.8))
-    plan = context.describe(mode, last.removed_fraction, removed, selections, options.get("importance", "l1"), rule,
-                            reason=f"pruned to fit {budget.describe()}")
-    plan.after.update(predicted_flash_bytes=last.usage.flash)
-    if measured is not None:
-        plan.after.update(measured_arena_bytes=measured.ram, measured_flash_bytes=measured.flash)
-    return plan
+    selections = select_groups(context.deps, context.report, mode, config)
+    return context.describe(mode, last.removed_fraction, removed, selections, config.importance, config.rule,
+                            reason=f"pruned to fit {budget.describe()}",
+                            measured=measured and (measured.arena, measured.flash))

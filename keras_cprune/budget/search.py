@@ -18,7 +18,7 @@ from tflm_export.budget import Budget, describe_over
 from keras_cprune.errors import BudgetError
 from keras_cprune.pruning.importance import unit_scores
 from keras_cprune.pruning.context import PruneContext, choose_units
-from keras_cprune.config import check_mode
+from keras_cprune.config import PruneConfig, SearchConfig, check_mode
 from keras_cprune.pruning.selection import select_groups
 from keras_cprune.budget.usage import Usage
 
@@ -36,12 +36,11 @@ class Step:
     def line(self) -> str:
         u = self.usage
         return (f"pruned {100 * self.removed_fraction:5.1f}% of channels | params {self.params:>10,} | "
-                f"MACs {u.macs:>13,} | arena {u.ram:>9,} B | flash {u.flash:>9,} B")
+                f"MACs {u.macs:>13,} | arena {u.arena.bytes:>9,} B | flash {u.flash:>9,} B")
 
 
-def search(context: PruneContext, mode: str, budget: Budget, estimate: Callable[[set], Usage], *, step: float = 0.1,
-           importance="l1", rule="mean", threshold=1.0, coverage=0.8, min_filters=1, round_to=1, seed=0,
-           min_keep: float = 0.25, allocation: str = "cost", removed: set | None = None,
+def search(context: PruneContext, mode: str, budget: Budget, estimate: Callable[[set], Usage], *,
+           config: PruneConfig | None = None, settings: SearchConfig | None = None, removed: set | None = None,
            progress=None) -> tuple[set, list]:
     """Grow the removed-unit set from ``removed`` until ``estimate(removed)`` fits ``budget``.
 
@@ -50,18 +49,18 @@ def search(context: PruneContext, mode: str, budget: Budget, estimate: Callable[
     per unit of importance removed; for RAM only groups alive at the arena peak can save; the last
     cut is the smallest that fits. ``allocation="paper"``: each step cuts ``step`` of every group
     the ``mode``'s rule selects (in MA with RAM over, the groups alive at the arena peak first).
+    ``importance``, ``rule`` (...) come from ``config``; ``allocation`` and ``step`` from ``settings``.
 
     Args:
         context: the model being pruned.
         mode: "PA", "FA" or "MA": the selection rule's complexity measure.
         budget: the limits to fit; a search with a tighter limit gets ``dataclasses.replace(budget, ram=...)``.
         estimate: ``estimate(removed) -> Usage``, e.g. `usage.usage_estimator`.
-        step: the fraction of a group's remaining channels cut per step, in (0, 1).
-        importance, rule, threshold, coverage: how channels and groups are chosen (see `prune`).
-        min_filters, round_to, min_keep: no producer goes below ``min_keep`` of its width
-            (rounded up to ``round_to``) nor ``min_filters``.
-        seed: for ``importance="random"``.
-        allocation: "cost" or "paper", as above.
+        config: a `PruneConfig` (default: its defaults): how channels and groups are chosen, and
+            the floor no producer goes below: ``min_keep`` of its width (rounded up to
+            ``round_to``), at least ``min_filters``.
+        settings: a `SearchConfig` (default: its defaults): ``allocation``, and ``step``, the
+            fraction of a group's remaining channels cut per step.
         removed: the units removed already (the search continues from there).
         progress: called with each `Step`, or None.
 
@@ -69,15 +68,15 @@ def search(context: PruneContext, mode: str, budget: Budget, estimate: Callable[
         ``(removed units, [Step, ...])``: the last step fits ``budget``.
 
     Raises:
-        BudgetError: a bad ``allocation`` or ``step``, or no further pruning is possible; the
-            message gives the smallest usage reachable and what bounds it.
+        BudgetError: no further pruning is possible; the message gives the smallest usage
+            reachable and what bounds it.
     """
-    _check_search(mode, allocation, step)
-    rng = np.random.default_rng(seed)
+    check_mode(mode)
+    config, settings = config or PruneConfig(), settings or SearchConfig()
+    rng = np.random.default_rng(config.seed)
     groups = [g for g in context.deps.groups if g.prunable]
-    scores = {g.id: _normalized(unit_scores(context.deps, g, importance, rng), g) for g in groups}
+    scores = {g.id: _normalized(unit_scores(context.deps, g, config.importance, rng), g) for g in groups}
     total_free = sum(int((~g.pinned).sum()) for g in groups)
-    floor = (step, min_filters, round_to, min_keep)
     removed, history = set(removed or ()), []
     usage = estimate(removed)
     while True:
@@ -88,51 +87,41 @@ def search(context: PruneContext, mode: str, budget: Budget, estimate: Callable[
         over = usage.over(budget)
         if not over:
             return removed, history
-        if allocation == "paper":
-            chunk = _paper_cut(context, mode, groups, scores, removed, usage, over, floor, rule, threshold, coverage)
+        if settings.allocation == "paper":
+            chunk = _paper_cut(context, mode, groups, scores, removed, usage, over, config, settings.step)
             cut = (chunk, estimate(removed | chunk)) if chunk else None
         else:
-            cut = _cost_cut(context, groups, scores, removed, usage, over, budget, estimate, floor)
+            cut = _cost_cut(context, groups, scores, removed, usage, over, budget, estimate, config, settings.step)
         if cut is None:
-            raise _impossible(context, usage, over, removed, estimate, *floor[1:])
+            raise _impossible(context, usage, over, removed, estimate, config)
         chunk, usage = cut
         removed |= chunk
 
 
-def _check_search(mode: str, allocation: str, step: float) -> None:
-    check_mode(mode)
-    if allocation not in ("cost", "paper"):
-        raise BudgetError(f'`allocation` must be "cost" (resource saved per importance) or "paper" (the mode\'s '
-                          f'selection rule). Received: allocation={allocation!r}.')
-    if not 0 < step < 1:
-        raise BudgetError(f"`step` is the fraction of a group's channels removed per search step and must be in "
-                          f"(0, 1). Received: step={step!r}.")
-
-
-def _cost_cut(context, groups, scores, removed, usage, over, budget, estimate, floor):
+def _cost_cut(context, groups, scores, removed, usage, over, budget, estimate, config: PruneConfig, step: float):
     """``(units, usage after)`` of the cost allocation's next cut, or None when nothing can shrink:
     the best cut of the binding resource (the one most over, relatively); the arena peak's groups first."""
-    binding = max(over, key=lambda n: (getattr(usage, n) - over[n].limit) / over[n].limit)
-    cut = _best_cut(context, groups, scores, removed, usage, binding, estimate, *floor, at_peak=True) or \
-        _best_cut(context, groups, scores, removed, usage, binding, estimate, *floor, at_peak=False)
+    binding = max(over, key=lambda n: (usage.amount(n) - over[n].limit) / over[n].limit)
+    cut = _best_cut(context, groups, scores, removed, usage, binding, estimate, config, step, at_peak=True) or \
+        _best_cut(context, groups, scores, removed, usage, binding, estimate, config, step, at_peak=False)
     if cut is None:
         return None
     _, units, after = cut  # with round_to > 1 the whole cut, which keeps widths multiples of round_to
-    return _smallest_fitting(cut, removed, budget, estimate) if floor[2] == 1 else (set(units.tolist()), after)
+    return _smallest_fitting(cut, removed, budget, estimate) if config.round_to == 1 else (set(units.tolist()), after)
 
 
-def _paper_cut(context, mode, groups, scores, removed, usage, over, options, rule, threshold, coverage) -> set:
+def _paper_cut(context, mode, groups, scores, removed, usage, over, config: PruneConfig, step: float) -> set:
     """The paper's allocation: ``step`` of each group the mode selects among those that can shrink
     (MA with RAM over: the groups alive at the arena peak first; then the selection; then all)."""
-    step, min_filters, round_to, min_keep = options
+    min_filters, round_to, min_keep = config.min_filters, config.round_to, config.min_keep
     deps = context.deps
     free = [g for g in groups if choose_units(deps, g, scores[g.id], round_to, min_filters, removed, round_to,
                                               min_keep=min_keep).size]  # round_to: the least cut that keeps a multiple
     choices = []
-    if mode == "MA" and "ram" in over and usage.peak_tensors:
-        choices.append([g for g in free if set(usage.peak_tensors) & set(g.tensors)])
+    if mode == "MA" and "ram" in over and usage.arena.peak_tensors:
+        choices.append([g for g in free if set(usage.arena.peak_tensors) & set(g.tensors)])
     if free:
-        selections = select_groups(deps, context.price(removed), mode, rule, threshold, coverage, groups=free,
+        selections = select_groups(deps, context.price(removed), mode, config, groups=free,
                                    removed=frozenset(removed))
         choices.append([sel.group for sel in selections if sel.selected])
     choices.append(free)
@@ -155,15 +144,16 @@ def _normalized(scores: np.ndarray, group) -> np.ndarray:
     return scores / mean if mean > 0 else np.ones_like(scores, dtype=float)
 
 
-def _best_cut(context, groups, scores, removed, usage, binding, estimate, step, min_filters, round_to, min_keep,
+def _best_cut(context, groups, scores, removed, usage, binding, estimate, config: PruneConfig, step: float,
               at_peak: bool):
     """``(group, units, usage after)`` of the cut saving most ``binding`` per importance, or None;
     ``at_peak``: for RAM, only groups with a tensor alive at the arena peak. Where several ops tie
     for the arena peak no single cut lowers it: the cut freeing most activation bytes per
     importance goes first (the tie breaks a few steps later)."""
-    peak = set(usage.peak_tensors) if binding == "ram" and at_peak else set()
+    peak = set(usage.arena.peak_tensors) if binding == "ram" and at_peak else set()
     if at_peak and not peak:
         return None
+    min_filters, round_to, min_keep = config.min_filters, config.round_to, config.min_keep
     best, tied, activations = (None, 0.0), (None, 0.0), None
     for group in groups:
         if peak and not peak & set(group.tensors):
@@ -178,7 +168,7 @@ def _best_cut(context, groups, scores, removed, usage, binding, estimate, step, 
             continue
         after = estimate(removed | set(units.tolist()))
         cost = float(scores[group.id][np.isin(group.units, units)].sum()) + 1e-9
-        saved = getattr(usage, binding) - getattr(after, binding)
+        saved = usage.amount(binding) - after.amount(binding)
         if saved > 0 and saved / cost > best[1]:
             best = ((group, units, after), saved / cost)
         elif saved == 0 and binding == "ram" and best[0] is None:
@@ -210,9 +200,10 @@ def _smallest_fitting(cut, removed: set, budget, estimate) -> tuple[set, Usage]:
     return set(units[:high].tolist()), fits[high]
 
 
-def _impossible(context: PruneContext, usage: Usage, over: dict, removed: set, estimate, min_filters: int,
-                round_to: int, min_keep: float) -> BudgetError:
-    bound = _ram_bound(context.deps, usage, removed) if "ram" in over and usage.peak_tensors else ""
+def _impossible(context: PruneContext, usage: Usage, over: dict, removed: set, estimate,
+                config: PruneConfig) -> BudgetError:
+    min_filters, round_to, min_keep = config.min_filters, config.round_to, config.min_keep
+    bound = _ram_bound(context.deps, usage, removed) if "ram" in over and usage.arena.peak_tensors else ""
     rows = context.price(removed).layers
     for name, attr, unit in (("flash", "weight_bytes_int8", "B int8 weights"), ("macs", "macs", "MACs")):
         if name in over:
@@ -224,7 +215,7 @@ def _impossible(context: PruneContext, usage: Usage, over: dict, removed: set, e
                 bound += f" Weights are {weights:,} B of the flash; the rest is the flatbuffer's tensor and op tables."
     floor = estimate(_at_floor(context, removed, min_filters, round_to, min_keep))
     lowest = estimate(_at_floor(context, removed, min_filters, 1, 0.0))
-    reach = lambda u: f"arena {u.ram:,} B, flash {u.flash:,} B, MACs {u.macs:,}"  # noqa: E731
+    reach = lambda u: f"arena {u.arena.bytes:,} B, flash {u.flash:,} B, MACs {u.macs:,}"  # noqa: E731
     hint = (f" With min_keep=0 (layers down to min_filters={min_filters}) it could reach {reach(lowest)}."
             if min_keep > 0 else "")
     return BudgetError(
@@ -236,7 +227,7 @@ def _impossible(context: PruneContext, usage: Usage, over: dict, removed: set, e
 
 
 def _least(a: Usage, b: Usage) -> Usage:
-    return Usage(min(a.ram, b.ram), min(a.flash, b.flash), min(a.macs, b.macs))
+    return Usage(min(a.arena, b.arena, key=lambda f: f.bytes), min(a.flash, b.flash), min(a.macs, b.macs))
 
 
 def _at_floor(context: PruneContext, removed: set, min_filters: int, round_to: int, min_keep: float) -> set:
@@ -258,6 +249,6 @@ def _ram_bound(deps, usage: Usage, removed: set) -> str:
         kind = "model input" if deps.graph.node(producer).is_input else "output of"
         return f"{kind} {producer!r} {shapes.get(key, tensors[key].shape)}"
 
-    names = ", ".join(label(k) for k in usage.peak_tensors)
-    return (f" The arena peak is at {usage.peak_op!r}, where these tensors are alive and cannot shrink: "
+    names = ", ".join(label(k) for k in usage.arena.peak_tensors)
+    return (f" The arena peak is at {usage.arena.peak!r}, where these tensors are alive and cannot shrink: "
             f"{names}; the rest is TFLM's persistent data (interpreter, tensor and op structs).")

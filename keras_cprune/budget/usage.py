@@ -1,13 +1,14 @@
 """`Usage`: the deployment resources of one pruning state, predicted from the Keras graph.
 
 The budget search (`budget_search`) compares a `Usage` with a `tflm_export.Budget`; the TFLM
-measurement of the same state (`budget.tflm_verifier`) returns a `Usage` too.
+measurement of the same state (`budget.fit.tflm_verifier`) returns a `Usage` too.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
 
+from tflm_export.arena import ArenaFigure
 from tflm_export.budget import Budget
 from tflm_export.micro.planner import align
 
@@ -17,21 +18,22 @@ from keras_cprune.pruning.context import PruneContext
 
 @dataclass(frozen=True)
 class Usage:
-    """Deployment resources of one pruning state.
+    """Deployment resources of one pruning state, predicted or measured.
 
     Attributes:
-        ram: tensor arena bytes.
+        arena: the TFLM tensor arena (`ArenaFigure`: its bytes are the RAM a `Budget` limits; a
+            prediction also says which layer and tensors are at its peak).
         flash: model data bytes.
         macs: multiply-accumulates per inference.
-        peak_tensors: graph tensor keys alive where the predicted arena peak happens (predictions only).
-        peak_op: the op at the arena peak (predictions only).
     """
 
-    ram: int
+    arena: ArenaFigure
     flash: int
     macs: int
-    peak_tensors: tuple = ()
-    peak_op: str = ""
+
+    def amount(self, resource: str) -> int:
+        """The usage of a `Budget` resource: ``"ram"`` (the arena's bytes), ``"flash"`` or ``"macs"``."""
+        return {"ram": self.arena.bytes, "flash": self.flash, "macs": self.macs}[resource]
 
     def over(self, budget: Budget) -> dict:
         """The resources over ``budget``'s limits; the arena counts in TFLM's 16-byte steps.
@@ -42,7 +44,7 @@ class Usage:
         Returns:
             ``{"ram"|"flash"|"macs": Fit}`` of each resource over its limit; empty when all fit.
         """
-        fits = budget.check(ram=align(self.ram), flash=self.flash, macs=self.macs)
+        fits = budget.check(ram=align(self.arena.bytes), flash=self.flash, macs=self.macs)
         return {name: fit for name, fit in fits.items() if not fit.fits}
 
 
@@ -61,6 +63,6 @@ def usage_estimator(context: PruneContext) -> Callable[[set], Usage]:
     def estimate(removed: set) -> Usage:
         arena, flash = estimate_deployment(context.graph, context.deps.pruned_shapes(removed), assume_trained=True,
                                            per_channel_dense=context.per_channel_dense, schedule=context.schedule)
-        return Usage(arena.bytes, flash, context.price(removed).macs, arena.peak_tensors, arena.peak_layer)
+        return Usage(arena, flash, context.price(removed).macs)
 
     return estimate

@@ -5,10 +5,9 @@ order (`schedule`), and tflm_export's planner replays TFLM's allocator on it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from tflm_export.arena import ArenaFigure
 from tflm_export.micro.op_graph import MicroGraph
-from tflm_export.micro.planner import predict_arena
+from tflm_export.micro.planner import alive_at, replay_allocations
 
 from keras_cprune.config import check_per_channel_dense
 from keras_cprune.graph.reader import Graph, read_graph
@@ -16,46 +15,16 @@ from keras_cprune.deploy.lowering import micro_graph
 from keras_cprune.deploy.converter_order import schedule_of
 
 
-@dataclass(frozen=True)
-class ArenaEstimate:
-    """Predicted minimal TFLM ``arena_size`` (bytes) and where its peak is.
-
-    Attributes:
-        bytes: the predicted minimal arena: ``planner_bytes`` + ``persistent_bytes``.
-        planner_bytes: the memory planner's part (activations and scratch buffers alive at once).
-        persistent_bytes: the runtime's persistent allocations (tensor structs, quantization data).
-        peak_layer: the layer whose op runs at the planner's peak.
-        peak_tensors: graph tensor keys alive at the peak.
-        exact: False when some layer had no known lowering (listed in ``approximated``).
-        approximated: names of the layers whose lowering was approximated.
-
-    Example:
-
-    ```python
-    estimate = keras_cprune.estimate_arena(model, assume_trained=True)
-    print(f"{estimate.bytes:,} B, peak at {estimate.peak_layer}")
-    ```
-    """
-
-    bytes: int
-    planner_bytes: int
-    persistent_bytes: int
-    peak_layer: str
-    peak_tensors: tuple  # graph tensor keys alive at the peak
-    exact: bool  # False when some layer had no known lowering (listed in ``approximated``)
-    approximated: tuple = ()
-
-
 def estimate_graph_arena(graph: Graph, shapes: dict | None = None, *, assume_trained: bool = False,
-                         per_channel_dense: bool = True, schedule=None) -> ArenaEstimate:
-    """`ArenaEstimate` of ``graph`` with optional pruned ``shapes`` (see `micro_graph`)."""
+                         per_channel_dense: bool = True, schedule=None) -> ArenaFigure:
+    """The predicted `ArenaFigure` of ``graph`` with optional pruned ``shapes`` (see `micro_graph`)."""
     return _arena(*micro_graph(graph, shapes, assume_trained=assume_trained, per_channel_dense=per_channel_dense,
                                schedule=schedule))
 
 
 def estimate_deployment(graph: Graph, shapes: dict | None = None, *, assume_trained: bool = False,
                         per_channel_dense: bool = True, schedule=None) -> tuple:
-    """``(ArenaEstimate, flash bytes)`` of ``graph`` with optional pruned ``shapes``, lowered once:
+    """``(predicted ArenaFigure, flash bytes)`` of ``graph`` with optional pruned ``shapes``, lowered once:
     flash from the ``schedule``'s flatbuffer where there is one, else `estimate_flash`."""
     lowered = micro_graph(graph, shapes, assume_trained=assume_trained, per_channel_dense=per_channel_dense,
                           schedule=schedule)
@@ -64,20 +33,13 @@ def estimate_deployment(graph: Graph, shapes: dict | None = None, *, assume_trai
     return _arena(*lowered), flash
 
 
-def _arena(micro: MicroGraph, keys: dict, layers: dict, approximated: tuple) -> ArenaEstimate:
-    prediction = predict_arena(micro)
-    time = prediction.peak_op + 1
-    alive = [t for t in range(len(micro.tensors)) if t in keys and _alive(micro, t, time)]
-    return ArenaEstimate(prediction.total_bytes, prediction.planner_bytes, prediction.persistent_bytes,
-                         layers.get(prediction.peak_op, ""), tuple(keys[t] for t in alive),
-                         not approximated and not prediction.unknown_ops, approximated)
-
-
-def _alive(micro: MicroGraph, tensor: int, time: int) -> bool:
-    uses = [i + 1 for i, op in enumerate(micro.ops) if tensor in op.inputs or tensor in op.outputs]
-    first = 0 if tensor in micro.inputs else min(uses, default=-1)
-    last = len(micro.ops) if tensor in micro.outputs else max(uses, default=-1)
-    return first <= time <= last
+def _arena(micro: MicroGraph, keys: dict, layers: dict, approximated: tuple) -> ArenaFigure:
+    """The replayed allocation of ``micro`` as a figure of the Keras graph: the peak's layer and tensor keys."""
+    replay = replay_allocations(micro)
+    alive = alive_at(micro, replay.peak_op) if replay.peak_op >= 0 else ()
+    return ArenaFigure(replay.bytes, "predicted", replay.head_bytes, replay.tail_bytes, replay.peak_op,
+                       layers.get(replay.peak_op, ""), tuple(keys[t] for t in alive if t in keys),
+                       not approximated and not replay.unknown_ops, approximated)
 
 
 def estimate_flash(micro: MicroGraph) -> int:
@@ -91,11 +53,11 @@ def estimate_flash(micro: MicroGraph) -> int:
 
 
 def estimate_arena(model, *, assume_trained: bool = False, per_channel_dense: bool = True,
-                   input_shape=None) -> ArenaEstimate:
+                   input_shape=None) -> ArenaFigure:
     """Predicted minimal TFLM tensor arena (bytes) of ``model`` exported to int8 by tflm_export.
 
     The ops run in the order the TFLite converter gives them: the model is converted once per
-    architecture (cached) to read that order (`schedule.converter_schedule`). No training data
+    architecture (cached) to read that order (`converter_order.converter_schedule`). No training data
     is needed; `tflm_export.verify` measures the real arena.
 
     Args:
@@ -109,7 +71,8 @@ def estimate_arena(model, *, assume_trained: bool = False, per_channel_dense: bo
             (``keras.Input((None, None, 3))``). Default None: the declared shape.
 
     Returns:
-        An `ArenaEstimate`; its ``bytes`` is the ``arena_size`` to give TFLM.
+        A ``"predicted"`` `tflm_export.ArenaFigure`; its ``bytes`` is the ``arena_size`` to give
+        TFLM, ``peak`` the layer at the activation peak.
 
     Raises:
         ModelError: the model cannot be read (unbuilt, subclassed, free input dimensions).
@@ -119,7 +82,7 @@ def estimate_arena(model, *, assume_trained: bool = False, per_channel_dense: bo
 
     ```python
     estimate = keras_cprune.estimate_arena(model, assume_trained=True)
-    print(f"arena {estimate.bytes:,} B, peak at {estimate.peak_layer}")
+    print(f"arena {estimate.bytes:,} B, peak at {estimate.peak}")
     ```
     """
     check_per_channel_dense(per_channel_dense)

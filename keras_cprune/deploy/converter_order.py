@@ -3,8 +3,8 @@
 The converter orders operators (hence TFLM tensor lifetimes and the greedy planner's tie-breaks)
 by how the model was written, not by layer creation order nor channel counts. `converter_schedule`
 converts the unpruned model once (random inputs calibrate: sizes do not depend on values), matches
-each flatbuffer operator to an op of the Keras-graph lowering (`arena.lower`) by type, inputs,
-constant shapes and layer name, and records the order; `arena.micro_graph` then emits any pruned
+each flatbuffer operator to an op of the Keras-graph lowering (`lowering.lower`) by type, inputs,
+constant shapes and layer name, and records the order; `lowering.micro_graph` then emits any pruned
 variant in that order. Flash follows from the same conversion: the flatbuffer's size plus the
 change in constant data and per-channel quantization parameters.
 """
@@ -28,7 +28,7 @@ _COMMUTATIVE = {"ADD", "MUL", "MAXIMUM", "MINIMUM"}
 @dataclass(frozen=True)
 class Schedule:
     """Converter order of a graph's lowered ops (``op_order``) and activations (``act_order``),
-    as indices into `arena.lower`'s lists; ``exact=False`` (with ``reason``) when the flatbuffer
+    as indices into `lowering.lower`'s lists; ``exact=False`` (with ``reason``) when the flatbuffer
     could not be matched and the orders are the Keras graph's."""
 
     op_order: tuple
@@ -81,7 +81,7 @@ def converter_schedule(model, graph, *, input_shape=None, per_channel_dense: boo
 
 
 def match(low, converted, flatbuffer_bytes: int) -> Schedule:
-    """Match the converted `MicroGraph`'s ops to ``low``'s (an `arena._Lowering`) in run order."""
+    """Match the converted `MicroGraph`'s ops to ``low``'s (a `lowering._Lowering`) in run order."""
     refs = {("a", i): i for i in range(len(low.acts))}
     of_tensor = {}  # converted tensor index -> lowered activation index
     for t, key in zip(converted.inputs, low.graph.inputs):

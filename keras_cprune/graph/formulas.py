@@ -1,5 +1,5 @@
 """Parameter and MAC formulas per layer type, from a layer's config and its input/output shapes
-(batch axis excluded), so they also price hypothetical pruned shapes. `keras_cprune.ops` puts
+(batch axis excluded), so they also price hypothetical pruned shapes. `keras_cprune.graph.layers` puts
 them in its table."""
 from __future__ import annotations
 

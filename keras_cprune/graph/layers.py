@@ -292,8 +292,22 @@ def register_layer(cls, spec: OpSpec) -> OpSpec | None:
 
 
 def unregister_layer(cls) -> OpSpec | None:
-    """Forgets ``cls`` (its layers are pinned again as custom layers); returns its `OpSpec`, or
-    None when it was not registered."""
+    """Forgets ``cls``: its layers are pinned again as custom layers.
+
+    Args:
+        cls: a layer class given to `register_layer`.
+
+    Returns:
+        The `OpSpec` ``cls`` was registered with, or None when it was not registered.
+
+    Example:
+
+    ```python
+    keras_cprune.register_layer(Scaled, spec)
+    pruned = keras_cprune.prune(model, "PA", 0.5)   # Scaled layers lose filters
+    keras_cprune.unregister_layer(Scaled)           # pinned again
+    ```
+    """
     return _REGISTERED.pop(cls, None)
 
 

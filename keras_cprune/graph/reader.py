@@ -218,7 +218,7 @@ _ATTRS = ("filters", "units", "kernel_size", "groups", "use_bias", "depth_multip
 
 def layer_attrs(layer) -> dict:
     """Hyper-parameters of ``layer`` read as attributes (``get_config()`` is ~100x slower); a
-    layer registered with `ops.register_layer` adds its whole config, for its own formulas."""
+    layer registered with `layers.register_layer` adds its whole config, for its own formulas."""
     attrs = {name: getattr(layer, name) for name in _ATTRS if hasattr(layer, name)}
     activation = getattr(layer, "activation", None)
     if activation is not None:

@@ -1,6 +1,6 @@
 """Planning a pruning: a model read once (`PruneContext`), which units each group loses, what it costs.
 
-Shared by ratio pruning (`pruner.prune`), budget searches (`budget`), training-time pruning and the
+Shared by ratio pruning (`api.prune`), budget searches (`budget.fit`), training-time pruning and the
 trade-off table; it rebuilds nothing. The options come as one `config.PruneConfig`.
 """
 from __future__ import annotations
@@ -11,14 +11,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from keras_cprune.deploy.arena import estimate_graph_arena
+from keras_cprune.deploy.arena import estimate_deployment
 from keras_cprune.analysis.complexity import ComplexityReport, report_from_graph
 from keras_cprune.config import PruneConfig, check_mode, resolve_config
 from keras_cprune.graph.dependency import Dependencies, Group, build_dependencies
 from keras_cprune.errors import PruningError
 from keras_cprune.graph.reader import Graph, read_graph, with_input_shape
 from keras_cprune.pruning.importance import unit_scores
-from keras_cprune.pruning.plan import METRICS, GroupPlan, PruningPlan
+from keras_cprune.pruning.plan import GroupPlan, PlanTotals, PruningPlan
 from keras_cprune.deploy.converter_order import schedule_of
 from keras_cprune.pruning.selection import select_groups
 
@@ -49,7 +49,7 @@ class PruneContext:
 
     @property
     def schedule(self):
-        """The TFLite converter's op order of this model (`schedule.Schedule`), read once."""
+        """The TFLite converter's op order of this model (`converter_order.Schedule`), read once."""
         if self._schedule is None:
             self._schedule = schedule_of(self.model, self.graph, self.per_channel_dense)
         return self._schedule
@@ -73,7 +73,7 @@ class PruneContext:
         config = resolve_config(config, **options)
         rng = np.random.default_rng(config.seed)
         removed = set()
-        selections = select_groups(self.deps, self.report, mode, config.rule, config.threshold, config.coverage)
+        selections = select_groups(self.deps, self.report, mode, config)
         for sel in selections:
             if sel.selected:
                 group = sel.group
@@ -85,22 +85,26 @@ class PruneContext:
         return removed, selections
 
     def describe(self, mode: str, ratio: float, removed: set, selections, importance, rule: str,
-                 reason: str | None = None) -> PruningPlan:
-        """The `PruningPlan` of removing ``removed``; ``reason`` overrides the selections' own."""
+                 reason: str | None = None, measured=None) -> PruningPlan:
+        """The `PruningPlan` of removing ``removed``; ``reason`` overrides the selections' own;
+        ``measured``: the ``(ArenaFigure, flash bytes)`` the TFLM runtime measured of the result."""
         mask = self.deps.removed_mask(removed)
         groups = tuple(self._group_plan(sel, mask, reason) for sel in selections)
         name = importance if isinstance(importance, str) else getattr(importance, "__name__", "callable")
         return PruningPlan(self.graph.model_name, check_mode(mode), float(ratio), name, rule, groups,
-                           self._totals(set()), self._totals(removed), self.per_channel_dense)
+                           self.totals(set()), self.totals(removed, measured), self.per_channel_dense)
 
-    def _totals(self, removed: set) -> dict:
-        """Plan totals of a state: `analyze` metrics, activation peak, predicted TFLM arena (of the
-        model once trained, as the budget search predicts it) and its peak."""
+    def totals(self, removed: set, measured=None) -> PlanTotals:
+        """The `PlanTotals` of a state: `analyze` metrics, activation peak, predicted TFLM arena and
+        flash (of the model once trained, as the budget search predicts them), and ``measured``
+        ``(ArenaFigure, flash bytes)`` when given."""
         report = self.price(removed) if removed else self.report
-        arena = estimate_graph_arena(self.graph, self.deps.pruned_shapes(removed), assume_trained=True,
-                                     per_channel_dense=self.per_channel_dense, schedule=self.schedule)
-        return {**{key: getattr(report, key) for key, _ in METRICS if hasattr(report, key)},
-                "arena_bytes": arena.bytes, "peak_layer": report.peak_node, "arena_peak_layer": arena.peak_layer}
+        arena, flash = estimate_deployment(self.graph, self.deps.pruned_shapes(removed), assume_trained=True,
+                                           per_channel_dense=self.per_channel_dense, schedule=self.schedule)
+        measured_arena, measured_flash = measured or (None, None)
+        return PlanTotals(report.params, report.macs, report.weight_bytes_int8, report.act_bytes_f32,
+                          report.peak_act_bytes_int8, report.peak_node, arena, int(flash), measured_arena,
+                          measured_flash)
 
     def _group_plan(self, sel, removed: np.ndarray, reason: str | None) -> GroupPlan:
         """``removed``: a `Dependencies.removed_mask`."""

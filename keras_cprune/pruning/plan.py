@@ -2,17 +2,72 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
+
+from tflm_export.arena import ArenaFigure
 
 from keras_cprune.graph.dependency import Dependencies
 from keras_cprune.errors import PlanError
 
-METRICS = (("params", "Parameters"), ("macs", "MACs"), ("weight_bytes_int8", "Weights int8 (B)"),
-           ("act_bytes_f32", "Activations f32 (B)"), ("peak_act_bytes_int8", "Peak act. int8 (B)"),
-           ("arena_bytes", "TFLM arena (B, pred.)"))
 PEAK_NAME_WIDTH = 30  # widest before/after column of `PruningPlan.summary`, for the peak layers' names
+
+
+@dataclass(frozen=True)
+class PlanTotals:
+    """Model totals on one side of a `PruningPlan` (before or after pruning).
+
+    Attributes:
+        params: parameters.
+        macs: multiply-accumulates per inference.
+        weight_bytes_int8: weight bytes of the int8 model.
+        act_bytes_f32: the sum of all activation tensors at float32 (bytes).
+        peak_act_bytes_int8: the largest int8 activation bytes alive at once.
+        peak_node: the layer call at that activation peak (as `ComplexityReport.peak_node`).
+        arena: the predicted TFLM `ArenaFigure` of the model once trained (``arena.peak``: its layer).
+        flash_bytes: the predicted flatbuffer bytes.
+        measured_arena: the arena measured on the TFLM runtime (a budget search that verified), or None.
+        measured_flash_bytes: the measured flatbuffer bytes, or None.
+
+    Example:
+
+    ```python
+    plan = keras_cprune.plan_to_budget(model, keras_cprune.Budget(ram="64KB"))
+    print(plan.before.arena.bytes, "->", plan.after.arena.bytes, "predicted,", plan.after.measured_arena.bytes, "measured")
+    ```
+    """
+
+    params: int
+    macs: int
+    weight_bytes_int8: int
+    act_bytes_f32: int
+    peak_act_bytes_int8: int
+    peak_node: str
+    arena: ArenaFigure
+    flash_bytes: int
+    measured_arena: ArenaFigure | None = None
+    measured_flash_bytes: int | None = None
+
+    def to_dict(self) -> dict:
+        """The fields as a JSON-ready dict (figures as dicts)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data.update(arena=self.arena.to_dict(), measured_arena=self.measured_arena and self.measured_arena.to_dict())
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PlanTotals":
+        """The totals `to_dict` described."""
+        measured = data.get("measured_arena")
+        return cls(**{**data, "arena": ArenaFigure.from_dict(data["arena"]),
+                      "measured_arena": measured and ArenaFigure.from_dict(measured)})
+
+
+# (label, value of a `PlanTotals`) per row of `PruningPlan.summary`
+METRICS = (("Parameters", lambda t: t.params), ("MACs", lambda t: t.macs),
+           ("Weights int8 (B)", lambda t: t.weight_bytes_int8), ("Activations f32 (B)", lambda t: t.act_bytes_f32),
+           ("Peak act. int8 (B)", lambda t: t.peak_act_bytes_int8), ("TFLM arena (B, pred.)", lambda t: t.arena.bytes),
+           ("Flash (B, pred.)", lambda t: t.flash_bytes))
 
 
 @dataclass(frozen=True)
@@ -46,11 +101,10 @@ class PruningPlan:
             ratio it stopped at).
         importance: the filter ranking used (``"l1"``, ``"l2"``, ``"bn_gamma"``, ``"random"``, or a
             callable's name).
-        rule: the group selection rule (see `keras_cprune.selection`).
+        rule: the group selection rule (see `keras_cprune.pruning.selection`).
         groups: one `GroupPlan` per channel group: its producers, kept channel indices and why.
-        before: model totals before pruning: ``params``, ``macs``, bytes (``weight_bytes_int8``,
-            ``act_bytes_f32``, ``peak_act_bytes_int8``, predicted ``arena_bytes``), peak layers.
-        after: the same after pruning (plus ``measured_*`` bytes when measured on TFLM).
+        before: the `PlanTotals` before pruning: parameters, MACs, bytes, the predicted arena and flash.
+        after: the same after pruning (with the measured arena and flash when a budget search measured them).
         per_channel_dense: the int8 export the arena and flash are for (`tflm_export.convert`'s
             option; False: Dense weights quantized per tensor).
 
@@ -70,18 +124,19 @@ class PruningPlan:
     importance: str
     rule: str
     groups: tuple
-    before: dict
-    after: dict
+    before: PlanTotals
+    after: PlanTotals
     per_channel_dense: bool = True
 
     def __repr__(self) -> str:
         pruned = sum(1 for g in self.groups if g.kept_channels < g.channels)
         return (f"PruningPlan(model={self.model_name!r}, mode={self.mode}, ratio={self.ratio:g}, "
-                f"groups pruned={pruned}/{len(self.groups)}, params {self.before['params']:,} -> {self.after['params']:,})")
+                f"groups pruned={pruned}/{len(self.groups)}, params {self.before.params:,} -> {self.after.params:,})")
 
     def to_dict(self) -> dict:
         """The fields as a JSON-ready dict; each group also lists its ``removed`` channels."""
         data = asdict(self)
+        data.update(before=self.before.to_dict(), after=self.after.to_dict())
         data["groups"] = [{**asdict(g), "producers": list(g.producers), "layers": list(g.layers),
                            "kept": {k: [int(i) for i in v] for k, v in g.kept.items()},
                            "removed": {k: list(v) for k, v in g.removed.items()}} for g in self.groups]
@@ -98,7 +153,8 @@ class PruningPlan:
             groups = tuple(GroupPlan(**{**{k: v for k, v in g.items() if k != "removed"},
                                         "producers": tuple(g["producers"]), "layers": tuple(g["layers"]),
                                         "kept": {k: tuple(v) for k, v in g["kept"].items()}}) for g in data["groups"])
-            return cls(**{**data, "groups": groups})
+            return cls(**{**data, "groups": groups, "before": PlanTotals.from_dict(data["before"]),
+                          "after": PlanTotals.from_dict(data["after"])})
         except (KeyError, TypeError) as exc:
             raise PlanError(f"Not a keras-cprune pruning plan: {exc}. Expected the output of PruningPlan.to_json().") from exc
 
@@ -122,23 +178,24 @@ class PruningPlan:
         Returns:
             The table as a string.
         """
-        peaks = (("peak_layer", "Activation peak at"), ("arena_peak_layer", "Arena peak at"))
-        names = [str(side[key]) for key, _ in peaks for side in (self.before, self.after)]
+        peaks = (("Activation peak at", lambda t: t.peak_node), ("Arena peak at", lambda t: t.arena.peak))
+        names = [str(peak(side)) for _, peak in peaks for side in (self.before, self.after)]
         width = max(14, min(PEAK_NAME_WIDTH, max(map(len, names)) + 2))  # a column holds a layer name
         lines = [f"Pruning plan for {self.model_name!r}: mode {self.mode}, ratio {self.ratio:g}, "
                  f"importance {self.importance}, rule {self.rule}"
                  + ("" if self.per_channel_dense else "; arena and flash of the per-tensor Dense export"),
                  f"{'':<22}{'before':>{width}}{'after':>{width}}{'change':>9}"]
-        for key, label in METRICS:
-            b, a = self.before[key], self.after[key]
+        for label, value in METRICS:
+            b, a = value(self.before), value(self.after)
             lines.append(f"{label:<22}{b:>{width},}{a:>{width},}{(100 * (a - b) / b if b else 0):>8.1f}%")
-        for key, label in peaks:
-            b, a = (_middle_cut(str(side[key]), width - 2) for side in (self.before, self.after))
+        for label, peak in peaks:
+            b, a = (_middle_cut(str(peak(side)), width - 2) for side in (self.before, self.after))
             lines.append(f"{label:<22}{b:>{width}}{a:>{width}}")
-        for key, label in (("measured_arena_bytes", "TFLM arena measured"), ("measured_flash_bytes",
-                                                                            "Flash measured (B)")):
-            if key in self.after:
-                lines.append(f"{label:<22}{'':>{width}}{self.after[key]:>{width},}")
+        measured = self.after.measured_arena
+        for label, value in (("TFLM arena measured", measured and measured.bytes),
+                             ("Flash measured (B)", self.after.measured_flash_bytes)):
+            if value is not None:
+                lines.append(f"{label:<22}{'':>{width}}{value:>{width},}")
         pruned = [g for g in self.groups if g.kept_channels < g.channels]
         narrowest = self.narrowest_layer()
         lines.append(f"Groups pruned: {len(pruned)} of {len(self.groups)}; narrowest layer {narrowest[0]!r} keeps "

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from keras_cprune.analysis.complexity import ComplexityReport
-from keras_cprune.config import check_mode, check_rule
+from keras_cprune.config import PruneConfig, check_mode
 from keras_cprune.graph.dependency import Dependencies, Group
 from keras_cprune.analysis.memory import tensor_elements
 
@@ -47,13 +47,13 @@ def group_share(deps: Dependencies, report: ComplexityReport, group: Group, mode
     return sum(getattr(rows[n], attr) for n in group.layers if n in rows) / max(1, total)
 
 
-def select_groups(deps: Dependencies, report: ComplexityReport, mode: str, rule: str = "mean",
-                  threshold: float = 1.0, coverage: float = 0.8, groups: list | None = None,
-                  removed: frozenset = frozenset()) -> list[Selection]:
+def select_groups(deps: Dependencies, report: ComplexityReport, mode: str, config: PruneConfig,
+                  groups: list | None = None, removed: frozenset = frozenset()) -> list[Selection]:
     """Rank ``groups`` (default: the prunable ones) by their share in ``mode`` and mark those
-    the rule selects; ``report``/``removed`` give the current state when already pruned."""
+    ``config.rule`` selects (with its ``threshold`` or ``coverage``); ``report``/``removed`` give
+    the current state when already pruned."""
     mode = check_mode(mode)
-    check_rule(rule)
+    rule, threshold, coverage = config.rule, config.threshold, config.coverage
     groups = [g for g in deps.groups if g.prunable] if groups is None else groups
     shares = np.array([group_share(deps, report, g, mode, removed) for g in groups])
     order = np.argsort(-shares, kind="stable")

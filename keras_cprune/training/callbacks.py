@@ -1,5 +1,5 @@
 """Keras callbacks: `ComplexityLogger` (model complexity in History/TensorBoard),
-`FilterPruningStep` (gradual structured pruning, see `keras_cprune.training`) and
+`FilterPruningStep` (gradual structured pruning, see `keras_cprune.training.workflow`) and
 `ExportOnTrainEnd` (TFLite Micro export of the last or, with ``save_best_only``, the best model).
 
 All are Keras 3 callbacks that tf_keras' ``fit`` accepts as well.
@@ -129,7 +129,7 @@ class FilterPruningStep(_Callback):
     with ``PruneContext.choose(mode, schedule.ratio_at(step), config)`` on the current weights and
     zeroed; after every batch they are zeroed again. When ``fit`` starts, channels already zeroed
     (by an earlier ``fit``, in a reloaded model) stay so. ``plan`` is the `PruningPlan` of the last
-    re-planning. Made by `prune_during_training`; `keras_cprune.training.save_checkpoint` and
+    re-planning. Made by `prune_during_training`; `keras_cprune.training.workflow.save_checkpoint` and
     `load_checkpoint` keep ``step`` across a reload.
 
     Args:
@@ -174,11 +174,10 @@ class FilterPruningStep(_Callback):
 
     @classmethod
     def from_config(cls, config: dict) -> "FilterPruningStep":
-        """The callback `get_config` describes; the flat options of earlier versions are read too."""
+        """The callback `get_config` describes."""
         config = dict(config)
-        nested = config.pop("config", None)
         return cls(schedule=deserialize_schedule(config.pop("schedule")),
-                   config=PruneConfig.from_config(nested) if nested is not None else None, **config)
+                   config=PruneConfig.from_config(config.pop("config")), **config)
 
     @property
     def plan(self):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_cprune.errors import ModelError
+from keras_cprune.errors import ModelError, PruningError
 
 
 def _check_model(name: str, model) -> None:
@@ -59,7 +59,7 @@ class Distiller(keras.Model):
     Raises:
         ModelError: a model is not a Keras 3 model, has several outputs, or the two differ in
             their number of classes.
-        ValueError: ``alpha`` outside [0, 1] or ``temperature`` <= 0.
+        PruningError: ``alpha`` outside [0, 1] or ``temperature`` <= 0.
 
     Example:
 
@@ -77,10 +77,11 @@ class Distiller(keras.Model):
         _check_model("student", student)
         _check_model("teacher", teacher)
         if not 0.0 <= float(alpha) <= 1.0:
-            raise ValueError(f"Distiller expected `alpha` (the weight of the student loss) in [0, 1]. "
-                             f"Received: alpha={alpha!r}.")
+            raise PruningError(f"Distiller expected `alpha` (the weight of the student loss) in [0, 1]. "
+                               f"Received: alpha={alpha!r}.")
         if not float(temperature) > 0.0:
-            raise ValueError(f"Distiller expected `temperature` > 0. Received: temperature={temperature!r}.")
+            raise PruningError(f"Distiller expected `temperature` > 0 (e.g. 4.0). "
+                               f"Received: temperature={temperature!r}.")
         classes = (student.outputs[0].shape[-1], teacher.outputs[0].shape[-1])
         if classes[0] != classes[1]:
             raise ModelError(f"Distiller expected the student and the teacher to output the same number of "

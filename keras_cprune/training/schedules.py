@@ -15,7 +15,26 @@ _SCHEDULES: dict[str, type] = {}
 
 class PruningSchedule(abc.ABC):
     """When to re-plan (``prunes_at(step)``) and the fraction of each selected group's filters
-    to remove then (``ratio_at(step)``). Subclasses are frozen dataclasses, registered by name."""
+    to remove then (``ratio_at(step)``). Subclasses are frozen dataclasses, registered by name
+    (so `serialize_schedule` and checkpoints can name them).
+
+    Args:
+        *args, **kwargs: a subclass's own fields.
+
+    Example:
+
+    ```python
+    @dataclasses.dataclass(frozen=True)
+    class Steps(keras_cprune.PruningSchedule):  # 0.2 after step 100, 0.5 after step 500
+        def prunes_at(self, step):
+            return step in (100, 500)
+
+        def ratio_at(self, step):
+            return 0.5 if step >= 500 else 0.2 if step >= 100 else 0.0
+
+    masked, step = keras_cprune.prune_during_training(model, "FA", schedule=Steps())
+    ```
+    """
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

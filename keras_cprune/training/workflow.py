@@ -3,7 +3,7 @@
 
 A model prepared by `prune_during_training` keeps its architecture. Its removed channel units are
 held at exactly zero in every weight slot they own (producer filters and biases, BatchNorm
-parameters and statistics, consumers' input rows: the slots of `rebuild.sliced_weights`), so it
+parameters and statistics, consumers' input rows: the slots of `pruning.rebuild.sliced_weights`), so it
 computes what the physically smaller model built by `strip` computes.
 
 Persistence: the removed channels are the zeroed weights themselves, so they survive any
@@ -22,7 +22,7 @@ from keras_cprune.config import PruneConfig
 from keras_cprune.errors import ModelFileError, PruningError
 from keras_cprune.graph.reader import keras_module_of
 from keras_cprune.pruning.context import PruneContext
-from keras_cprune.pruning.rebuild import rebuild
+from keras_cprune.graph.clone import copy
 from keras_cprune.training.schedules import PruningSchedule
 
 STATE_FORMAT = "keras-cprune pruning state"
@@ -62,7 +62,7 @@ def prune_during_training(model, mode: str = "PA", *, schedule: PruningSchedule,
     callback = FilterPruningStep(mode, schedule, config=config, unit=unit, **options)
     context = PruneContext.of(model)
     context.choose(mode, 0.0, callback.config)  # fail now, not at the first pruning step (e.g. an importance callable)
-    return rebuild(model, context.deps, set(), weights="slice"), callback
+    return copy(model, context.graph), callback
 
 
 def state_path(filepath) -> str:
@@ -93,7 +93,7 @@ def read_state(filepath) -> dict:
             raise ValueError(f"keras is {state.get('keras')!r}, expected one of {KERAS_MODULES}")
     except (OSError, ValueError) as exc:
         raise ModelFileError(f"Cannot read the pruning state of {os.fspath(filepath)!r} at {path!r} ({exc}). "
-                             "Expected the JSON written by keras_cprune.training.save_checkpoint().") from exc
+                             "Expected the JSON written by keras_cprune.training.workflow.save_checkpoint().") from exc
     return state
 
 
@@ -103,10 +103,10 @@ def load_checkpoint(filepath, *, importance=None, **load_kwargs):
     ``load_model`` of the Keras that saved the model."""
     state = read_state(filepath)
     config = state["callback"]
-    options = config.get("config", config)  # earlier versions saved the options flat
+    options = config["config"]
     if importance is not None:
         options["importance"] = importance
-    elif options.get("importance", "l1") is None:
+    elif options["importance"] is None:
         raise PruningError(f"The checkpoint {os.fspath(filepath)!r} was pruned with a callable importance, "
                            "which is not saved. Pass it again: load_checkpoint(path, importance=fn).")
     model = importlib.import_module(state["keras"]).models.load_model(filepath, **load_kwargs)

@@ -1,4 +1,4 @@
-"""Records of `tuner.BoardFitTuner` trials: `TrialPoint`, `ExportedTrial`, the per-trial JSON
+"""Records of `board_fit.BoardFitTuner` trials: `TrialPoint`, `ExportedTrial`, the per-trial JSON
 record (`RECORD`, read and written through ``tf.io.gfile``, so remote KerasTuner directories work)
 and the plot of objective vs predicted resources.
 """
@@ -51,7 +51,7 @@ class ExportedTrial:
 
     def __repr__(self) -> str:
         return (f"ExportedTrial(trial_id={self.trial_id!r}, score={self.score:.4f}, fits={self.fits}, "
-                f"arena_bytes={self.report.arena_bytes:,}, flash_bytes={self.report.flash_bytes:,})")
+                f"arena_bytes={self.report.arena.bytes:,}, flash_bytes={self.report.flash_bytes:,})")
 
 
 def write_json(path: str, data: dict) -> None:

@@ -20,7 +20,7 @@ def test_masked_equivalence_tf_keras(arch):
     pruned = apply_plan(model, plan)
     x = np.random.default_rng(0).normal(size=(2,) + tuple(model.inputs[0].shape[1:])).astype("float32")
     np.testing.assert_allclose(pruned.predict(x, verbose=0), masked.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
-    assert pruned.count_params() == plan.after["params"] < plan.before["params"]
+    assert pruned.count_params() == plan.after.params < plan.before.params
     assert isinstance(pruned, keras.Model) and type(pruned).__module__.startswith("tf_keras")
 
 

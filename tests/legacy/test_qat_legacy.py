@@ -56,7 +56,7 @@ def test_gradual_pruning_qat_int8_on_tflm(tmp_path):
     assert history.history["params"] == [analyze(masked).params] * 2 and step.plan.ratio == 0.5
     pruned = strip(masked)
     widths = [pruned.get_layer(name).filters for name in ("conv0", "conv1")]
-    assert widths == [4, 8] and pruned.count_params() == step.plan.after["params"]
+    assert widths == [4, 8] and pruned.count_params() == step.plan.after.params
     np.testing.assert_allclose(pruned.predict(x, verbose=0), masked.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
 
     qat = quantize_aware(pruned)
@@ -64,7 +64,7 @@ def test_gradual_pruning_qat_int8_on_tflm(tmp_path):
     qat.fit(x, y, batch_size=16, epochs=1, verbose=0)
     tflite = tflm_export.convert(qat, x[:16])
     report = tflm_export.verify(tflite, test_inputs=x[:8], keras_model=qat, latency_runs=1)
-    assert report.arena_bytes > 0 and report.tflite_max_abs_diff <= 1 and report.samples == 8
+    assert report.arena.bytes > 0 and report.tflite_max_abs_diff <= 1 and report.samples == 8
     details = tf.lite.Interpreter(model_content=tflite).get_input_details()[0]
     scale, zero = details["quantization"]
     assert details["dtype"] == np.int8

@@ -15,14 +15,14 @@ aligned); a 32-bit MCU build has smaller structs. ``PlannedTensor``/``greedy_off
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
+from tflm_export.arena import ArenaFigure
 from tflm_export.micro.flatbuffer import graph_from_tflite
-from tflm_export.micro.op_graph import MicroGraph, MicroOp, MicroTensor
+from tflm_export.micro.op_graph import MicroGraph, MicroOp, MicroTensor  # noqa: F401 (annotations)
 
-__all__ = ["align", "PlannedTensor", "greedy_offsets", "greedy_arena_bytes", "MicroTensor", "MicroOp",
-           "MicroGraph", "planned_tensors", "ArenaPrediction", "predict_arena",
-           "graph_from_tflite", "predict_arena_from_tflite"]
+__all__ = ["align", "PlannedTensor", "greedy_offsets", "greedy_arena_bytes", "planned_tensors", "AllocatorReplay",
+           "replay_allocations", "alive_at", "predict_arena", "predict_arena_from_tflite"]
 
 BUFFER_ALIGNMENT = 16  # MicroArenaBufferAlignment(), bytes; also the step TFLM arenas are measured in
 
@@ -30,7 +30,7 @@ BUFFER_ALIGNMENT = 16  # MicroArenaBufferAlignment(), bytes; also the step TFLM 
 def align(nbytes: int, alignment: int = BUFFER_ALIGNMENT) -> int:
     """Round up to a multiple of ``alignment``: by default TFLM's 16-byte buffer alignment.
 
-    A predicted arena compares with a measured one (`runtime.find_min_arena`) as ``align(bytes)``.
+    A predicted arena compares with a measured one (`runtime.runner.find_min_arena`) as ``align(bytes)``.
 
     Args:
         nbytes: a size in bytes.
@@ -281,26 +281,25 @@ def _simulate(graph: MicroGraph, arena: int, head: int, buffers: int):
 
 
 @dataclass(frozen=True)
-class ArenaPrediction:
-    """Predicted minimal ``arena_size`` (bytes): ``planner_bytes`` of head (GreedyMemoryPlanner)
-    plus ``persistent_bytes`` of tail (with alignment padding). ``peak_op``: op index where the
-    head reaches its top (most live bytes among those); ``binding``: phase that sets the minimum
-    (``io_tensors``: final layout; ``planning``/``prepare``: transient temp use); ``per_op``:
-    (op, live bytes, head top); ``unknown_ops``: op types modeled without OpData (may be low)."""
-    total_bytes: int
-    planner_bytes: int
-    persistent_bytes: int
+class AllocatorReplay:
+    """TFLM's allocator replayed on a graph at its smallest working arena: ``bytes`` =
+    ``head_bytes`` (GreedyMemoryPlanner) + ``tail_bytes`` (persistent, with alignment padding).
+    ``peak_op``: op index where the head reaches its top (most live bytes among those);
+    ``binding``: the phase that sets the minimum (``io_tensors``: final layout; ``planning``/
+    ``prepare``: transient temp use); ``per_op``: (op, live bytes, head top); ``unknown_ops``: op
+    types modeled without OpData (may be low). `predict_arena` gives the `ArenaFigure` of it."""
+    bytes: int
+    head_bytes: int
+    tail_bytes: int
     peak_op: int
     binding: str
     per_op: tuple = field(default=(), repr=False)
     unknown_ops: tuple = ()
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
-
-def predict_arena(graph: MicroGraph) -> ArenaPrediction:
-    """Smallest ``arena_size`` (bytes) with which the TFLM Python runtime allocates ``graph``."""
+def replay_allocations(graph: MicroGraph) -> AllocatorReplay:
+    """TFLM's allocations replayed on ``graph`` at the smallest ``arena_size`` with which the TFLM
+    Python runtime allocates it (bisected on the replay)."""
     planned = planned_tensors(graph)
     ends = [o + align(t.size_bytes) for o, t in zip(greedy_offsets(planned), planned)]
     head = max(ends, default=0)
@@ -317,12 +316,60 @@ def predict_arena(graph: MicroGraph) -> ArenaPrediction:
         per_op.append((op.op, sum(align(planned[k].size_bytes) for k in alive),
                        max((ends[k] for k in alive), default=0)))
     peak = max(range(len(per_op)), key=lambda i: (per_op[i][2], per_op[i][1]), default=-1)
-    return ArenaPrediction(
+    return AllocatorReplay(
         high, head, high - _simulate(graph, high, head, len(planned))[1], peak,
         _simulate(graph, high - 1, head, len(planned))[0], tuple(per_op),
         tuple(sorted({op.op for op in graph.ops if op.op not in _KERNELS})))
 
 
-def predict_arena_from_tflite(tflite_bytes: bytes) -> ArenaPrediction:
-    """Predicted minimal TFLM ``arena_size`` (bytes) of an int8 ``.tflite`` model's bytes."""
+def alive_at(graph: MicroGraph, op: int) -> tuple:
+    """Indices of the non-constant tensors of ``graph`` alive while op ``op`` runs (inputs from the
+    start, outputs to the end)."""
+    time = op + 1
+    uses = {}
+    for i, o in enumerate(graph.ops, start=1):
+        for t in tuple(o.inputs) + tuple(o.outputs):
+            uses.setdefault(t, []).append(i)
+    alive = []
+    for t, spec in enumerate(graph.tensors):
+        if spec.constant:
+            continue
+        first = 0 if t in graph.inputs else min(uses.get(t, [-1]))
+        last = len(graph.ops) if t in graph.outputs else max(uses.get(t, [-1]))
+        if first <= time <= last:
+            alive.append(t)
+    return tuple(alive)
+
+
+def predict_arena(graph: MicroGraph) -> ArenaFigure:
+    """Predicted minimal ``arena_size`` of ``graph`` on the TFLM Python runtime: a ``"predicted"``
+    `ArenaFigure` whose peak is the operator type at the head's top."""
+    replay = replay_allocations(graph)
+    peak = graph.ops[replay.peak_op].op if replay.peak_op >= 0 else ""
+    return ArenaFigure(replay.bytes, "predicted", replay.head_bytes, replay.tail_bytes, replay.peak_op, peak,
+                       alive_at(graph, replay.peak_op) if replay.peak_op >= 0 else (),
+                       not replay.unknown_ops, replay.unknown_ops)
+
+
+def predict_arena_from_tflite(tflite_bytes: bytes) -> ArenaFigure:
+    """Predicted minimal TFLM ``arena_size`` of an int8 ``.tflite`` model, without running TFLM.
+
+    Args:
+        tflite_bytes: a ``.tflite`` flatbuffer, e.g. from `convert`.
+
+    Returns:
+        A ``"predicted"`` `ArenaFigure` (see `predict_arena`); ``align(figure.bytes)`` equals what
+        `find_min_arena` measures on the PyPI runtime.
+
+    Raises:
+        ModelFileError: the bytes are not a TFLite flatbuffer.
+        ModelError: the model has several subgraphs.
+
+    Example:
+
+    ```python
+    figure = tflm_export.predict_arena_from_tflite(tflm_export.convert(model, x_train[:100]))
+    print(f"{figure.bytes:,} B, head {figure.head_bytes:,} B, peak at op {figure.peak_op} ({figure.peak})")
+    ```
+    """
     return predict_arena(graph_from_tflite(tflite_bytes))

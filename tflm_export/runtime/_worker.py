@@ -1,4 +1,4 @@
-"""The TFLite Micro runtime's process, started by `tflm_export.runtime` as
+"""The TFLite Micro runtime's process, started by `tflm_export.runtime.runner` as
 
     python -I _worker.py REQUEST.json
 
@@ -157,7 +157,7 @@ def main(request: dict) -> int:
         except _Limit:
             _emit(kind="failed", reason="limit")
             return 0
-        _emit(kind="found", arena=arena, recorded_total=total)
+        _emit(kind="found", arena=arena)
     if request["run"] is not None:
         _emit(kind="run", **_run(model, arena, request["run"], timeout_s))
     return 0

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
+from tflm_export.arena import ArenaFigure
 from tflm_export.budget import UNITS, Budget
 from tflm_export.firmware.compile import CompileResult
 
@@ -12,7 +13,7 @@ from tflm_export.firmware.compile import CompileResult
 class TFLMReport:
     """What the PyPI ``tflite-micro`` runtime (x86-64 host build) measured on one int8 flatbuffer.
 
-    TFLM plans the input and output tensors inside the arena, so ``arena_bytes`` is all the RAM the
+    TFLM plans the input and output tensors inside the arena, so ``arena.bytes`` is all the RAM the
     model needs besides the interpreter object, op resolver and stack (not counted); ``ram`` of a
     budget is compared with it. On ``tflite_max_abs_diff``: convolutions, pooling, ADD, MUL,
     MEAN... match tf.lite.Interpreter exactly; FULLY_CONNECTED does not, and there is no fixed
@@ -27,8 +28,8 @@ class TFLMReport:
 
     Attributes:
         flatbuffer_bytes: size of the ``.tflite`` flatbuffer.
-        arena_bytes: the smallest ``arena_size`` (16-byte steps) that allocates and invokes.
-        arena_probes: arena sizes the search tried, each in its own runtime process.
+        arena: the measured `ArenaFigure`: the smallest ``arena_size`` (16-byte steps) that allocates
+            and invokes, and the ``(size, fits)`` probes the search tried, each in its own runtime process.
         arena_breakdown: the runtime's ``print_allocations()`` in bytes (head: planned activations
             and scratch buffers; tail: persistent data by kind).
         ops: builtin op name -> count.
@@ -49,7 +50,6 @@ class TFLMReport:
         compile: the `CompileResult` of the Arm compile check, or None.
         budget: the `Budget` checked (``resources``, ``fits``), or None.
         board: the board the budget is of, or None.
-        tried: ``(arena bytes, fits)`` per arena search probe.
 
     Example:
 
@@ -60,8 +60,7 @@ class TFLMReport:
     """
 
     flatbuffer_bytes: int
-    arena_bytes: int
-    arena_probes: int
+    arena: ArenaFigure
     arena_breakdown: dict
     ops: dict
     macs: int
@@ -79,14 +78,13 @@ class TFLMReport:
     compile: CompileResult | None = None
     budget: Budget | None = None
     board: str | None = None
-    tried: tuple = field(default=(), repr=False)
 
     @property
     def resources(self) -> dict:
         """``{"ram"|"flash"|"macs": Fit}`` for each limit of ``budget``."""
         if self.budget is None:
             return {}
-        return self.budget.check(ram=self.arena_bytes, flash=self.flash_bytes, macs=self.macs)
+        return self.budget.check(ram=self.arena.bytes, flash=self.flash_bytes, macs=self.macs)
 
     @property
     def fits(self) -> bool:
@@ -96,7 +94,7 @@ class TFLMReport:
     def to_dict(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data.update(inputs=[t.to_dict() for t in self.inputs], outputs=[t.to_dict() for t in self.outputs],
-                    tried=[list(t) for t in self.tried],
+                    arena=self.arena.to_dict(),
                     compile=self.compile and self.compile.to_dict(), budget=self.budget and self.budget.get_config(),
                     resources={name: fit.to_dict() for name, fit in self.resources.items()}, fits=self.fits)
         return data
@@ -107,14 +105,15 @@ class TFLMReport:
     def __repr__(self) -> str:
         fit = "" if self.budget is None else f", fits={self.fits}"
         latency = "" if self.latency_ms is None else f", latency_ms={self.latency_ms:.3f}"
-        return (f"TFLMReport(arena_bytes={self.arena_bytes:,}, flash_bytes={self.flash_bytes:,}, "
+        return (f"TFLMReport(arena={self.arena.bytes:,} B, flash_bytes={self.flash_bytes:,}, "
                 f"ops={sum(self.ops.values())}, macs={self.macs:,}{latency}{fit})")
 
     def summary(self, print_fn=print) -> str:
         """The report as text; printed with ``print_fn`` unless it is None."""
         lines = [f"TFLM report: flatbuffer {self.flatbuffer_bytes:,} B, {self.macs:,} MACs",
-                 f"  tensor arena {self.arena_bytes:,} B (head {self.arena_breakdown.get('head', 0):,} B activations "
-                 f"and scratch, tail {self.arena_breakdown.get('tail', 0):,} B persistent; {self.arena_probes} probes)",
+                 f"  tensor arena {self.arena.bytes:,} B measured (head {self.arena_breakdown.get('head', 0):,} B "
+                 f"activations and scratch, tail {self.arena_breakdown.get('tail', 0):,} B persistent; "
+                 f"{len(self.arena.probes)} probes)",
                  "  ops: " + ", ".join(f"{op} x{n}" for op, n in self.ops.items())]
         for kind, tensors in (("input", self.inputs), ("output", self.outputs)):
             lines += [f"  {kind} {list(t.shape)} {t.dtype}" + ("" if t.scale is None else

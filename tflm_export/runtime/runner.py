@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tflm_export.errors import ModelError, TFLMRuntimeError
+from tflm_export.arena import ArenaFigure
+from tflm_export.errors import MeasurementError, ModelError, TFLMRuntimeError
 from tflm_export.micro.planner import predict_arena_from_tflite
 
 from tflm_export.micro.flatbuffer import read_model
@@ -31,34 +32,6 @@ SAMPLE_TIMEOUT_S = 0.5  # a ResNet-8 invoke takes ~30 ms on a host core: room fo
 _WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_worker.py")
 _ALLOCATION = re.compile(r"'([^']+)' used (\d+) bytes with alignment overhead \(requested (\d+) bytes for (\d+)")
 _SECTION = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
-
-
-@dataclass(frozen=True)
-class ArenaSearch:
-    """The outcome of `find_min_arena`: the smallest working arena and how it was found.
-
-    Attributes:
-        arena: the smallest ``arena_size`` (bytes, a multiple of the step) with which TFLM
-            allocates and invokes the model.
-        probes: arena sizes tried, each by its own (forked) process.
-        tried: ``(size in bytes, fits)`` per probe, in order.
-        recorded_total: the bytes the runtime recorded as used with a generous arena.
-        predicted: the arena `predict_arena_from_tflite` gives (bytes; None if it cannot read the
-            model). The search starts at the larger of the two.
-
-    Example:
-
-    ```python
-    search = tflm_export.find_min_arena(tflite)
-    print(f"{search.arena:,} B in {search.probes} probes")
-    ```
-    """
-
-    arena: int
-    probes: int
-    tried: tuple
-    recorded_total: int
-    predicted: int | None = None
 
 
 @dataclass(frozen=True)
@@ -157,13 +130,14 @@ def _predict(tflite_bytes: bytes) -> int | None:
     """`predict_arena_from_tflite`'s arena (bytes), where the search starts; None for a model it
     cannot read (several subgraphs): then the runtime's recorded total is the start."""
     try:
-        return predict_arena_from_tflite(tflite_bytes).total_bytes
+        return predict_arena_from_tflite(tflite_bytes).bytes
     except ModelError:
         return None
 
 
-def _search_result(tflite_bytes: bytes, lines: list, first: int, max_probes: int,
-                   predicted: int | None) -> ArenaSearch | None:
+def _search_result(tflite_bytes: bytes, lines: list, first: int, max_probes: int) -> ArenaFigure | None:
+    """The measured `ArenaFigure` of the worker's search; head and tail as the runtime recorded them
+    with the generous first arena."""
     attempts = [line for line in lines if line["kind"] == "attempt"]
     for line in lines:
         if line["kind"] == "failed" and line["reason"] == "generous":
@@ -174,8 +148,9 @@ def _search_result(tflite_bytes: bytes, lines: list, first: int, max_probes: int
             raise TFLMRuntimeError(f"The arena search did not converge within max_probes={max_probes} attempts; "
                                    f"tried (bytes, fits): {tried}. Pass a larger max_probes.")
         if line["kind"] == "found":
-            return ArenaSearch(line["arena"], len(attempts), tuple((a["arena"], a["ok"]) for a in attempts),
-                               line["recorded_total"], predicted)
+            recorded = parse_allocations(attempts[0]["log"])
+            return ArenaFigure(line["arena"], "measured", recorded.get("head", 0), recorded.get("tail", 0),
+                               probes=tuple((a["arena"], a["ok"]) for a in attempts))
     return None
 
 
@@ -190,9 +165,10 @@ def _run_result(tflite_bytes: bytes, lines: list, run: dict) -> RunResult:
 
 def _measure(tflite_bytes: bytes, *, arena=None, guess=None, step=16, max_probes=MAX_PROBES, inputs=None,
              latency_runs=0, timeout_s=TIMEOUT_S) -> tuple:
-    """``(ArenaSearch or None, RunResult or None)``: search unless ``arena`` is given, run if ``inputs``."""
+    """``(measured ArenaFigure or None, RunResult or None)``: search unless ``arena`` is given, run if ``inputs``."""
     if not isinstance(step, int) or step < 1:
-        raise ValueError(f"step must be a positive number of bytes. Received: step={step!r}.")
+        raise MeasurementError(f"Expected `step` to be a positive integer number of bytes (e.g. 16). "
+                               f"Received: step={step!r}.")
     n_inputs = len(read_model(tflite_bytes).inputs)
     first = -(-max(GENEROUS_ARENA, 4 * (guess or 0)) // step) * step
     predicted = None if arena is not None else _predict(tflite_bytes)
@@ -200,12 +176,12 @@ def _measure(tflite_bytes: bytes, *, arena=None, guess=None, step=16, max_probes
         run = _request(tflite_bytes, tmp, inputs, latency_runs)
         lines = _work(tflite_bytes, tmp, {"n_inputs": n_inputs, "step": step, "first": first, "predicted": predicted,
                                           "max_probes": max_probes, "arena": arena, "run": run}, timeout_s)
-        search = None if arena is not None else _search_result(tflite_bytes, lines, first, max_probes, predicted)
+        search = None if arena is not None else _search_result(tflite_bytes, lines, first, max_probes)
         return search, None if run is None else _run_result(tflite_bytes, lines, run)
 
 
 def find_min_arena(tflite_bytes: bytes, guess: int | None = None, step: int = 16,
-                   max_probes: int = MAX_PROBES) -> ArenaSearch:
+                   max_probes: int = MAX_PROBES) -> ArenaFigure:
     """Smallest ``arena_size`` (a multiple of ``step`` bytes) with which TFLM allocates and
     invokes the model, each try in its own process.
 
@@ -221,10 +197,11 @@ def find_min_arena(tflite_bytes: bytes, guess: int | None = None, step: int = 16
         max_probes: most arena sizes tried. Default 12.
 
     Returns:
-        An `ArenaSearch`; its ``arena`` is the minimal ``arena_size`` in bytes.
+        A ``"measured"`` `ArenaFigure`: ``bytes`` is the minimal ``arena_size``, ``probes`` the sizes
+        tried, head and tail as the runtime recorded them with the generous arena.
 
     Raises:
-        ValueError: ``step`` is not a positive integer.
+        MeasurementError: ``step`` is not a positive integer.
         ModelFileError: ``tflite_bytes`` is not a TFLite flatbuffer.
         TFLMRuntimeError: even the generous arena fails, or the search needs over ``max_probes``.
 
@@ -232,7 +209,7 @@ def find_min_arena(tflite_bytes: bytes, guess: int | None = None, step: int = 16
 
     ```python
     search = tflm_export.find_min_arena(tflm_export.convert(model, x_train[:100]))
-    print(search.arena, search.tried)
+    print(search.bytes, search.probes)
     ```
     """
     return _measure(tflite_bytes, guess=guess, step=step, max_probes=max_probes)[0]
@@ -268,7 +245,7 @@ def measure(tflite_bytes: bytes, inputs, latency_runs: int = 20, step: int = 16,
         max_probes: most arena sizes tried. Default 12.
 
     Returns:
-        ``(ArenaSearch, RunResult)``.
+        ``(measured ArenaFigure, RunResult)``.
 
     Raises:
         TFLMRuntimeError: the runtime fails, or the search does not converge.

@@ -101,7 +101,7 @@ def verify(tflite_bytes: bytes, *, test_inputs=None, expected=None, labels=None,
            board=None, latency_runs: int = 20) -> TFLMReport:
     """Run ``tflite_bytes`` on the TFLite Micro runtime (in a subprocess) and report what it needs.
 
-    Finds the minimal tensor arena (16-byte steps, see `runtime.find_min_arena`), reads the
+    Finds the minimal tensor arena (16-byte steps, see `runtime.runner.find_min_arena`), reads the
     runtime's arena breakdown and the ops, times ``latency_runs`` invokes (median). With
     ``test_inputs``, TFLM's outputs are compared with ``tf.lite.Interpreter`` (bit-exact, or the
     max difference in quantization steps: FULLY_CONNECTED rounds differently, 1 step per layer
@@ -135,7 +135,7 @@ def verify(tflite_bytes: bytes, *, test_inputs=None, expected=None, labels=None,
     tflite = tflm_export.convert(model, x_train[:100])
     report = tflm_export.verify(tflite, test_inputs=x_test[:500], labels=y_test[:500],
                                 keras_model=model, board="nano33ble")
-    print(report.arena_bytes, report.int8_accuracy, report.keras_top1_agreement)
+    print(report.arena.bytes, report.int8_accuracy, report.keras_top1_agreement)
     ```
     """
     info = read_model(tflite_bytes)
@@ -152,9 +152,8 @@ def verify(tflite_bytes: bytes, *, test_inputs=None, expected=None, labels=None,
         fields["tflite_mismatches"] = sum(int((r != o).sum()) for r, o in zip(reference, run.outputs))
         fields.update(_agreement(run.outputs, x, expected, labels, keras_model), samples=len(x))
     return TFLMReport(
-        flatbuffer_bytes=len(tflite_bytes), arena_bytes=search.arena, arena_probes=search.probes,
-        arena_breakdown=run.allocations, ops=info.op_counts, macs=info.macs,
+        flatbuffer_bytes=len(tflite_bytes), arena=search, arena_breakdown=run.allocations, ops=info.op_counts, macs=info.macs,
         inputs=info.inputs, outputs=info.outputs,
         flash_bytes=len(tflite_bytes), latency_runs=latency_runs,
         latency_ms=float(np.median(run.latencies_s) * 1e3) if latency_runs else None,
-        budget=budget, board=board, tried=search.tried, **fields)
+        budget=budget, board=board, **fields)

@@ -116,7 +116,7 @@ def test_nearest_upsampling_is_approximate_and_named():
 def test_unconvertible_models_fall_back_to_keras_order_and_say_so(monkeypatch):
     import sys
 
-    from keras_cprune import schedule
+    from keras_cprune.deploy import converter_order as schedule
     from keras_cprune.errors import ConversionError
 
     module = sys.modules["tflm_export.convert"]

@@ -3,37 +3,44 @@
 Public API: `analyze`; `prune` and `prune_to_budget` (a model), `plan_pruning` and `plan_to_budget`
 (a `PruningPlan`), `apply_plan`; `estimate_arena`, `tradeoff`; `prune_during_training`, `strip`,
 `quantize_aware`, `callbacks`; `PruneConfig`, `SearchConfig`, `Budget`, the result types and `errors`;
-`BoardFitTuner` is imported on first use (KerasTuner is slow to import).
+`BoardFitTuner`. Each name is imported from its module when first used (PEP 562), so that
+``import keras_cprune`` costs no TensorFlow start-up and the command line can quiet it first.
 """
-from keras_cprune import errors
-from keras_cprune.training import callbacks
-from keras_cprune.deploy.arena import estimate_arena
-from keras_cprune.analysis.complexity import ComplexityReport, LayerComplexity, analyze
-from keras_cprune.training.distill import Distiller
-from keras_cprune.graph.layers import OpSpec, register_layer, unregister_layer
-from keras_cprune.pruning.plan import PlanTotals, PruningPlan
-from keras_cprune.config import PruneConfig, SearchConfig
-from keras_cprune.api import apply_plan, plan_pruning, plan_to_budget, prune, prune_to_budget
-from keras_cprune.training.qat import quantize_aware
-from keras_cprune.tradeoff import Tradeoff, tradeoff
-from keras_cprune.training.masks import strip
-from keras_cprune.training.schedules import ConstantRatio, PolynomialDecay, PruningSchedule
-from keras_cprune.training.workflow import prune_during_training
-from tflm_export.arena import ArenaFigure  # one arena figure, predicted or measured, in both packages
-from tflm_export.budget import Budget  # one Budget for prune_to_budget and the exporter
+import importlib
 
-__all__ = ["analyze", "prune", "prune_to_budget", "plan_pruning", "plan_to_budget", "apply_plan", "estimate_arena",
-           "tradeoff", "prune_during_training", "strip", "quantize_aware", "callbacks", "ArenaFigure", "Budget",
-           "SearchConfig", "PlanTotals", "ComplexityReport", "ConstantRatio",
-           "Distiller", "LayerComplexity", "PolynomialDecay", "PruneConfig", "PruningPlan", "Tradeoff", "errors",
-           "OpSpec", "register_layer", "unregister_layer", "PruningSchedule", "BoardFitTuner"]
+_MODULES = {"errors": "keras_cprune.errors", "callbacks": "keras_cprune.training.callbacks"}
+_EXPORTS = {  # public name -> the module defining it, in pipeline order
+    "PruneConfig": "keras_cprune.config", "SearchConfig": "keras_cprune.config",
+    "OpSpec": "keras_cprune.graph.layers", "register_layer": "keras_cprune.graph.layers",
+    "unregister_layer": "keras_cprune.graph.layers",
+    "analyze": "keras_cprune.analysis.complexity", "ComplexityReport": "keras_cprune.analysis.complexity",
+    "LayerComplexity": "keras_cprune.analysis.complexity",
+    "estimate_arena": "keras_cprune.deploy.arena", "ArenaFigure": "tflm_export.arena", "Budget": "tflm_export.budget",
+    "PruningPlan": "keras_cprune.pruning.plan", "PlanTotals": "keras_cprune.pruning.plan",
+    "prune": "keras_cprune.api", "plan_pruning": "keras_cprune.api", "prune_to_budget": "keras_cprune.api",
+    "plan_to_budget": "keras_cprune.api", "apply_plan": "keras_cprune.api",
+    "tradeoff": "keras_cprune.tradeoff", "Tradeoff": "keras_cprune.tradeoff",
+    "prune_during_training": "keras_cprune.training.workflow",
+    "strip": "keras_cprune.training.masks", "ConstantRatio": "keras_cprune.training.schedules",
+    "PolynomialDecay": "keras_cprune.training.schedules", "PruningSchedule": "keras_cprune.training.schedules",
+    "Distiller": "keras_cprune.training.distill", "quantize_aware": "keras_cprune.training.qat",
+    "BoardFitTuner": "keras_cprune.tuner.board_fit",
+}
+__all__ = [*_MODULES, *_EXPORTS]
 __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    """``keras_cprune.BoardFitTuner``, imported with KerasTuner only when first asked for."""
-    if name == "BoardFitTuner":
-        from keras_cprune.tuner.board_fit import BoardFitTuner
+    """The public name ``name``, imported from its module on first use."""
+    if name in _MODULES:
+        value = importlib.import_module(_MODULES[name])
+    elif name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    else:
+        raise AttributeError(f"module 'keras_cprune' has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
-        return BoardFitTuner
-    raise AttributeError(f"module 'keras_cprune' has no attribute {name!r}")
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -286,11 +286,25 @@ def _tune(args) -> int:
     return 0
 
 
+def _quiet_startup() -> None:
+    """Import TensorFlow (with Keras) and the TFLite converter while their start-up log lines (CPU
+    features, oneDNN, CUDA drivers, the absl banner) go to /dev/null: the command prints only its own."""
+    from tflm_export.convert import quiet_tensorflow
+
+    with quiet_tensorflow():
+        import keras  # noqa: F401  (and TensorFlow, its backend)
+        import tensorflow as tf
+
+        tf.lite.TFLiteConverter  # noqa: B018  (loads the converter's own libraries)
+        tf.config.list_physical_devices()  # initialises the devices (CUDA's "failed call to cuInit")
+
+
 def main(argv=None) -> int:
     """Run one command. Exit status: 0 done; 1 done, but the result does not fit its budget
     (``export``, ``tune``); 2 a usage mistake (argparse's usage and message) or any project
     error (`CPruneError`), printed as the one line ``keras-cprune: error: ...``."""
     args = _parser().parse_args(argv)
+    _quiet_startup()
     try:
         status = {"analyze": _analyze, "prune": _prune, "tradeoff": _tradeoff, "export": _export,
                   "tune": _tune}[args.command](args)

@@ -62,6 +62,17 @@ def test_prune_to_a_ram_budget_measures_the_result_on_tflm(model_file, tmp_path)
     assert "--board or --ram" in error_line(refused)
 
 
+def test_the_command_line_prints_only_its_own_lines(model_file, tmp_path):
+    """TensorFlow's start-up lines (CPU features, oneDNN, CUDA, the absl banner) stay off the console,
+    with TensorFlow's own default log level (the other tests here run at level 3)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "-m", "keras_cprune.cli", "prune", model_file, "-o",
+                             str(tmp_path / "p.keras"), "--mode", "MA", "--ram", "14KB"],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0 and result.stderr == "", result.stderr[-3000:]
+    assert result.stdout.lstrip().startswith("budget search 100%"), result.stdout[:500]  # "\r" reads as "\n"
+
+
 def test_prune_prices_a_per_tensor_dense_export_when_asked(model_file, tmp_path):
     from keras_cprune import estimate_arena
 

@@ -170,7 +170,7 @@ def main(argv=None) -> int:
         print("See docs/CORTEXM.md. (The project works without it.)")
         return 0
     models = args.models or default_models(args.models_dir)
-    header = (f"{'model':<18} {'core':<14} {'kernels':<9} {'arena':>8} {'used':>8} {'head':>8} {'tail':>7} "
+    header = (f"{'model':<22} {'core':<14} {'kernels':<9} {'arena':>8} {'used':>8} {'head':>8} {'tail':>7} "
               f"{'host':>8} {'host-arena':>10} {'outputs':>8}")
     print(header)
     print("-" * len(header))
@@ -188,7 +188,7 @@ def main(argv=None) -> int:
             out_path = os.path.join(work, f"{name}.{core}-{kernels}.out")
             r = run_probe(core, elf, os.path.abspath(path), in_path, out_path)
             if "error" in r or "arena" not in r:
-                print(f"{name:<18} {core:<14} {kernels:<9} failed: {r.get('error')}")
+                print(f"{name:<22} {core:<14} {kernels:<9} failed: {r.get('error')}")
                 continue
             got = open(out_path, "rb").read() if os.path.isfile(out_path) else b""
             if got == host_out:
@@ -200,7 +200,7 @@ def main(argv=None) -> int:
                 match = "size!"
             head = r.get("recording_head", 0)  # the plan does not depend on the allocator
             tail = r["arena_used_bytes"] - head
-            print(f"{name:<18} {core:<14} {kernels:<9} {r['arena']:>8} {r['arena_used_bytes']:>8} "
+            print(f"{name:<22} {core:<14} {kernels:<9} {r['arena']:>8} {r['arena_used_bytes']:>8} "
                   f"{head:>8} {tail:>7} {host_arena:>8} {r['arena'] - host_arena:>+10} {match:>8}",
                   flush=True)
     shutil.rmtree(work, ignore_errors=True)

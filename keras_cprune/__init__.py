@@ -19,7 +19,7 @@ _EXPORTS = {  # public name -> the module defining it, in pipeline order
     "PruningPlan": "keras_cprune.pruning.plan", "PlanTotals": "keras_cprune.pruning.plan",
     "prune": "keras_cprune.api", "plan_pruning": "keras_cprune.api", "prune_to_budget": "keras_cprune.api",
     "plan_to_budget": "keras_cprune.api", "apply_plan": "keras_cprune.api",
-    "tradeoff": "keras_cprune.tradeoff", "Tradeoff": "keras_cprune.tradeoff",
+    "tradeoff": "keras_cprune.tradeoff_table", "Tradeoff": "keras_cprune.tradeoff_table",
     "prune_during_training": "keras_cprune.training.workflow",
     "strip": "keras_cprune.training.masks", "ConstantRatio": "keras_cprune.training.schedules",
     "PolynomialDecay": "keras_cprune.training.schedules", "PruningSchedule": "keras_cprune.training.schedules",

@@ -191,7 +191,7 @@ def _prune_budget(args):
 
 def _tradeoff(args) -> None:
     from keras_cprune.io import load_model
-    from keras_cprune.tradeoff import tradeoff
+    from keras_cprune.tradeoff_table import tradeoff
 
     try:
         ratios = tuple(float(r) for r in args.ratios.split(","))

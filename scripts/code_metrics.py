@@ -18,7 +18,7 @@ PACKAGES = ("keras_cprune", "tflm_export")
 # The pipeline, bottom up: a module may import modules of its own tier and of the tiers below it.
 TIERS = {
     "keras_cprune": (("errors",), ("config", "io", "plots", "datasets", "zoo"), ("graph",), ("analysis",),
-                     ("deploy",), ("pruning",), ("budget",), ("api", "tradeoff"), ("training",), ("tuner",), ("cli",)),
+                     ("deploy",), ("pruning",), ("budget",), ("api", "tradeoff_table"), ("training",), ("tuner",), ("cli",)),
     "tflm_export": (("errors",), ("budget", "arena"), ("micro",), ("convert", "boards"), ("firmware",), ("runtime",),
                     ("export",)),
 }

@@ -12,7 +12,7 @@ from keras_cprune.budget.search import search
 from keras_cprune.budget.usage import Usage, usage_estimator
 from keras_cprune.errors import BudgetError
 from keras_cprune.pruning.context import PruneContext
-from keras_cprune.tradeoff import tradeoff
+from keras_cprune.tradeoff_table import tradeoff
 from keras_cprune.zoo import vgg
 from tflm_export.micro.planner import align
 

@@ -59,3 +59,18 @@ def test_a_bad_arena_step_is_a_measurement_error():
     with pytest.raises(errors.MeasurementError, match=r"`step`.*Received: step=0\.") as error:
         tflm_export.find_min_arena(b"", step=0)  # checked before the bytes are read or a runtime starts
     assert isinstance(error.value, ValueError)
+
+
+def test_no_submodule_shadows_a_public_name():
+    """Importing a submodule binds its name on the package: none may be named like an export
+    (``keras_cprune.tradeoff`` must stay the function once the CLI imported its module)."""
+    import importlib
+    import pkgutil
+
+    for package in (keras_cprune, tflm_export):
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            if not info.name.endswith("_worker"):
+                importlib.import_module(info.name)
+        for name in package.__all__:
+            value = getattr(package, name)
+            assert not inspect.ismodule(value) or name in ("errors", "callbacks"), f"{package.__name__}.{name}"

@@ -18,6 +18,7 @@ setup(
         "matplotlib>=3.8",
         "keras-tuner==1.4.8",  # keras_cprune.tuner (BoardFitTuner)
     ],
-    extras_require={"dev": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100"]},
+    extras_require={"dev": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100",
+                            "jax>=0.4.30"]},  # tests/test_backends.py: the JAX backend
     entry_points={"console_scripts": ["keras-cprune=keras_cprune.cli:main"]},
 )

@@ -19,7 +19,8 @@ PACKAGES = ("keras_cprune", "tflm_export")
 TIERS = {
     "keras_cprune": (("errors",), ("config", "io", "plots", "datasets", "zoo"), ("graph",), ("analysis",),
                      ("deploy",), ("pruning",), ("budget",), ("api", "tradeoff_table"), ("training",), ("tuner",), ("cli",)),
-    "tflm_export": (("errors",), ("budget", "arena"), ("micro",), ("convert", "boards"), ("firmware",), ("runtime",),
+    "tflm_export": (("errors",), ("budget", "arena"), ("micro",), ("convert", "convert_subprocess", "boards"),
+                    ("firmware",), ("runtime",),
                     ("export",)),
 }
 

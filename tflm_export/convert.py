@@ -1,7 +1,9 @@
 """Full-integer int8 conversion of a Keras 3 or tf_keras model for TFLite Micro.
 
 Both go through ``TFLiteConverter.from_keras_model``: in TF 2.21, ``from_concrete_functions`` on a
-Keras 3 model keeps its variables as READ_VARIABLE ops and calibration fails.
+Keras 3 model keeps its variables as READ_VARIABLE ops and calibration fails. A Keras 3 model on
+another backend (JAX, PyTorch) is converted by this same function in a TensorFlow-backend child
+process (`tflm_export.convert_subprocess`).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import warnings
 
 import numpy as np
 
+from tflm_export.convert_subprocess import convert_in_tensorflow_process, needs_tensorflow_process
 from tflm_export.errors import ConversionError, ModelError
 
 from tflm_export.micro.flatbuffer import read_model
@@ -148,11 +151,13 @@ def _matches(received: tuple, expected: tuple | None) -> bool:
 
 
 def convert(model, representative_data, *, io_dtype: str = "int8", num_samples: int = NUM_SAMPLES,
-            per_channel_dense: bool = True) -> bytes:
+            per_channel_dense: bool = True, custom_objects: dict | None = None) -> bytes:
     """Int8 TFLite flatbuffer of ``model`` (Keras 3 or tf_keras) for TFLite Micro.
 
     Weights int8 (per output channel), activations int8, only ``TFLITE_BUILTINS_INT8`` kernels.
-    ``model`` is not modified; TensorFlow's log output is silenced meanwhile.
+    ``model`` is not modified; TensorFlow's log output is silenced meanwhile. A Keras 3 model on
+    the JAX or PyTorch backend is saved and converted in a TensorFlow-backend subprocess (a few
+    seconds more; see `tflm_export.convert_subprocess` for the custom objects it can load).
 
     Args:
         model: a single-input `keras.Model` (Keras 3) or `tf_keras.Model` with a float input;
@@ -168,6 +173,9 @@ def convert(model, representative_data, *, io_dtype: str = "int8", num_samples: 
             a unit), which dominates the arena of a stack of Dense layers (the MLPerf Tiny
             autoencoder: 22 KB against 4.6 KB per tensor); ``False`` quantizes Dense weights per
             tensor. Convolutions stay per channel.
+        custom_objects: ``{name: class or function}`` needed to load the model in the TensorFlow
+            process, for a Keras 3 model on another backend, besides those registered with
+            ``keras.saving.register_keras_serializable`` (which it loads anyway). Default None.
 
     Returns:
         The ``.tflite`` flatbuffer as `bytes`.
@@ -184,8 +192,6 @@ def convert(model, representative_data, *, io_dtype: str = "int8", num_samples: 
     report = tflm_export.verify(tflite, test_inputs=x_test, labels=y_test, keras_model=model)
     ```
     """
-    import tensorflow as tf
-
     keras = _keras_of(model)
     if io_dtype not in IO_DTYPES:
         raise ConversionError(f"io_dtype must be one of {IO_DTYPES}. Received: io_dtype={io_dtype!r}.")
@@ -194,8 +200,16 @@ def convert(model, representative_data, *, io_dtype: str = "int8", num_samples: 
     if not isinstance(per_channel_dense, bool):
         raise ConversionError("per_channel_dense must be True or False. "
                               f"Received: per_channel_dense={per_channel_dense!r}.")
+    if custom_objects is not None and not isinstance(custom_objects, dict):
+        raise ConversionError("custom_objects must be a dict {name: class or function}. "
+                              f"Received: custom_objects={custom_objects!r}.")
     name, declared = model.name, _declared_shape(model)
     samples = representative_samples(representative_data, declared, num_samples)
+    if needs_tensorflow_process(keras):  # the converter traces with TensorFlow: convert a saved copy there
+        options = {"io_dtype": io_dtype, "num_samples": len(samples), "per_channel_dense": per_channel_dense}
+        return convert_in_tensorflow_process(model, np.concatenate(samples), options, custom_objects)
+    import tensorflow as tf
+
     if declared is None or None in declared:  # subclassed or free dimensions: fix them from the data
         inputs = keras.Input(samples[0].shape[1:])
         model = keras.Model(inputs, model(inputs))  # a wrapper; the model itself is unchanged

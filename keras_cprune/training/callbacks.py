@@ -10,7 +10,6 @@ import os
 import warnings
 
 import keras
-import tensorflow as tf
 
 from keras_cprune.deploy.arena import estimate_arena
 from keras_cprune.analysis.complexity import analyze
@@ -24,8 +23,6 @@ UNITS = ("step", "epoch")
 MONITOR_MODES = ("auto", "min", "max")
 # Monitored names that improve upwards in "auto" mode when the metric declares no direction.
 HIGHER_IS_BETTER = ("acc", "auc", "precision", "recall", "f1", "fmeasure")
-# A float32 scalar tagged for TensorBoard's scalar dashboard, written without the tensorboard package.
-_SCALAR = tf.compat.v1.SummaryMetadata(plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars"))
 
 
 def complexity_values(model) -> dict:
@@ -99,17 +96,14 @@ class ComplexityLogger(_Callback):
     def on_train_begin(self, logs=None):
         self.values = {}
         if self.log_dir:
-            self._writer = tf.summary.create_file_writer(os.fspath(self.log_dir))
+            self._writer = _ScalarWriter.open(self.log_dir)
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.values and not self.every_epoch:
             return
         self.values = complexity_values(self.model)
         if self._writer is not None:
-            with self._writer.as_default(step=epoch):
-                for name, value in self.values.items():
-                    tf.summary.write(f"complexity/{name}", tf.constant(value, tf.float32), metadata=_SCALAR)
-            self._writer.flush()
+            self._writer.write({f"complexity/{name}": value for name, value in self.values.items()}, epoch)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
@@ -119,6 +113,38 @@ class ComplexityLogger(_Callback):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+class _ScalarWriter:
+    """TensorBoard scalars through ``tf.summary`` on plain Python numbers, so on every Keras backend
+    (as ``keras.callbacks.TensorBoard`` writes them); without TensorFlow, `open` warns and gives None."""
+
+    def __init__(self, tf, log_dir: str):
+        self._tf = tf
+        self._writer = tf.summary.create_file_writer(os.fspath(log_dir))
+        # A float32 scalar tagged for TensorBoard's scalar dashboard, written without the tensorboard package.
+        self._metadata = tf.compat.v1.SummaryMetadata(
+            plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars"))
+
+    @classmethod
+    def open(cls, log_dir: str):
+        try:
+            import tensorflow as tf
+        except ImportError:
+            warnings.warn(f"ComplexityLogger writes TensorBoard scalars with TensorFlow, which is not installed: "
+                          f"nothing is written to {log_dir!r}; the values are still in the History.", stacklevel=3)
+            return None
+        return cls(tf, log_dir)
+
+    def write(self, values: dict, step: int) -> None:
+        tf = self._tf
+        with self._writer.as_default(step=step):
+            for tag, value in values.items():
+                tf.summary.write(tag, tf.constant(float(value), tf.float32), metadata=self._metadata)
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
 
 
 class FilterPruningStep(_Callback):
@@ -202,6 +228,7 @@ class FilterPruningStep(_Callback):
             self._maybe_prune()
 
     def on_train_batch_end(self, batch, logs=None):
+        self.model  # noqa: B018  (under JAX, reading `model` puts the trained values back in the variables)
         apply_masks(self._masks)
         if self.unit == "step":
             self.step += 1
@@ -212,6 +239,7 @@ class FilterPruningStep(_Callback):
 
     def _maybe_prune(self) -> None:
         if self.schedule.prunes_at(self.step):
+            self.model  # noqa: B018  (JAX: sync the trained values into the variables before reading them)
             ratio = self.schedule.ratio_at(self.step)
             removed, selections = self._context.choose(self.mode, ratio, self.config)
             self._chosen, self._plan = (ratio, removed, selections), None

@@ -2,8 +2,8 @@
 and `strip`, which rebuilds the physically smaller model from those zeros."""
 from __future__ import annotations
 
+import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_cprune.graph.dependency import Dependencies, build_dependencies
 from keras_cprune.graph.reader import read_graph
@@ -20,14 +20,27 @@ def channel_masks(deps: Dependencies, removed: set) -> list[tuple]:
             shape[axis] = -1
             mask = mask * ~np.isin(units, removed).reshape(shape)
         if not mask.all():
-            masks.append((weight, tf.constant(mask, dtype=weight.dtype)))
+            masks.append((weight, _as_tensor_of(weight, mask)))
     return masks
 
 
+def _as_tensor_of(weight, mask: np.ndarray):
+    """``mask`` as a tensor of ``weight``'s backend and dtype: a Keras 3 variable's (JAX, PyTorch,
+    TensorFlow) through ``keras.ops``; a tf_keras variable's stays a NumPy array (TensorFlow takes it)."""
+    if isinstance(weight, keras.Variable):
+        return keras.ops.convert_to_tensor(mask, dtype=weight.dtype)
+    return mask.astype(np.dtype(getattr(weight.dtype, "as_numpy_dtype", weight.dtype)))
+
+
 def apply_masks(masks: list[tuple]) -> None:
-    """Zero the masked slots in place (also works on variables mirrored by a tf.distribute strategy)."""
+    """Zero the masked slots in place, on any Keras 3 backend and tf_keras (also on variables
+    mirrored by a tf.distribute strategy). Under JAX, read a fitting model's weights only after
+    ``callback.model`` has synced them (Keras keeps them out of the variables during an epoch)."""
     for weight, mask in masks:
-        weight.assign(weight * mask)
+        if isinstance(weight, keras.Variable):
+            weight.assign(keras.ops.multiply(weight, mask))
+        else:
+            weight.assign(weight * mask)
 
 
 def zeroed_units(deps: Dependencies) -> set:

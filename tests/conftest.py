@@ -11,7 +11,10 @@ collect_ignore = [] if os.environ.get("TF_USE_LEGACY_KERAS") == "1" else ["legac
 import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
+# Examples per property test: "ci" in the fast set; with --slow, "slow" (200) unless HYPOTHESIS_PROFILE
+# names another ("nightly", 50: what .ci/run uses, to stay well within CI's 90 minutes).
 settings.register_profile("ci", max_examples=8, deadline=None, print_blob=True)
+settings.register_profile("nightly", max_examples=50, deadline=None, print_blob=True)
 settings.register_profile("slow", max_examples=200, deadline=None, print_blob=True)
 
 
@@ -21,7 +24,8 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    settings.load_profile("slow" if config.getoption("--slow") else os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+    default = "slow" if config.getoption("--slow") else "ci"
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", default) if config.getoption("--slow") else default)
     config.addinivalue_line("markers", "slow: minutes of CPU for little more coverage; runs with --slow")
 
 

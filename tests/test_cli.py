@@ -1,4 +1,7 @@
-"""The keras-cprune CLI and safe model loading, run as a user would (subprocess)."""
+"""The keras-cprune CLI and safe model loading. Commands run in this process through `cli.main`, as
+the console script calls it; a few run as their own process (`cli_process`), as a user's would."""
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -8,10 +11,24 @@ import keras
 import pytest
 
 from keras_cprune import analyze
+from keras_cprune.cli import main
 from keras_cprune.zoo import vgg
 
 
 def cli(*args):
+    """``keras-cprune ARGS`` in this process (no TensorFlow start-up per call): its exit status, stdout
+    and stderr, as a finished process's."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse's usage errors
+            code = exc.code
+    return subprocess.CompletedProcess(["keras-cprune", *args], code, out.getvalue(), err.getvalue())
+
+
+def cli_process(*args):
+    """``python -m keras_cprune.cli ARGS`` as its own process."""
     return subprocess.run([sys.executable, "-m", "keras_cprune.cli", *args], capture_output=True, text=True,
                           timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
 
@@ -151,7 +168,7 @@ def test_a_multi_line_error_prints_as_one_line(monkeypatch, capsys):
 def test_usage_errors_exit_2():
     for args, says in [((), "required"), (("prune", "x.keras"), "-o"),
                        (("prune", "x.keras", "-o", "y.keras", "--mode", "ZZ"), "'ZZ'")]:
-        result = cli(*args)
+        result = cli_process(*args)
         assert result.returncode == 2 and "usage: keras-cprune" in result.stderr and says in result.stderr, args
 
 
@@ -167,6 +184,7 @@ def test_tradeoff_json_and_plot(model_file, tmp_path):
     assert "[0, 1)" in error_line(cli("tradeoff", model_file, "--ratios", "1.0"))
 
 
+@pytest.mark.slow  # minutes of CPU: runs with --slow (in CI after the fast set)
 def test_tune_searches_exports_the_best_and_plots(tmp_path):
     model_file, out = str(tmp_path / "small.keras"), tmp_path / "out"
     vgg(widths=(4, 8, 8)).save(model_file)  # 7,472 B predicted arena; pruning reaches 4,800 B at best

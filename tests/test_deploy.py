@@ -26,7 +26,7 @@ def mobilenetv2():
 
 
 @pytest.mark.parametrize("build,ram", [(wide_vgg, 32 * KB), (wide_vgg, 48 * KB), (wide_vgg, 64 * KB),
-                                       (mobilenetv2, 128 * KB)],
+                                       pytest.param(mobilenetv2, 128 * KB, marks=pytest.mark.slow)],
                          ids=["vgg-32KB", "vgg-48KB", "vgg-64KB", "mobilenetv2-128KB"])
 def test_ram_budget_met_on_tflm_and_one_step_less_does_not_fit(build, ram):
     model = build()
@@ -46,7 +46,8 @@ def test_prune_with_verify_returns_a_model_that_fits():
     assert any("arena" in line for line in lines)
 
 
-@pytest.mark.parametrize("build,ram", [(vgg, "64KB"), (mobilenetv2, "256KB")], ids=["vgg-64KB", "mobilenetv2-256KB"])
+@pytest.mark.parametrize("build,ram", [(vgg, "64KB"), pytest.param(mobilenetv2, "256KB", marks=pytest.mark.slow)],
+                         ids=["vgg-64KB", "mobilenetv2-256KB"])
 def test_budget_already_met_prunes_nothing_and_fits_on_tflm(build, ram):
     model = build()
     pruned, plan = fitted_and_plan(model, Budget(ram=ram), mode="MA", verbose=0)

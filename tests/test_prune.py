@@ -190,6 +190,7 @@ def vgg16(input_shape=(64, 64, 3)):
     return keras.Model(inputs, keras.layers.Dense(10, name="logits")(x))
 
 
+@pytest.mark.slow  # minutes of CPU: runs with --slow (in CI after the fast set)
 def test_modes_pick_different_layers_on_vgg16():
     """PA goes for the deep wide layers, FA for the MAC-heavy middle, MA for the early
     high-resolution ones (as in the paper)."""

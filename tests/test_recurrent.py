@@ -179,6 +179,7 @@ print("legacy ok")
 """
 
 
+@pytest.mark.slow  # minutes of CPU: runs with --slow (in CI after the fast set)
 def test_recurrent_pruning_under_tf_keras():
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     root = os.path.dirname(os.path.dirname(__file__))

@@ -3,7 +3,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow  # minutes of CPU: runs with --slow (in CI after the fast set)
 def test_tf_keras_suite_passes():
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     here = os.path.dirname(__file__)

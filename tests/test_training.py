@@ -234,6 +234,7 @@ print("MIRRORED OK")
 """
 
 
+@pytest.mark.slow  # minutes of CPU: runs with --slow (in CI after the fast set)
 def test_mirrored_strategy_on_two_logical_cpus():
     here = os.path.dirname(__file__)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": here + os.pathsep + os.environ.get("PYTHONPATH", "")}

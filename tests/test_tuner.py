@@ -161,6 +161,7 @@ class CountOrInterrupt(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow  # minutes of CPU: runs with --slow (in CI after the fast set)
 def test_search_interrupted_resumes_then_exports_the_best_on_tflm(tmp_path, capsys):
     x, y = data()
     fit = dict(validation_data=(x[:16], y[:16]), epochs=1, batch_size=16, verbose=0, callbacks=[CountOrInterrupt()])
@@ -238,6 +239,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # minutes of CPU: runs with --slow (in CI after the fast set)
 def test_chief_and_two_workers_share_the_trials(tmp_path):
     model_path = str(tmp_path / "tiny.keras")
     tiny_cnn().save(model_path)

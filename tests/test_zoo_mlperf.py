@@ -124,6 +124,7 @@ def test_prune_keeps_io_shapes(name):
     assert pruned.count_params() < model.count_params()
 
 
+@pytest.mark.slow  # minutes of CPU: runs with --slow (in CI after the fast set)
 def test_builds_under_tf_keras():
     """The same builders with ``keras=tf_keras`` (own interpreter: Keras 2 and 3 must not mix)."""
     code = ("import tf_keras\nfrom keras_cprune.zoo import MLPERF_TINY\n"

@@ -45,6 +45,16 @@ def _keeps_bias(layer, assume_trained: bool) -> bool:
     return bool(np.any(np.asarray(bias.numpy() if hasattr(bias, "numpy") else bias)))
 
 
+def dropped_biases(graph, assume_trained: bool) -> tuple:
+    """Names of the Dense and transposed-conv layers whose bias the converter drops (all zero, and
+    not ``assume_trained``): a transposed conv without bias no longer fuses its ReLU, so they
+    change the lowered ops, not only their constants."""
+    if assume_trained:
+        return ()
+    return tuple(node.name for node in graph.nodes if not node.is_input and lowering_of(node) in (dense, transpose_conv_2d)
+                 and getattr(node.layer, "bias", None) is not None and not _keeps_bias(node.layer, False))
+
+
 def conv_2d(low, node, x, in_shape, out_shape):
     """CONV_2D, filter (out, kh, kw, in), int32 bias; grouped convolutions are not lowered."""
     if node.attrs.get("groups", 1) != 1:

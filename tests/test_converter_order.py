@@ -14,6 +14,7 @@ from keras_cprune import analyze, estimate_arena, prune, zoo
 from keras_cprune.deploy.lowering import micro_graph
 from keras_cprune.errors import ModelError
 from keras_cprune.graph.clone import as_trained
+from keras_cprune.graph.reader import read_graph
 from keras_cprune.pruning.context import PruneContext
 from models import random_branched_model, randomize
 from tflm_checks import assert_exact, predicted_and_measured
@@ -197,3 +198,20 @@ def test_a_fresh_transposed_convs_unfused_relu_is_predicted_as_converted_now_and
     assert find_min_arena(convert(model, x)).bytes == align(now.bytes)
     assert find_min_arena(convert(as_trained(keras.models.clone_model(model)), x)).bytes == align(trained.bytes)
 
+
+def test_models_differing_only_in_a_layer_setting_have_their_own_schedule(monkeypatch):
+    """The schedule cache key holds every layer setting: an LSTM's ``unroll`` is not a formula
+    attribute but converts to other ops; one model's schedule must not name the other."""
+    from keras_cprune.deploy import converter_order
+
+    monkeypatch.setattr(converter_order, "_SCHEDULES", {})
+
+    def rnn(unroll, name):
+        inputs = keras.Input((6, 4), name="series")
+        return keras.Model(inputs, L.Dense(2, name="head")(L.LSTM(5, unroll=unroll, name="lstm")(inputs)), name=name)
+
+    loop, unrolled = rnn(False, "rnn_loop"), rnn(True, "rnn_unrolled")
+    assert converter_order.fingerprint(read_graph(loop)) != converter_order.fingerprint(read_graph(unrolled))
+    reasons = {model.name: " ".join(estimate_arena(model).approximated) for model in (loop, unrolled)}
+    assert "rnn_loop" in reasons["rnn_loop"] and "rnn_unrolled" in reasons["rnn_unrolled"], reasons
+    assert "rnn_loop" not in reasons["rnn_unrolled"]

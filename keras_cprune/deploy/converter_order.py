@@ -167,9 +167,21 @@ def schedule_of(model, graph: Graph, per_channel_dense: bool = True, assume_trai
 
 
 def fingerprint(graph: Graph) -> str:
-    """A string equal for graphs of the same architecture (layers, wiring, shapes, settings, and the
-    `OpSpec` registered for a custom layer: registering another one lowers it differently)."""
-    nodes = [(n.name, n.class_name, n.inputs, n.outputs, sorted(map(repr, n.attrs.items())),
+    """A string equal for graphs of the same architecture (layers, wiring, shapes, every setting of
+    each layer, and the `OpSpec` registered for a custom layer: registering another one lowers it
+    differently)."""
+    nodes = [(n.name, n.class_name, n.inputs, n.outputs, sorted(map(repr, n.attrs.items())), _settings(n.layer),
               repr(registered_spec(type(n.layer)))) for n in graph.nodes]
     shapes = sorted((k, t.shape) for k, t in graph.tensors.items())
     return repr((graph.keras.__name__, nodes, shapes, graph.inputs, graph.outputs))
+
+
+def _settings(layer) -> str:
+    """``layer``'s whole ``get_config()`` but its name: any setting may change the converted graph
+    (an LSTM's ``unroll``, a dtype policy...), not only those the formulas read (``node.attrs``)."""
+    try:
+        config = dict(layer.get_config())
+    except Exception:  # a custom layer without get_config(): its class and attrs are all there is
+        return ""
+    config.pop("name", None)
+    return repr(sorted(config.items(), key=lambda item: str(item[0])))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keras_cprune.errors import ModelError, SubclassedModelError, UnbuiltModelError
-from keras_cprune.graph.layers import registered_spec
+from keras_cprune.graph.layers import check_weights, registered_spec
 
 
 @dataclass
@@ -182,6 +182,7 @@ class _Builder:
         self.calls[layer.name] = count + 1
         name = layer.name if count == 0 else f"{layer.name}#{count}"
         node = Node(name, layer, type(layer).__name__, layer_attrs(layer), in_keys, out_keys)
+        check_weights(node, [self.tensors[k].shape for k in in_keys], [self.tensors[k].shape for k in out_keys])
         for key in in_keys:
             self.tensors[key].consumers.append(name)
         for key in out_keys:

@@ -215,3 +215,24 @@ def test_models_differing_only_in_a_layer_setting_have_their_own_schedule(monkey
     reasons = {model.name: " ".join(estimate_arena(model).approximated) for model in (loop, unrolled)}
     assert "rnn_loop" in reasons["rnn_loop"] and "rnn_unrolled" in reasons["rnn_unrolled"], reasons
     assert "rnn_loop" not in reasons["rnn_unrolled"]
+
+
+@pytest.mark.parametrize("center", [True, False])
+def test_a_fresh_batchnorms_zero_offset_is_predicted_dropped_now_and_added_once_trained(center):
+    """A BatchNorm after a Concatenate is not folded: MUL by its scale, ADD its offset, which the
+    converter leaves out while it is all zero (beta and the moving mean of a fresh layer)."""
+    import numpy as np
+
+    from tflm_export import convert, find_min_arena, read_model
+    from tflm_export.micro.planner import align
+
+    inputs = keras.Input((8, 8, 3), name="image")
+    x = L.Concatenate(name="cat")([L.Conv2D(4, 3, padding="same", name="a")(inputs), L.Conv2D(4, 1, name="b")(inputs)])
+    x = L.BatchNormalization(center=center, name="bn")(x)
+    model = keras.Model(inputs, L.Conv2D(2, 1, name="head")(x), name=f"bn_center_{center}")
+    x = np.random.default_rng(0).uniform(0, 1, (4, 8, 8, 3)).astype("float32")
+    fresh, trained = convert(model, x), convert(as_trained(keras.models.clone_model(model)), x)
+    assert read_model(fresh).ops.count("ADD") == 0 and read_model(trained).ops.count("ADD") == 1
+    now, later = estimate_arena(model), estimate_arena(model, assume_trained=True)
+    assert now.exact and later.exact, (now.approximated, later.approximated)
+    assert (find_min_arena(fresh).bytes, find_min_arena(trained).bytes) == (align(now.bytes), align(later.bytes))

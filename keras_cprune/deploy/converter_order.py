@@ -17,7 +17,7 @@ import numpy as np
 
 from keras_cprune.graph.clone import as_trained, copy
 from keras_cprune.graph.reader import Graph
-from keras_cprune.deploy.layer_ops import dropped_biases
+from keras_cprune.deploy.layer_ops import dropped_constants
 from keras_cprune.deploy.lowering import lower
 from keras_cprune.graph.layers import registered_spec
 
@@ -155,8 +155,8 @@ _SCHEDULES: dict = {}
 def schedule_of(model, graph: Graph, per_channel_dense: bool = True, assume_trained: bool = True):
     """The converter `Schedule` of ``model`` (read as ``graph``, converted with ``per_channel_dense``
     as `tflm_export.convert`'s) for the lowering made with ``assume_trained``, cached by
-    architecture and the biases the converter drops."""
-    dropped = dropped_biases(graph, assume_trained)
+    architecture and the all-zero constants the converter drops."""
+    dropped = dropped_constants(graph, assume_trained)
     key = (fingerprint(graph), per_channel_dense, dropped)
     if key not in _SCHEDULES:
         if len(_SCHEDULES) >= 64:

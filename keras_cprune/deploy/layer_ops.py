@@ -37,22 +37,39 @@ def alias(low, node, x, in_shape, out_shape):
     return None
 
 
+def _values(weight) -> np.ndarray:
+    return np.asarray(weight.numpy() if hasattr(weight, "numpy") else weight, dtype=np.float32)
+
+
 def _keeps_bias(layer, assume_trained: bool) -> bool:
     """The converter drops an all-zero Dense or transposed-conv bias; a trained one never is."""
     bias = getattr(layer, "bias", None)
     if bias is None or assume_trained:
         return bias is not None
-    return bool(np.any(np.asarray(bias.numpy() if hasattr(bias, "numpy") else bias)))
+    return bool(np.any(_values(bias)))
 
 
-def dropped_biases(graph, assume_trained: bool) -> tuple:
-    """Names of the Dense and transposed-conv layers whose bias the converter drops (all zero, and
-    not ``assume_trained``): a transposed conv without bias no longer fuses its ReLU, so they
-    change the lowered ops, not only their constants."""
+def _keeps_offset(layer, assume_trained: bool) -> bool:
+    """The converter drops the ADD of a BatchNorm whose offset ``beta - mean * gamma / sqrt(var + eps)``
+    is all zero (a fresh layer's); a trained one never is."""
+    if assume_trained:
+        return True
+    scale = _values(layer.gamma) if getattr(layer, "gamma", None) is not None else 1.0
+    offset = _values(layer.moving_mean) * scale / np.sqrt(_values(layer.moving_variance) + layer.epsilon)
+    if getattr(layer, "beta", None) is not None:
+        offset = _values(layer.beta) - offset
+    return bool(np.any(offset))
+
+
+def dropped_constants(graph, assume_trained: bool) -> tuple:
+    """Names of the layers whose all-zero bias (Dense, transposed conv) or BatchNorm offset the
+    converter drops (not ``assume_trained``): they change the lowered ops, not only their
+    constants (a transposed conv without bias no longer fuses its ReLU, a BatchNorm loses its ADD)."""
     if assume_trained:
         return ()
-    return tuple(node.name for node in graph.nodes if not node.is_input and lowering_of(node) in (dense, transpose_conv_2d)
-                 and getattr(node.layer, "bias", None) is not None and not _keeps_bias(node.layer, False))
+    return tuple(node.name for node in graph.nodes if not node.is_input and (
+        lowering_of(node) in (dense, transpose_conv_2d) and getattr(node.layer, "bias", None) is not None
+        and not _keeps_bias(node.layer, False) or lowering_of(node) is batch_norm and not _keeps_offset(node.layer, False)))
 
 
 def conv_2d(low, node, x, in_shape, out_shape):
@@ -180,8 +197,10 @@ def pad(low, node, x, in_shape, out_shape):
 
 
 def batch_norm(low, node, x, in_shape, out_shape):
-    """A BatchNorm not folded into a conv: MUL by the scale, ADD the offset."""
+    """A BatchNorm not folded into a conv: MUL by the scale, ADD the offset unless it is all zero."""
     scaled = low.op("MUL", [x, low.const((out_shape[-1],), 1, 1)], out_shape, node.name)
+    if not _keeps_offset(node.layer, low.assume_trained):
+        return scaled
     return low.op("ADD", [scaled, low.const((out_shape[-1],), 1, 1)], out_shape, node.name)
 
 

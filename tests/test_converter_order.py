@@ -236,3 +236,22 @@ def test_a_fresh_batchnorms_zero_offset_is_predicted_dropped_now_and_added_once_
     now, later = estimate_arena(model), estimate_arena(model, assume_trained=True)
     assert now.exact and later.exact, (now.approximated, later.approximated)
     assert (find_min_arena(fresh).bytes, find_min_arena(trained).bytes) == (align(now.bytes), align(later.bytes))
+
+
+def test_a_transposed_conv_keeping_its_input_shape_reads_the_shape_of_its_input():
+    """Stride 1 and as many filters as input channels: the converter's output shape is SHAPE of
+    the input, not SHAPE-STRIDED_SLICE-PACK. A pruned variant whose widths differ would take the
+    other form: it is listed as approximated."""
+    inputs = keras.Input((8, 8, 3), name="image")
+    x = L.Conv2D(6, 3, padding="same", name="c1")(inputs)
+    x = L.Conv2DTranspose(6, 3, padding="same", activation="relu", name="tconv")(x)
+    model = keras.Model(inputs, L.Conv2D(2, 1, name="head")(x), name="tconv_same_shape")
+    randomize(model)
+    context = PruneContext.of(model)
+    assert context.schedule.exact, context.schedule.reason
+    assert_exact(*predicted_and_measured(model, context=context))
+    assert_exact(*predicted_and_measured(model, context.plan("PA", 0.5, rule="all")[1], context))  # 3 and 3 filters
+    c1 = next(group for group in context.deps.groups if group.producers == ["c1"])
+    shapes = context.deps.pruned_shapes(set(c1.units[:2].tolist()))
+    estimate = micro_graph(context.graph, shapes, assume_trained=True, schedule=context.schedule)
+    assert estimate[3] == ("tconv",)

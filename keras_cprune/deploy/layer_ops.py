@@ -104,10 +104,18 @@ def dense(low, node, x, in_shape, out_shape):
 
 
 def transpose_conv_2d(low, node, x, in_shape, out_shape):
-    """TRANSPOSE_CONV(output shape, filter (out, kh, kw, in), input, bias or none)."""
+    """TRANSPOSE_CONV(output shape, filter (out, kh, kw, in), input, bias or none). The output
+    shape is computed (`_packed_shape`), or the input's SHAPE where the layer keeps its input's
+    shape (stride 1, as many filters as input channels): the converter folds the computation.
+    That form is chosen by the unpruned shapes, so pruned variants keep the converter's op
+    order; a variant that would take the other form is listed as approximated."""
     if node.attrs.get("groups", 1) != 1:
         return unknown(low, node, x, in_shape, out_shape)
-    shape = _packed_shape(low, node, x, in_shape, out_shape)
+    keeps_shape = low.graph.tensors[node.inputs[0]].shape == low.graph.tensors[node.outputs[0]].shape
+    if keeps_shape != (in_shape == out_shape):
+        low.approximated.append(node.name)
+    shape = low.op("SHAPE", [x], (len(in_shape),), node.name, itemsize=4, quant=0) if keeps_shape else \
+        _packed_shape(low, node, x, in_shape, out_shape)
     filt = low.const((out_shape[-1],) + tuple(node.attrs["kernel_size"]) + (in_shape[-1],), 1, out_shape[-1])
     bias = low.const((out_shape[-1],), 4, out_shape[-1]) if _keeps_bias(node.layer, low.assume_trained) \
         else ("none", -1)

@@ -189,6 +189,10 @@ def random_decoder_model(keras, seed: int):
         if kind == "transpose":
             x = layers.Conv2DTranspose(out, int(rng.choice([2, 3])), strides=2, padding="same", name=name("tconv"),
                                        use_bias=coin(0.7), activation=rng.choice([None, "relu"]))(x)
+            if coin(0.4):
+                x = layers.BatchNormalization(name=name("bn"))(x)
+            if coin(0.3):
+                x = layers.ReLU(name=name("relu"))(x)
         else:
             x = layers.UpSampling2D(2, interpolation=kind, name=name("up"))(x)
             if coin():

@@ -255,3 +255,27 @@ def test_a_transposed_conv_keeping_its_input_shape_reads_the_shape_of_its_input(
     shapes = context.deps.pruned_shapes(set(c1.units[:2].tolist()))
     estimate = micro_graph(context.graph, shapes, assume_trained=True, schedule=context.schedule)
     assert estimate[3] == ("tconv",)
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+@pytest.mark.parametrize("trained", [False, True])
+def test_a_batchnorm_after_a_transposed_conv_is_folded_into_it_and_its_relu_fused(use_bias, trained):
+    """Folded into the filter and bias (none while bias and offset are all zero); the ReLU after
+    it fuses even then, unlike after a transposed conv that lost its zero bias."""
+    import numpy as np
+
+    from tflm_export import convert, find_min_arena, read_model
+    from tflm_export.micro.planner import align
+
+    inputs = keras.Input((8, 8, 3), name="image")
+    x = L.Conv2DTranspose(5, 3, strides=2, padding="same", use_bias=use_bias, name="tconv")(
+        L.Conv2D(4, 3, padding="same", name="enc")(inputs))
+    x = L.ReLU(name="relu")(L.BatchNormalization(name="bn")(x))
+    model = keras.Model(inputs, L.Conv2D(2, 1, name="head")(x), name="tconv_bn")
+    if trained:
+        randomize(model)
+    tflite = convert(model, np.random.default_rng(0).uniform(0, 1, (4, 8, 8, 3)).astype("float32"))
+    assert read_model(tflite).ops == ("CONV_2D", "SHAPE", "STRIDED_SLICE", "PACK", "TRANSPOSE_CONV", "CONV_2D")
+    estimate = estimate_arena(model)
+    assert estimate.exact, estimate.approximated
+    assert find_min_arena(tflite).bytes == align(estimate.bytes)

@@ -104,23 +104,34 @@ def dense(low, node, x, in_shape, out_shape):
 
 
 def transpose_conv_2d(low, node, x, in_shape, out_shape):
-    """TRANSPOSE_CONV(output shape, filter (out, kh, kw, in), input, bias or none). The output
-    shape is computed (`_packed_shape`), or the input's SHAPE where the layer keeps its input's
-    shape (stride 1, as many filters as input channels): the converter folds the computation.
-    That form is chosen by the unpruned shapes, so pruned variants keep the converter's op
-    order; a variant that would take the other form is listed as approximated."""
+    """TRANSPOSE_CONV(output shape, filter (out, kh, kw, in), input, bias or none), a BatchNorm
+    after it folded into its filter and bias (`lowering._foldable`). The output shape is
+    computed (`_packed_shape`), or the input's SHAPE where the layer keeps its input's shape
+    (stride 1, as many filters as input channels): the converter folds the computation. That
+    form is chosen by the unpruned shapes, so pruned variants keep the converter's op order; a
+    variant that would take the other form is listed as approximated."""
     if node.attrs.get("groups", 1) != 1:
         return unknown(low, node, x, in_shape, out_shape)
+    norm = _folded_norm(low, node)
     keeps_shape = low.graph.tensors[node.inputs[0]].shape == low.graph.tensors[node.outputs[0]].shape
     if keeps_shape != (in_shape == out_shape):
         low.approximated.append(node.name)
     shape = low.op("SHAPE", [x], (len(in_shape),), node.name, itemsize=4, quant=0) if keeps_shape else \
         _packed_shape(low, node, x, in_shape, out_shape)
     filt = low.const((out_shape[-1],) + tuple(node.attrs["kernel_size"]) + (in_shape[-1],), 1, out_shape[-1])
-    bias = low.const((out_shape[-1],), 4, out_shape[-1]) if _keeps_bias(node.layer, low.assume_trained) \
-        else ("none", -1)
+    keeps = _keeps_bias(node.layer, low.assume_trained) or norm is not None and \
+        _keeps_offset(norm.layer, low.assume_trained)
+    bias = low.const((out_shape[-1],), 4, out_shape[-1]) if keeps else ("none", -1)
     y = low.op("TRANSPOSE_CONV", [shape, filt, x, bias], out_shape, node.name)
+    if keeps or norm is not None:  # a bias add in the TensorFlow graph, even of zeros: a ReLU fuses
+        low.fuses_relu.add(y)
     return activation(low, node, y, out_shape)
+
+
+def _folded_norm(low, node):
+    """The BatchNorm node folded into ``node`` (its sole consumer), or None."""
+    users = low.graph.tensors[node.outputs[0]].consumers
+    return low.graph.node(users[0]) if len(users) == 1 and users[0] in low.folded else None
 
 
 def resize_bilinear(low, node, x, in_shape, out_shape):
@@ -273,15 +284,14 @@ def _activation_name(node) -> str:
 def activation(low, node, x, out_shape):
     """The ops of ``node``'s activation applied to ``x``: none for linear, and none for a ReLU or
     ReLU6 the converter fuses into the op that produced ``x`` (a conv, dense, add, pool... that
-    has no other user; a transposed conv only with its bias)."""
+    has no other user; a transposed conv only with a bias or a BatchNorm folded into it)."""
     name = _activation_name(node)
     if name == "linear":
         return x
     producer = low.ops[-1] if low.ops else None
     sole_user = node.class_name != "Activation" and node.class_name != "ReLU" or \
         len(low.graph.tensors[node.inputs[0]].consumers) == 1
-    fuses = producer and (producer[0] in _FUSES_ACTIVATION or producer[0] == "TRANSPOSE_CONV" and
-                          producer[1][3] != ("none", -1))
+    fuses = producer and (producer[0] in _FUSES_ACTIVATION or producer[2][0] in low.fuses_relu)
     if name in ("relu", "relu6") and fuses and producer[2][0] == x and sole_user:
         return x
     y = x

@@ -279,3 +279,25 @@ def test_a_batchnorm_after_a_transposed_conv_is_folded_into_it_and_its_relu_fuse
     estimate = estimate_arena(model)
     assert estimate.exact, estimate.approximated
     assert find_min_arena(tflite).bytes == align(estimate.bytes)
+
+
+@pytest.mark.parametrize("first, second", [(None, None), (6.0, 6.0), (None, 6.0)], ids=["relu-relu", "relu6-relu6",
+                                                                                         "relu-relu6"])
+def test_a_relu_of_a_relu_is_one_op(first, second):
+    """The converter keeps one of two equal ReLUs in a row (a decoder's Conv2DTranspose(relu) then
+    ReLU, before training: the transposed conv cannot fuse it); ReLU then ReLU6 stay two ops."""
+    import numpy as np
+
+    from tflm_export import convert, find_min_arena, read_model
+    from tflm_export.micro.planner import align
+
+    inputs = keras.Input((8, 8, 3), name="image")
+    x = L.Concatenate(name="cat")([L.Conv2D(4, 3, padding="same", name="a")(inputs), L.Conv2D(4, 1, name="b")(inputs)])
+    x = L.ReLU(second, name="r2")(L.ReLU(first, name="r1")(x))
+    model = keras.Model(inputs, L.Conv2D(2, 1, name="head")(x), name="relus")
+    randomize(model)
+    tflite = convert(model, np.random.default_rng(0).uniform(0, 1, (4, 8, 8, 3)).astype("float32"))
+    assert len(read_model(tflite).ops) == 5 + (first != second)
+    estimate = estimate_arena(model)
+    assert estimate.exact, estimate.approximated
+    assert find_min_arena(tflite).bytes == align(estimate.bytes)

@@ -134,11 +134,14 @@ def _folded_norm(low, node):
     return low.graph.node(users[0]) if len(users) == 1 and users[0] in low.folded else None
 
 
-def resize_bilinear(low, node, x, in_shape, out_shape):
-    """Bilinear UpSampling2D; nearest converts to TILE, which TFLM has no kernel for."""
-    if getattr(node.layer, "interpolation", "nearest") != "bilinear":
+def resize(low, node, x, in_shape, out_shape):
+    """UpSampling2D: RESIZE_BILINEAR, or nearest RESIZE_NEAREST_NEIGHBOR from tf_keras; a Keras 3
+    nearest one converts to TILE, which TFLM has no kernel for."""
+    interpolation = getattr(node.layer, "interpolation", "nearest")
+    op = {"bilinear": "RESIZE_BILINEAR", "nearest": "RESIZE_NEAREST_NEIGHBOR" if _legacy(low) else None}.get(interpolation)
+    if op is None:
         return unknown(low, node, x, in_shape, out_shape)
-    return low.op("RESIZE_BILINEAR", [x, low.const((2,), 4, 0)], out_shape, node.name)
+    return low.op(op, [x, low.const((2,), 4, 0)], out_shape, node.name)
 
 
 def elementwise(op: str, chain: bool = True):
@@ -315,7 +318,7 @@ LAYERS = {
     **{name: alias for name in ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
                                 "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Identity")},
     "ReLU": activation_layer, "Activation": activation_layer, "LeakyReLU": elementwise("LEAKY_RELU"),
-    "ZeroPadding2D": pad, "UpSampling2D": resize_bilinear,
+    "ZeroPadding2D": pad, "UpSampling2D": resize,
     "MaxPooling1D": one_d(max_pool_1d, legacy_axis=2), "AveragePooling1D": one_d(average_pool_1d, legacy_axis=2),
     "MaxPooling2D": elementwise("MAX_POOL_2D"), "AveragePooling2D": elementwise("AVERAGE_POOL_2D"),
     "GlobalAveragePooling1D": mean_1d, "GlobalAveragePooling2D": mean_2d,

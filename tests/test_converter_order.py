@@ -301,3 +301,28 @@ def test_a_relu_of_a_relu_is_one_op(first, second):
     estimate = estimate_arena(model)
     assert estimate.exact, estimate.approximated
     assert find_min_arena(tflite).bytes == align(estimate.bytes)
+
+
+def test_fresh_batchnorms_of_one_width_share_their_scale_constant():
+    """Two unfolded BatchNorms as built scale by the same 1 / sqrt(1 + eps) throughout: the
+    converter stores that constant once, one tensor less in TFLM's tail."""
+    import numpy as np
+
+    from tflm_export import convert, find_min_arena
+    from tflm_export.micro.flatbuffer import graph_from_tflite
+    from tflm_export.micro.planner import align
+
+    inputs = keras.Input((8, 8, 3), name="image")
+    branches = []
+    for i in range(2):
+        x = L.Concatenate(name=f"cat{i}")([L.Conv2D(4, 3, padding="same", name=f"a{i}")(inputs),
+                                           L.Conv2D(4, 1, name=f"b{i}")(inputs)])
+        branches.append(L.BatchNormalization(name=f"bn{i}")(x))
+    model = keras.Model(inputs, L.Conv2D(2, 1, name="head")(L.Add(name="add")(branches)), name="two_bns")
+    tflite = convert(model, np.random.default_rng(0).uniform(0, 1, (4, 8, 8, 3)).astype("float32"))
+    converted = graph_from_tflite(tflite)
+    muls = [op for op in converted.ops if op.op == "MUL"]
+    assert len(muls) == 2 and muls[0].inputs[1] == muls[1].inputs[1]
+    estimate = estimate_arena(model)
+    assert estimate.exact, estimate.approximated
+    assert find_min_arena(tflite).bytes == align(estimate.bytes)

@@ -61,6 +61,14 @@ def _keeps_offset(layer, assume_trained: bool) -> bool:
     return bool(np.any(offset))
 
 
+def _uniform_scale(layer) -> float | None:
+    """A BatchNorm's ``gamma / sqrt(var + eps)`` when all its channels have the same, else None."""
+    scale = 1.0 / np.sqrt(_values(layer.moving_variance) + np.float32(layer.epsilon))
+    if getattr(layer, "gamma", None) is not None:
+        scale = scale * _values(layer.gamma)
+    return float(scale[0]) if scale.size and np.all(scale == scale[0]) else None
+
+
 def dropped_constants(graph, assume_trained: bool) -> tuple:
     """Names of the layers whose all-zero bias (Dense, transposed conv) or BatchNorm offset the
     converter drops (not ``assume_trained``): they change the lowered ops, not only their
@@ -219,8 +227,12 @@ def pad(low, node, x, in_shape, out_shape):
 
 
 def batch_norm(low, node, x, in_shape, out_shape):
-    """A BatchNorm not folded into a conv: MUL by the scale, ADD the offset unless it is all zero."""
-    scaled = low.op("MUL", [x, low.const((out_shape[-1],), 1, 1)], out_shape, node.name)
+    """A BatchNorm not folded into a conv: MUL by the scale, ADD the offset unless it is all zero.
+    A scale of one value throughout (a fresh layer's ``1 / sqrt(1 + eps)``) is one constant with
+    every other such scale of that value and width: the converter stores equal constants once."""
+    value = None if low.assume_trained else _uniform_scale(node.layer)
+    share = None if value is None else ("scale", out_shape[-1], value)
+    scaled = low.op("MUL", [x, low.const((out_shape[-1],), 1, 1, share=share)], out_shape, node.name)
     if not _keeps_offset(node.layer, low.assume_trained):
         return scaled
     return low.op("ADD", [scaled, low.const((out_shape[-1],), 1, 1)], out_shape, node.name)

@@ -69,19 +69,23 @@ def test_random_decoders_prune_equivalently_and_predict_or_name_the_layer(seed, 
 
 
 @settings(max_examples=max(2, settings().max_examples // 4))
-@given(seed=st.integers(0, 2 ** 31 - 1), ratio=st.floats(0.0, 0.8))
-def test_random_decoders_export_to_tflm_with_the_predicted_arena(seed, ratio):
-    """A pruned variant, predicted with the unpruned model's converter schedule, converted and run
-    on TFLM: the arena as predicted (to TFLM's 16-byte step) where the prediction is exact;
-    a model TFLM cannot run fails with a project error naming the layer."""
-    note(f"graph: random_decoder_model(keras, seed={seed}); prune MA ratio={ratio}")
+@given(seed=st.integers(0, 2 ** 31 - 1), ratio=st.floats(0.0, 0.8), fresh=st.booleans())
+def test_random_decoders_export_to_tflm_with_the_predicted_arena(seed, ratio, fresh):
+    """Converted and run on TFLM, the arena is as predicted (to TFLM's 16-byte step) where the
+    prediction is exact: the model as built (``fresh``: all-zero biases and BatchNorm offsets),
+    or a trained-looking pruned variant predicted with the unpruned model's converter schedule.
+    A model TFLM cannot run fails with a project error naming the layer."""
+    note(f"graph: random_decoder_model(keras, seed={seed}); " + ("as built" if fresh else f"prune MA ratio={ratio}"))
     model = random_decoder_model(keras, seed)
-    randomize(model, seed=seed % 1000)
-    context = PruneContext.of(model)
-    removed = context.choose("MA", ratio, PruneConfig())[0] if ratio else set()
-    predicted, _ = estimate_deployment(context.graph, context.deps.pruned_shapes(removed), assume_trained=True,
-                                       schedule=context.schedule)
-    variant = as_trained(rebuild(model, context.deps, removed))
+    if fresh:
+        predicted, variant = estimate_arena(model), model
+    else:
+        randomize(model, seed=seed % 1000)
+        context = PruneContext.of(model)
+        removed = context.choose("MA", ratio, PruneConfig())[0] if ratio else set()
+        predicted, _ = estimate_deployment(context.graph, context.deps.pruned_shapes(removed), assume_trained=True,
+                                           schedule=context.schedule)
+        variant = as_trained(rebuild(model, context.deps, removed))
     data = np.random.default_rng(seed).uniform(0, 1, (8,) + tuple(model.inputs[0].shape[1:])).astype("float32")
     try:
         report = tflm_export.verify(tflm_export.convert(variant, data), latency_runs=0)

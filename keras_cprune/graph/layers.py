@@ -264,7 +264,7 @@ def register_layer(cls, spec: OpSpec) -> OpSpec | None:
         PruningError: ``cls`` is not a Layer subclass, ``spec`` not an `OpSpec`, its role
             unknown, or a produce spec without a valid ``width_key`` or ``slices``; when a model
             with such a layer is read (its weights exist once built), a weight ``slices`` misses
-            (see `check_weights`).
+            (see `graph.reader.check_weights`).
 
     Example:
 
@@ -370,39 +370,6 @@ def _check_produce(cls, spec: OpSpec) -> None:
         raise PruningError(f"A 'produce' spec needs `slices` naming the weights of {cls.__name__} whose axes follow "
                            f"its output channels, e.g. slices={{'kernel': {{-2: 'in', -1: 'out'}}, 'bias': "
                            f"{{0: 'out'}}}}. Received: slices={spec.slices!r}.")
-
-
-def check_weights(node, in_shapes: list, out_shapes: list) -> None:
-    """A registered layer's weights against its `OpSpec` (weights exist once it is built, so this
-    runs when the graph is read): a producing layer needs a weight sliced by its output channels
-    (`output_axes`), and a weight no ``slices`` entry names may not have an axis the size of
-    channels that pruning can remove, or the rebuilt layer would get a weight of the old width.
-
-    Raises:
-        PruningError: naming the layer class, the weight and the ``slices`` entry to add.
-    """
-    spec = registered_spec(type(node.layer))
-    if spec is None:
-        return
-    spec = spec_for(node, in_shapes, out_shapes)
-    output_axes(node.layer, spec)
-    sides = {"pin": (), "consume": ("in",)}.get(spec.role, ("in", "out"))
-    channels = {side: {s[-1] for s in shapes if s and s[-1] is not None and s[-1] > 1}
-                for side, shapes in (("in", in_shapes), ("out", out_shapes)) if side in sides}
-    for weight in getattr(node.layer, "weights", ()):
-        name, shape = weight_short_name(weight), tuple(weight.shape)
-        if name in spec.slices:
-            continue
-        for axis, size in enumerate(shape):
-            side = next((side for side in ("out", "in") if size in channels.get(side, ())), None)
-            if side is not None:
-                cls = type(node.layer).__name__
-                fix = {**spec.slices, name: {axis: side}}
-                raise PruningError(
-                    f"Weight {name!r} of {cls} layer {node.layer.name!r} has shape {shape}, whose axis {axis} follows "
-                    f"its {side}put channels ({size}), but the OpSpec registered for {cls} does not slice it: "
-                    f"pruning would leave it {size} wide. Add it to `slices` in register_layer({cls}, OpSpec(...)), "
-                    f"e.g. slices={fix!r} (or {{{name!r}: {{}}}} if its size only happens to equal the channels).")
 
 
 def output_axes(layer, spec: OpSpec) -> dict:

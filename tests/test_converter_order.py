@@ -326,3 +326,12 @@ def test_fresh_batchnorms_of_one_width_share_their_scale_constant():
     estimate = estimate_arena(model)
     assert estimate.exact, estimate.approximated
     assert find_min_arena(tflite).bytes == align(estimate.bytes)
+
+
+def test_a_schedule_of_another_lowering_gives_an_approximate_estimate_not_a_crash():
+    """The schedule matched for the trained model has no op for the RELU a fresh transposed conv
+    cannot fuse: given to the fresh lowering anyway, it is replaced by the Keras order, and said."""
+    model = fresh_decoder(None)
+    context = PruneContext.of(model)  # its schedule is of the trained-looking lowering
+    estimate = micro_graph(context.graph, assume_trained=False, schedule=context.schedule)
+    assert "converter schedule of another lowering (6 ops, not 7)" in estimate[3]

@@ -11,6 +11,8 @@ replays. Layers without a known lowering are listed as approximated, never fail.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tflm_export.micro.op_graph import MicroGraph, MicroOp, MicroTensor
 
 from keras_cprune.graph.reader import Graph
@@ -151,6 +153,8 @@ def micro_graph(graph: Graph, shapes: dict | None = None, *, assume_trained: boo
     approximated layer names)``.
     """
     low = lower(graph, shapes, assume_trained=assume_trained, per_channel_dense=per_channel_dense)
+    if schedule is not None and (len(schedule.op_order), len(schedule.act_order)) != (len(low.ops), len(low.acts)):
+        schedule = _unfitting(schedule, low)
     inputs = [low.of_key[k] for k in graph.inputs]
     acts = list(range(len(low.acts))) if schedule is None else list(schedule.act_order)
     op_order = list(range(len(low.ops))) if schedule is None else list(schedule.op_order)
@@ -166,3 +170,10 @@ def micro_graph(graph: Graph, shapes: dict | None = None, *, assume_trained: boo
     micro = MicroGraph(tensors, ops, tuple(range(len(inputs))), tuple(index[low.of_key[k]] for k in graph.outputs))
     approximated = tuple(low.approximated) + (() if schedule is None or schedule.exact else (schedule.reason,))
     return micro, keys, layers, approximated
+
+
+def _unfitting(schedule, low):
+    """The Keras graph order in place of a ``schedule`` made for another lowering (another
+    ``assume_trained`` or weights), which cannot order this one's ops: approximate, and why."""
+    return replace(schedule, op_order=tuple(range(len(low.ops))), act_order=tuple(range(len(low.acts))), exact=False,
+                   reason=f"converter schedule of another lowering ({len(schedule.op_order)} ops, not {len(low.ops)})")

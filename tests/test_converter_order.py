@@ -335,3 +335,21 @@ def test_a_schedule_of_another_lowering_gives_an_approximate_estimate_not_a_cras
     context = PruneContext.of(model)  # its schedule is of the trained-looking lowering
     estimate = micro_graph(context.graph, assume_trained=False, schedule=context.schedule)
     assert "converter schedule of another lowering (6 ops, not 7)" in estimate[3]
+
+
+def test_a_relu_after_a_convs_fused_relu_is_no_op_even_when_the_conv_has_other_users():
+    import numpy as np
+
+    from tflm_export import convert, find_min_arena, read_model
+    from tflm_export.micro.planner import align
+
+    inputs = keras.Input((8, 8, 3), name="image")
+    x = L.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inputs)
+    y = L.Conv2D(2, 1, name="h1")(L.ReLU(name="relu")(x))
+    model = keras.Model(inputs, L.Add(name="add")([y, L.Conv2D(2, 1, name="h2")(x)]), name="relu_twice")
+    randomize(model)
+    tflite = convert(model, np.random.default_rng(0).uniform(0, 1, (4, 8, 8, 3)).astype("float32"))
+    assert read_model(tflite).ops == ("CONV_2D", "CONV_2D", "CONV_2D", "ADD")
+    estimate = estimate_arena(model)
+    assert estimate.exact, estimate.approximated
+    assert find_min_arena(tflite).bytes == align(estimate.bytes)

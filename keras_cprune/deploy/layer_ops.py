@@ -299,8 +299,8 @@ def _activation_name(node) -> str:
 def activation(low, node, x, out_shape):
     """The ops of ``node``'s activation applied to ``x``: none for linear, and none for a ReLU or
     ReLU6 the converter fuses into the op that produced ``x`` (a conv, dense, add, pool... that
-    has no other user; a transposed conv only with a bias or a BatchNorm folded into it) or that
-    repeats the op that did (a RELU of a RELU is one)."""
+    has no other user; a transposed conv only with a bias or a BatchNorm folded into it), and
+    none for one that ``x`` has had already (fused or an op: the converter keeps one)."""
     name = _activation_name(node)
     if name == "linear":
         return x
@@ -308,13 +308,14 @@ def activation(low, node, x, out_shape):
     sole_user = node.class_name != "Activation" and node.class_name != "ReLU" or \
         len(low.graph.tensors[node.inputs[0]].consumers) == 1
     fuses = producer and (producer[0] in _FUSES_ACTIVATION or producer[2][0] in low.fuses_relu)
-    if name in ("relu", "relu6") and fuses and producer[2][0] == x and sole_user:
+    if name in ("relu", "relu6") and (low.rectified.get(x) == name or fuses and producer[2][0] == x and sole_user):
+        low.rectified[x] = name  # relu(relu(x)) is one: the converter keeps one
         return x
-    if name in ("relu", "relu6") and any(op[2] == (x,) and op[0] == name.upper() for op in low.ops):
-        return x  # relu(relu(x)): the converter keeps one
     y = x
     for op in _ACTIVATION_OPS.get(name, [f"UNKNOWN:{name}"]):
         y = low.op(op, [y, x] if op == "MUL" else [y], out_shape, node.name)
+    if name in ("relu", "relu6"):
+        low.rectified[y] = name
     if name not in _ACTIVATION_OPS:
         low.approximated.append(node.name)
     return y

@@ -34,6 +34,7 @@ class _Lowering:
         self.expanded: dict = {}  # squeezed 1-D activation -> the 4-D tensor it was reshaped from
         self.folded: set = set()  # names of the layers folded into their producer (`_foldable`)
         self.fuses_relu: set = set()  # outputs of ops not in `layer_ops`' fusing list that fuse a ReLU
+        self.rectified: dict = {}  # activation ref -> "relu" or "relu6" it has had (fused or an op)
         self.approximated: list[str] = []
 
     def shape(self, key: int) -> tuple:

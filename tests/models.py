@@ -153,3 +153,76 @@ def random_branched_model(keras, seed: int):
             x = layers.ReLU(name=name("r"))(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x) if rng.random() < 0.5 else layers.Flatten(name="flat")(x)
     return keras.Model(inputs, layers.Dense(int(rng.integers(3, 8)), name="logits")(x), name=f"branched{seed}")
+
+
+def random_decoder_model(keras, seed: int):
+    """A random encoder-decoder (U-Net-like) CNN: encoder convs downsampled by pooling or strided
+    convs, a decoder upsampling by UpSampling2D (nearest or bilinear) or Conv2DTranspose (with or
+    without bias and ReLU), skip connections merged by Concatenate or Add, BatchNorm and ReLU
+    here and there; widths, depth and the creation and operand order of each merge are drawn."""
+    rng = np.random.default_rng(seed)
+    layers, count = keras.layers, iter(range(10 ** 6))
+    name = lambda kind: f"{kind}{next(count)}"  # noqa: E731
+    coin = lambda p=0.5: bool(rng.random() < p)  # noqa: E731
+
+    def width():
+        return int(rng.integers(2, 13))
+
+    def block(x, out=None):
+        """conv, then maybe BatchNorm, then ReLU fused, as a layer, or none."""
+        relu = rng.choice(["fused", "layer", "none"])
+        x = layers.Conv2D(out or width(), int(rng.choice([1, 3])), padding="same", name=name("conv"),
+                          activation="relu" if relu == "fused" else None)(x)
+        if coin(0.4):
+            x = layers.BatchNormalization(name=name("bn"))(x)
+        return layers.ReLU(name=name("relu"))(x) if relu == "layer" else x
+
+    def down(x):
+        kind = rng.choice(["max", "avg", "strided"])
+        if kind == "strided":
+            return layers.Conv2D(width(), 3, strides=2, padding="same", name=name("down"),
+                                 activation=rng.choice([None, "relu"]))(x)
+        return (layers.MaxPooling2D if kind == "max" else layers.AveragePooling2D)(2, name=name("pool"))(x)
+
+    def up(x, out):
+        kind = rng.choice(["nearest", "bilinear", "transpose"], p=[0.2, 0.4, 0.4])  # nearest: TILE, not in TFLM
+        if kind == "transpose":
+            x = layers.Conv2DTranspose(out, int(rng.choice([2, 3])), strides=2, padding="same", name=name("tconv"),
+                                       use_bias=coin(0.7), activation=rng.choice([None, "relu"]))(x)
+            if coin(0.4):
+                x = layers.BatchNormalization(name=name("bn"))(x)
+            if coin(0.3):
+                x = layers.ReLU(name=name("relu"))(x)
+        else:
+            x = layers.UpSampling2D(2, interpolation=kind, name=name("up"))(x)
+            if coin():
+                x = layers.Conv2DTranspose(out, 3, padding="same", name=name("tconv"), use_bias=coin(0.7),
+                                           activation=rng.choice([None, "relu"]))(x)
+        return x if int(x.shape[-1]) == out else block(x, out)
+
+    size = int(rng.choice([8, 12, 16]))
+    depth = int(rng.integers(1, 3 if size == 12 else 4))
+    inputs = keras.Input((size, size, int(rng.integers(1, 4))), name="image")
+    x, skips = block(inputs), []
+    for _ in range(depth):
+        for _ in range(int(rng.integers(1, 3))):
+            x = block(x)
+        skips.append(x)
+        x = down(x)
+    x = block(x)
+    for skip in reversed(skips):
+        merge = rng.choice(["concat", "add"])
+        out = int(skip.shape[-1]) if merge == "add" else width()
+        builders = [lambda: up(x, out), lambda: skip if coin() or merge == "add" else block(skip)]
+        made = [None, None]
+        for i in rng.permutation(2):  # creation order
+            made[i] = builders[i]()
+        operands = [made[i] for i in rng.permutation(2)]
+        x = (layers.Add if merge == "add" else layers.Concatenate)(name=name(merge))(operands)
+        if coin(0.3):
+            x = layers.BatchNormalization(name=name("bn"))(x)
+        if coin():
+            x = layers.ReLU(name=name("relu"))(x)
+        x = block(x)
+    outputs = layers.Conv2D(int(rng.integers(1, 4)), 1, name="head")(x)
+    return keras.Model(inputs, outputs, name=f"decoder{seed}")

@@ -229,3 +229,57 @@ def test_l1_importance_scores_the_weight_the_slices_name_on_its_output_axis():
                                       model.get_layer("conv").kernel.numpy()[0, 0][[0, 2]])
     finally:
         unregister_layer(PlainConv)
+
+
+class Gate(keras.layers.Layer):
+    """A learned gain per channel: ``x * gate``, gate of shape (channels,)."""
+
+    def build(self, input_shape):
+        self.gate = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="gate")
+
+    def call(self, x):
+        return x * self.gate
+
+
+def gated_model(seed=0):
+    inputs = keras.Input((8, 8, 3))
+    x = L.Conv2D(8, 3, padding="same", name="conv1")(inputs)
+    x = Gate(name="gate")(x)
+    x = L.ReLU(name="relu")(x)
+    model = keras.Model(inputs, L.Conv2D(4, 3, padding="same", name="conv2")(x), name="gated")
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        weight.assign(rng.normal(0, 0.3, tuple(weight.shape)).astype("float32"))
+    return model
+
+
+def test_a_pass_spec_leaving_a_per_channel_weight_unsliced_is_refused_with_the_fix():
+    """Not a Keras ValueError from the rebuild ("weight shape (4,) is not compatible with (8,)")."""
+    model = gated_model()
+    register_layer(Gate, OpSpec("pass"))
+    try:
+        for call in (lambda: read_graph(model), lambda: prune(model, "PA", 0.5, rule="all")):
+            with pytest.raises(PruningError, match=r"Weight 'gate' of Gate layer 'gate' has shape \(8,\).*channels "
+                                                   r"\(8\).*slices=\{'gate': \{0: 'out'\}\}"):
+                call()
+    finally:
+        unregister_layer(Gate)
+
+
+def test_a_pass_spec_slicing_its_per_channel_weight_prunes_it_equivalently():
+    model = gated_model()
+    register_layer(Gate, OpSpec("pass", params=lambda cfg, i, o: o[0][-1], slices={"gate": {0: "out"}}))
+    try:
+        context = PruneContext.of(model)
+        plan, removed = context.plan("PA", 0.5, rule="all")
+        masked = rebuild(model, context.deps, removed, weights="mask")
+        pruned = prune(model, "PA", 0.5, rule="all")
+        kept = np.flatnonzero(masked.get_layer("conv1").kernel.numpy()[0, 0, 0] != 0)
+    finally:
+        unregister_layer(Gate)
+    assert tuple(pruned.get_layer("gate").gate.shape) == (4,)
+    np.testing.assert_array_equal(pruned.get_layer("gate").gate.numpy(), model.get_layer("gate").gate.numpy()[kept])
+    x = np.random.default_rng(1).normal(size=(3, 8, 8, 3)).astype("float32")
+    np.testing.assert_allclose(pruned.predict(x, verbose=0), masked.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+    # conv1 27*4 + 4, gate 4, conv2 36*4 + 4
+    assert pruned.count_params() == plan.after.params == 112 + 4 + 148

@@ -245,6 +245,17 @@ def test_runtime_abort_becomes_an_error_not_a_dead_process():
     assert "near-zero quantization scale" in str(error.value) and "input of SOFTMAX" in str(error.value)
 
 
+def test_an_op_without_a_tflm_kernel_names_the_tensor_and_so_the_layer():
+    """UpSampling2D(nearest) converts to TILE, which TFLM lacks: the error names the layer (issue 25)."""
+    inputs = keras.Input((4, 4, 2))
+    x = keras.layers.UpSampling2D(2, name="nearest_up")(keras.layers.Conv2D(3, 3, padding="same")(inputs))
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(x), name="upsampler")
+    tflite = tflm_export.convert(model, np.random.default_rng(0).uniform(size=(4, 4, 4, 2)))
+    with pytest.raises(TFLMRuntimeError, match=r"(?s)no kernel for TILE, the op\(s\) computing '[^']*/nearest_up[^']*'"
+                                               r".*interpolation='bilinear'"):
+        tflm_export.verify(tflite, latency_runs=0)
+
+
 def test_runtime_segfault_becomes_an_error(converted):
     _, tflite = converted["gap_head"]
     with pytest.raises(TFLMRuntimeError, match=r"(?s)signal 11 \(SIGSEGV\).*Failed to allocate tail memory"):

@@ -88,4 +88,4 @@ def estimate_arena(model, *, assume_trained: bool = False, per_channel_dense: bo
     check_per_channel_dense(per_channel_dense)
     graph = read_graph(model, input_shape=input_shape)
     return estimate_graph_arena(graph, assume_trained=assume_trained, per_channel_dense=per_channel_dense,
-                                schedule=schedule_of(model, graph, per_channel_dense))
+                                schedule=schedule_of(model, graph, per_channel_dense, assume_trained))

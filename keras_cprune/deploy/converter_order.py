@@ -17,6 +17,7 @@ import numpy as np
 
 from keras_cprune.graph.clone import as_trained, copy
 from keras_cprune.graph.reader import Graph
+from keras_cprune.deploy.layer_ops import dropped_constants
 from keras_cprune.deploy.lowering import lower
 from keras_cprune.graph.layers import registered_spec
 
@@ -56,21 +57,24 @@ def keras_order(low, reason: str) -> Schedule:
     return Schedule(tuple(range(len(low.ops))), tuple(range(len(low.acts))), exact=False, reason=reason)
 
 
-def converter_schedule(model, graph, *, input_shape=None, per_channel_dense: bool = True) -> Schedule:
-    """Convert ``model`` (a trained-looking copy, random calibration; ``per_channel_dense`` as
-    `tflm_export.convert`'s) and match its operators."""
+def converter_schedule(model, graph, *, input_shape=None, per_channel_dense: bool = True,
+                       assume_trained: bool = True) -> Schedule:
+    """Convert ``model`` (a copy, trained-looking with ``assume_trained``, random calibration;
+    ``per_channel_dense`` as `tflm_export.convert`'s) and match its operators to the lowering
+    made with the same ``assume_trained``: an all-zero bias the converter drops changes the ops."""
     from tflm_export.convert import convert
 
     from tflm_export.micro.flatbuffer import graph_from_tflite
 
 
-    low = lower(graph, assume_trained=True, per_channel_dense=per_channel_dense)
+    low = lower(graph, assume_trained=assume_trained, per_channel_dense=per_channel_dense)
     shape = tuple(graph.tensors[graph.inputs[0]].shape) if input_shape is None else tuple(input_shape)
     if len(graph.inputs) != 1 or None in shape:
         return keras_order(low, "converter schedule needs one input of known shape")
     data = np.random.default_rng(0).uniform(0, 1, (4,) + shape).astype("float32")
     try:
-        tflite = convert(as_trained(copy(model, graph)), data, num_samples=4,
+        converted = copy(model, graph)
+        tflite = convert(as_trained(converted) if assume_trained else converted, data, num_samples=4,
                          per_channel_dense=per_channel_dense)
     except Exception as exc:  # the estimate stays available; it says why it is approximate
         return keras_order(low, f"converter schedule unavailable ({type(exc).__name__}: {str(exc)[:200]})")
@@ -148,21 +152,36 @@ def _names_layer(tensor_name: str, layer: str) -> bool:
 _SCHEDULES: dict = {}
 
 
-def schedule_of(model, graph: Graph, per_channel_dense: bool = True):
+def schedule_of(model, graph: Graph, per_channel_dense: bool = True, assume_trained: bool = True):
     """The converter `Schedule` of ``model`` (read as ``graph``, converted with ``per_channel_dense``
-    as `tflm_export.convert`'s), cached by architecture."""
-    key = (fingerprint(graph), per_channel_dense)
+    as `tflm_export.convert`'s) for the lowering made with ``assume_trained``, cached by
+    architecture and the all-zero constants the converter drops."""
+    dropped = dropped_constants(graph, assume_trained)
+    key = (fingerprint(graph), per_channel_dense, dropped)
     if key not in _SCHEDULES:
         if len(_SCHEDULES) >= 64:
             _SCHEDULES.pop(next(iter(_SCHEDULES)))
-        _SCHEDULES[key] = converter_schedule(model, graph, per_channel_dense=per_channel_dense)
+        _SCHEDULES[key] = converter_schedule(model, graph, per_channel_dense=per_channel_dense,
+                                             assume_trained=not dropped)
     return _SCHEDULES[key]
 
 
 def fingerprint(graph: Graph) -> str:
-    """A string equal for graphs of the same architecture (layers, wiring, shapes, settings, and the
-    `OpSpec` registered for a custom layer: registering another one lowers it differently)."""
-    nodes = [(n.name, n.class_name, n.inputs, n.outputs, sorted(map(repr, n.attrs.items())),
+    """A string equal for graphs of the same architecture (layers, wiring, shapes, every setting of
+    each layer, and the `OpSpec` registered for a custom layer: registering another one lowers it
+    differently)."""
+    nodes = [(n.name, n.class_name, n.inputs, n.outputs, sorted(map(repr, n.attrs.items())), _settings(n.layer),
               repr(registered_spec(type(n.layer)))) for n in graph.nodes]
     shapes = sorted((k, t.shape) for k, t in graph.tensors.items())
     return repr((graph.keras.__name__, nodes, shapes, graph.inputs, graph.outputs))
+
+
+def _settings(layer) -> str:
+    """``layer``'s whole ``get_config()`` but its name: any setting may change the converted graph
+    (an LSTM's ``unroll``, a dtype policy...), not only those the formulas read (``node.attrs``)."""
+    try:
+        config = dict(layer.get_config())
+    except Exception:  # a custom layer without get_config(): its class and attrs are all there is
+        return ""
+    config.pop("name", None)
+    return repr(sorted(config.items(), key=lambda item: str(item[0])))

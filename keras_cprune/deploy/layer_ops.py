@@ -37,12 +37,47 @@ def alias(low, node, x, in_shape, out_shape):
     return None
 
 
+def _values(weight) -> np.ndarray:
+    return np.asarray(weight.numpy() if hasattr(weight, "numpy") else weight, dtype=np.float32)
+
+
 def _keeps_bias(layer, assume_trained: bool) -> bool:
     """The converter drops an all-zero Dense or transposed-conv bias; a trained one never is."""
     bias = getattr(layer, "bias", None)
     if bias is None or assume_trained:
         return bias is not None
-    return bool(np.any(np.asarray(bias.numpy() if hasattr(bias, "numpy") else bias)))
+    return bool(np.any(_values(bias)))
+
+
+def _keeps_offset(layer, assume_trained: bool) -> bool:
+    """The converter drops the ADD of a BatchNorm whose offset ``beta - mean * gamma / sqrt(var + eps)``
+    is all zero (a fresh layer's); a trained one never is."""
+    if assume_trained:
+        return True
+    scale = _values(layer.gamma) if getattr(layer, "gamma", None) is not None else 1.0
+    offset = _values(layer.moving_mean) * scale / np.sqrt(_values(layer.moving_variance) + layer.epsilon)
+    if getattr(layer, "beta", None) is not None:
+        offset = _values(layer.beta) - offset
+    return bool(np.any(offset))
+
+
+def _uniform_scale(layer) -> float | None:
+    """A BatchNorm's ``gamma / sqrt(var + eps)`` when all its channels have the same, else None."""
+    scale = 1.0 / np.sqrt(_values(layer.moving_variance) + np.float32(layer.epsilon))
+    if getattr(layer, "gamma", None) is not None:
+        scale = scale * _values(layer.gamma)
+    return float(scale[0]) if scale.size and np.all(scale == scale[0]) else None
+
+
+def dropped_constants(graph, assume_trained: bool) -> tuple:
+    """Names of the layers whose all-zero bias (Dense, transposed conv) or BatchNorm offset the
+    converter drops (not ``assume_trained``): they change the lowered ops, not only their
+    constants (a transposed conv without bias no longer fuses its ReLU, a BatchNorm loses its ADD)."""
+    if assume_trained:
+        return ()
+    return tuple(node.name for node in graph.nodes if not node.is_input and (
+        lowering_of(node) in (dense, transpose_conv_2d) and getattr(node.layer, "bias", None) is not None
+        and not _keeps_bias(node.layer, False) or lowering_of(node) is batch_norm and not _keeps_offset(node.layer, False)))
 
 
 def conv_2d(low, node, x, in_shape, out_shape):
@@ -77,22 +112,44 @@ def dense(low, node, x, in_shape, out_shape):
 
 
 def transpose_conv_2d(low, node, x, in_shape, out_shape):
-    """TRANSPOSE_CONV(output shape, filter (out, kh, kw, in), input, bias or none)."""
+    """TRANSPOSE_CONV(output shape, filter (out, kh, kw, in), input, bias or none), a BatchNorm
+    after it folded into its filter and bias (`lowering._foldable`). The output shape is
+    computed (`_packed_shape`), or the input's SHAPE where the layer keeps its input's shape
+    (stride 1, as many filters as input channels): the converter folds the computation. That
+    form is chosen by the unpruned shapes, so pruned variants keep the converter's op order; a
+    variant that would take the other form is listed as approximated."""
     if node.attrs.get("groups", 1) != 1:
         return unknown(low, node, x, in_shape, out_shape)
-    shape = _packed_shape(low, node, x, in_shape, out_shape)
+    norm = _folded_norm(low, node)
+    keeps_shape = low.graph.tensors[node.inputs[0]].shape == low.graph.tensors[node.outputs[0]].shape
+    if keeps_shape != (in_shape == out_shape):
+        low.approximated.append(node.name)
+    shape = low.op("SHAPE", [x], (len(in_shape),), node.name, itemsize=4, quant=0) if keeps_shape else \
+        _packed_shape(low, node, x, in_shape, out_shape)
     filt = low.const((out_shape[-1],) + tuple(node.attrs["kernel_size"]) + (in_shape[-1],), 1, out_shape[-1])
-    bias = low.const((out_shape[-1],), 4, out_shape[-1]) if _keeps_bias(node.layer, low.assume_trained) \
-        else ("none", -1)
+    keeps = _keeps_bias(node.layer, low.assume_trained) or norm is not None and \
+        _keeps_offset(norm.layer, low.assume_trained)
+    bias = low.const((out_shape[-1],), 4, out_shape[-1]) if keeps else ("none", -1)
     y = low.op("TRANSPOSE_CONV", [shape, filt, x, bias], out_shape, node.name)
+    if keeps or norm is not None:  # a bias add in the TensorFlow graph, even of zeros: a ReLU fuses
+        low.fuses_relu.add(y)
     return activation(low, node, y, out_shape)
 
 
-def resize_bilinear(low, node, x, in_shape, out_shape):
-    """Bilinear UpSampling2D; nearest converts to TILE, which TFLM has no kernel for."""
-    if getattr(node.layer, "interpolation", "nearest") != "bilinear":
+def _folded_norm(low, node):
+    """The BatchNorm node folded into ``node`` (its sole consumer), or None."""
+    users = low.graph.tensors[node.outputs[0]].consumers
+    return low.graph.node(users[0]) if len(users) == 1 and users[0] in low.folded else None
+
+
+def resize(low, node, x, in_shape, out_shape):
+    """UpSampling2D: RESIZE_BILINEAR, or nearest RESIZE_NEAREST_NEIGHBOR from tf_keras; a Keras 3
+    nearest one converts to TILE, which TFLM has no kernel for."""
+    interpolation = getattr(node.layer, "interpolation", "nearest")
+    op = {"bilinear": "RESIZE_BILINEAR", "nearest": "RESIZE_NEAREST_NEIGHBOR" if _legacy(low) else None}.get(interpolation)
+    if op is None:
         return unknown(low, node, x, in_shape, out_shape)
-    return low.op("RESIZE_BILINEAR", [x, low.const((2,), 4, 0)], out_shape, node.name)
+    return low.op(op, [x, low.const((2,), 4, 0)], out_shape, node.name)
 
 
 def elementwise(op: str, chain: bool = True):
@@ -170,8 +227,14 @@ def pad(low, node, x, in_shape, out_shape):
 
 
 def batch_norm(low, node, x, in_shape, out_shape):
-    """A BatchNorm not folded into a conv: MUL by the scale, ADD the offset."""
-    scaled = low.op("MUL", [x, low.const((out_shape[-1],), 1, 1)], out_shape, node.name)
+    """A BatchNorm not folded into a conv: MUL by the scale, ADD the offset unless it is all zero.
+    A scale of one value throughout (a fresh layer's ``1 / sqrt(1 + eps)``) is one constant with
+    every other such scale of that value and width: the converter stores equal constants once."""
+    value = None if low.assume_trained else _uniform_scale(node.layer)
+    share = None if value is None else ("scale", out_shape[-1], value)
+    scaled = low.op("MUL", [x, low.const((out_shape[-1],), 1, 1, share=share)], out_shape, node.name)
+    if not _keeps_offset(node.layer, low.assume_trained):
+        return scaled
     return low.op("ADD", [scaled, low.const((out_shape[-1],), 1, 1)], out_shape, node.name)
 
 
@@ -236,20 +299,23 @@ def _activation_name(node) -> str:
 def activation(low, node, x, out_shape):
     """The ops of ``node``'s activation applied to ``x``: none for linear, and none for a ReLU or
     ReLU6 the converter fuses into the op that produced ``x`` (a conv, dense, add, pool... that
-    has no other user; a transposed conv only with its bias)."""
+    has no other user; a transposed conv only with a bias or a BatchNorm folded into it), and
+    none for one that ``x`` has had already (fused or an op: the converter keeps one)."""
     name = _activation_name(node)
     if name == "linear":
         return x
     producer = low.ops[-1] if low.ops else None
     sole_user = node.class_name != "Activation" and node.class_name != "ReLU" or \
         len(low.graph.tensors[node.inputs[0]].consumers) == 1
-    fuses = producer and (producer[0] in _FUSES_ACTIVATION or producer[0] == "TRANSPOSE_CONV" and
-                          producer[1][3] != ("none", -1))
-    if name in ("relu", "relu6") and fuses and producer[2][0] == x and sole_user:
+    fuses = producer and (producer[0] in _FUSES_ACTIVATION or producer[2][0] in low.fuses_relu)
+    if name in ("relu", "relu6") and (low.rectified.get(x) == name or fuses and producer[2][0] == x and sole_user):
+        low.rectified[x] = name  # relu(relu(x)) is one: the converter keeps one
         return x
     y = x
     for op in _ACTIVATION_OPS.get(name, [f"UNKNOWN:{name}"]):
         y = low.op(op, [y, x] if op == "MUL" else [y], out_shape, node.name)
+    if name in ("relu", "relu6"):
+        low.rectified[y] = name
     if name not in _ACTIVATION_OPS:
         low.approximated.append(node.name)
     return y
@@ -265,7 +331,7 @@ LAYERS = {
     **{name: alias for name in ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
                                 "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Identity")},
     "ReLU": activation_layer, "Activation": activation_layer, "LeakyReLU": elementwise("LEAKY_RELU"),
-    "ZeroPadding2D": pad, "UpSampling2D": resize_bilinear,
+    "ZeroPadding2D": pad, "UpSampling2D": resize,
     "MaxPooling1D": one_d(max_pool_1d, legacy_axis=2), "AveragePooling1D": one_d(average_pool_1d, legacy_axis=2),
     "MaxPooling2D": elementwise("MAX_POOL_2D"), "AveragePooling2D": elementwise("AVERAGE_POOL_2D"),
     "GlobalAveragePooling1D": mean_1d, "GlobalAveragePooling2D": mean_2d,

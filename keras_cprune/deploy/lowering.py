@@ -11,6 +11,8 @@ replays. Layers without a known lowering are listed as approximated, never fail.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tflm_export.micro.op_graph import MicroGraph, MicroOp, MicroTensor
 
 from keras_cprune.graph.reader import Graph
@@ -30,6 +32,9 @@ class _Lowering:
         self.of_key: dict[int, tuple] = {}
         self.shared: dict = {}
         self.expanded: dict = {}  # squeezed 1-D activation -> the 4-D tensor it was reshaped from
+        self.folded: set = set()  # names of the layers folded into their producer (`_foldable`)
+        self.fuses_relu: set = set()  # outputs of ops not in `layer_ops`' fusing list that fuse a ReLU
+        self.rectified: dict = {}  # activation ref -> "relu" or "relu6" it has had (fused or an op)
         self.approximated: list[str] = []
 
     def shape(self, key: int) -> tuple:
@@ -67,10 +72,10 @@ class _Lowering:
         return self.op(name, inputs, shape or self.shape(node.outputs[0]), node.name)
 
 
-def _lower_node(low: _Lowering, node, fused: set) -> tuple | None:
+def _lower_node(low: _Lowering, node) -> tuple | None:
     """Emit the TFLite ops of ``node`` by `layer_ops.lowering_of` (`layer_ops.unknown` when it has
     none); return its output ref (None: alias of its input, or folded into its producer)."""
-    if node.name in fused:
+    if node.name in low.folded:
         return None
     x = low.of_key.get(node.inputs[0]) if node.inputs else None
     in_shape = low.shape(node.inputs[0]) if node.inputs else ()
@@ -80,17 +85,17 @@ def _lower_node(low: _Lowering, node, fused: set) -> tuple | None:
 _WEIGHTED = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense")
 
 
-def _sole_weighted_producer(graph: Graph, node) -> bool:
+def _sole_weighted_producer(graph: Graph, node, weighted: tuple = _WEIGHTED) -> bool:
     source = graph.tensors[node.inputs[0]]
     producer = graph.node(source.producer) if source.producer else None
-    return bool(producer and producer.class_name in _WEIGHTED and len(source.consumers) == 1
+    return bool(producer and producer.class_name in weighted and len(source.consumers) == 1
                 and producer.attrs.get("activation", "linear") == "linear")
 
 
 def _foldable(graph: Graph) -> set:
     """Layers the converter folds away: a BatchNorm, or a Keras op adding a scalar (``x + 3.0``),
-    directly after a conv/dense with no other consumer (into its bias), and a ZeroPadding2D
-    feeding only a valid-padding conv (becomes its padding)."""
+    directly after a conv/dense (a BatchNorm: or transposed conv) with no other consumer (into its
+    filter and bias), and a ZeroPadding2D feeding only a valid-padding conv (becomes its padding)."""
     folded = set()
     for node in graph.nodes:
         if type(node.layer).__module__.startswith("keras.src.ops.") and node.class_name in ("Add", "Subtract") \
@@ -101,7 +106,8 @@ def _foldable(graph: Graph) -> set:
             if len(users) == 1 and graph.node(users[0]).class_name in ("Conv2D", "DepthwiseConv2D") \
                     and graph.node(users[0]).attrs.get("padding", "valid") == "valid":
                 folded.add(node.name)
-        if node.class_name == "BatchNormalization" and _sole_weighted_producer(graph, node):
+        if node.class_name == "BatchNormalization" and _sole_weighted_producer(graph, node,
+                                                                                 _WEIGHTED + ("Conv2DTranspose",)):
             folded.add(node.name)
     return folded
 
@@ -113,13 +119,13 @@ def lower(graph: Graph, shapes: dict | None = None, *, assume_trained: bool = Fa
     ``per_channel_dense`` as `tflm_export.convert`'s. The op and activation lists have the same
     structure for any pruned ``shapes``."""
     low = _Lowering(graph, shapes or {}, assume_trained, per_channel_dense)
-    fused = _foldable(graph)
+    low.folded = _foldable(graph)
     for key in graph.inputs:
         low.of_key[key] = low.act(low.shape(key), key)
     for node in graph.nodes:
         if node.is_input:
             continue
-        ref = _lower_node(low, node, fused)
+        ref = _lower_node(low, node)
         low.of_key[node.outputs[0]] = low.of_key[node.inputs[0]] if ref is None else ref
         if ref is not None:
             spec, _ = low.acts[ref[1]]
@@ -148,6 +154,8 @@ def micro_graph(graph: Graph, shapes: dict | None = None, *, assume_trained: boo
     approximated layer names)``.
     """
     low = lower(graph, shapes, assume_trained=assume_trained, per_channel_dense=per_channel_dense)
+    if schedule is not None and (len(schedule.op_order), len(schedule.act_order)) != (len(low.ops), len(low.acts)):
+        schedule = _unfitting(schedule, low)
     inputs = [low.of_key[k] for k in graph.inputs]
     acts = list(range(len(low.acts))) if schedule is None else list(schedule.act_order)
     op_order = list(range(len(low.ops))) if schedule is None else list(schedule.op_order)
@@ -163,3 +171,10 @@ def micro_graph(graph: Graph, shapes: dict | None = None, *, assume_trained: boo
     micro = MicroGraph(tensors, ops, tuple(range(len(inputs))), tuple(index[low.of_key[k]] for k in graph.outputs))
     approximated = tuple(low.approximated) + (() if schedule is None or schedule.exact else (schedule.reason,))
     return micro, keys, layers, approximated
+
+
+def _unfitting(schedule, low):
+    """The Keras graph order in place of a ``schedule`` made for another lowering (another
+    ``assume_trained`` or weights), which cannot order this one's ops: approximate, and why."""
+    return replace(schedule, op_order=tuple(range(len(low.ops))), act_order=tuple(range(len(low.acts))), exact=False,
+                   reason=f"converter schedule of another lowering ({len(schedule.op_order)} ops, not {len(low.ops)})")

@@ -56,10 +56,14 @@ def copy(model, graph: Graph):
 
 
 def as_trained(model):
-    """``model`` (a copy of the user's) with each all-zero bias set to 1e-3, as training leaves it
-    (the converter drops an all-zero Dense or transposed-conv bias)."""
+    """``model`` (a copy of the user's) with each all-zero bias and BatchNorm offset (beta, or the
+    moving mean without beta) set to 1e-3, as training leaves them (the converter drops an all-zero
+    Dense or transposed-conv bias, and the ADD of a BatchNorm offset of zero)."""
     for layer in model.layers:
-        bias = getattr(layer, "bias", None) if type(layer).__name__ in ("Dense", "Conv2DTranspose") else None
+        kind = type(layer).__name__
+        bias = getattr(layer, "bias", None) if kind in ("Dense", "Conv2DTranspose") else None
+        if kind == "BatchNormalization" and not np.any(layer.moving_mean.numpy()):
+            bias = layer.beta if layer.beta is not None else layer.moving_mean
         if bias is not None and not np.any(bias.numpy()):
             bias.assign(np.full(tuple(bias.shape), 1e-3, "float32"))
     return model

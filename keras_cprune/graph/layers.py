@@ -253,14 +253,18 @@ def register_layer(cls, spec: OpSpec) -> OpSpec | None:
             ``cls.from_config(layer.get_config())``, so it must serialize its arguments.
         spec: An `OpSpec`. A ``"produce"`` spec needs ``width_key``, the ``__init__`` argument
             holding the number of output channels, and ``slices``, the channel axes of each
-            weight by name (``{"kernel": {-2: "in", -1: "out"}, "bias": {0: "out"}}``).
+            weight by name (``{"kernel": {-2: "in", -1: "out"}, "bias": {0: "out"}}``). Any role:
+            every weight with an axis that follows the channels needs an entry (a per-channel gain
+            of a ``"pass"`` layer: ``{"gate": {0: "out"}}``); ``{"w": {}}`` says ``w`` has none.
 
     Returns:
         The `OpSpec` ``cls`` was registered with before, or None.
 
     Raises:
         PruningError: ``cls`` is not a Layer subclass, ``spec`` not an `OpSpec`, its role
-            unknown, or a produce spec without a valid ``width_key`` or ``slices``.
+            unknown, or a produce spec without a valid ``width_key`` or ``slices``; when a model
+            with such a layer is read (its weights exist once built), a weight ``slices`` misses
+            (see `graph.reader.check_weights`).
 
     Example:
 

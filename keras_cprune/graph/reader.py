@@ -11,8 +11,8 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
-from keras_cprune.errors import ModelError, SubclassedModelError, UnbuiltModelError
-from keras_cprune.graph.layers import registered_spec
+from keras_cprune.errors import ModelError, PruningError, SubclassedModelError, UnbuiltModelError
+from keras_cprune.graph.layers import output_axes, registered_spec, spec_for, weight_short_name
 
 
 @dataclass
@@ -182,6 +182,7 @@ class _Builder:
         self.calls[layer.name] = count + 1
         name = layer.name if count == 0 else f"{layer.name}#{count}"
         node = Node(name, layer, type(layer).__name__, layer_attrs(layer), in_keys, out_keys)
+        check_weights(node, [self.tensors[k].shape for k in in_keys], [self.tensors[k].shape for k in out_keys])
         for key in in_keys:
             self.tensors[key].consumers.append(name)
         for key in out_keys:
@@ -226,6 +227,39 @@ def layer_attrs(layer) -> dict:
     if registered_spec(type(layer)) is not None:
         attrs = {**layer.get_config(), **attrs}
     return attrs
+
+
+def check_weights(node, in_shapes: list, out_shapes: list) -> None:
+    """A registered layer's weights against its `OpSpec` (weights exist once it is built, so this
+    runs when the graph is read): a producing layer needs a weight sliced by its output channels
+    (`output_axes`), and a weight no ``slices`` entry names may not have an axis the size of
+    channels that pruning can remove, or the rebuilt layer would get a weight of the old width.
+
+    Raises:
+        PruningError: naming the layer class, the weight and the ``slices`` entry to add.
+    """
+    spec = registered_spec(type(node.layer))
+    if spec is None:
+        return
+    spec = spec_for(node, in_shapes, out_shapes)
+    output_axes(node.layer, spec)
+    sides = {"pin": (), "consume": ("in",)}.get(spec.role, ("in", "out"))
+    channels = {side: {s[-1] for s in shapes if s and s[-1] is not None and s[-1] > 1}
+                for side, shapes in (("in", in_shapes), ("out", out_shapes)) if side in sides}
+    for weight in getattr(node.layer, "weights", ()):
+        name, shape = weight_short_name(weight), tuple(weight.shape)
+        if name in spec.slices:
+            continue
+        for axis, size in enumerate(shape):
+            side = next((side for side in ("out", "in") if size in channels.get(side, ())), None)
+            if side is not None:
+                cls = type(node.layer).__name__
+                fix = {**spec.slices, name: {axis: side}}
+                raise PruningError(
+                    f"Weight {name!r} of {cls} layer {node.layer.name!r} has shape {shape}, whose axis {axis} follows "
+                    f"its {side}put channels ({size}), but the OpSpec registered for {cls} does not slice it: "
+                    f"pruning would leave it {size} wide. Add it to `slices` in register_layer({cls}, OpSpec(...)), "
+                    f"e.g. slices={fix!r} (or {{{name!r}: {{}}}} if its size only happens to equal the channels).")
 
 
 def layer_from_config(layer, config: dict):

@@ -1,12 +1,13 @@
 """Arena and flash predicted for tf_keras models against the TFLM runtime: the converter lowers a
-tf_keras Flatten to one RESHAPE by a constant shape (merged into a 1-D squeeze before it) and
-expands 1-D pooling at axis 2, unlike Keras 3."""
+tf_keras Flatten to one RESHAPE by a constant shape (merged into a 1-D squeeze before it),
+expands 1-D pooling at axis 2 and converts a nearest UpSampling2D to RESIZE_NEAREST_NEIGHBOR,
+unlike Keras 3."""
 import pytest
 import tf_keras as keras
 
 from keras_cprune import zoo
 from keras_cprune.pruning.context import PruneContext
-from models import random_branched_model, randomize
+from models import random_branched_model, random_decoder_model, randomize
 from tflm_checks import assert_exact, predicted_and_measured
 
 L = keras.layers
@@ -26,7 +27,9 @@ def one_d(kind):
 
 BUILDS = {"vgg": lambda: zoo.vgg(keras), "resnet8": lambda: zoo.resnet8(keras), "conv1d-pool1d": lambda: one_d("conv"),
           "separable1d-pool1d-flatten": lambda: one_d("separable"),
-          **{f"random{seed}": (lambda seed=seed: random_branched_model(keras, seed)) for seed in (2, 3)}}
+          **{f"random{seed}": (lambda seed=seed: random_branched_model(keras, seed)) for seed in (2, 3)},
+          # U-Nets with nearest UpSampling2D: RESIZE_NEAREST_NEIGHBOR from tf_keras (Keras 3: TILE, not in TFLM)
+          **{f"decoder{seed}": (lambda seed=seed: random_decoder_model(keras, seed)) for seed in (0, 1)}}
 
 
 @pytest.mark.parametrize("name", BUILDS)

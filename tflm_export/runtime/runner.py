@@ -22,7 +22,7 @@ from tflm_export.arena import ArenaFigure
 from tflm_export.errors import MeasurementError, ModelError, TFLMRuntimeError
 from tflm_export.micro.planner import predict_arena_from_tflite
 
-from tflm_export.micro.flatbuffer import read_model
+from tflm_export.micro.flatbuffer import graph_from_tflite, read_model
 
 MAX_PROBES = 12  # arena sizes one search may try
 MIN_SHARD = 256  # samples: below this, one more interpreter in parallel costs more than it saves
@@ -32,6 +32,7 @@ SAMPLE_TIMEOUT_S = 0.5  # a ResNet-8 invoke takes ~30 ms on a host core: room fo
 _WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_worker.py")
 _ALLOCATION = re.compile(r"'([^']+)' used (\d+) bytes with alignment overhead \(requested (\d+) bytes for (\d+)")
 _SECTION = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
+_MISSING_KERNEL = re.compile(r"Didn't find op for builtin opcode '(\w+)'")
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,20 @@ def _failure(tflite_bytes: bytes, attempt: dict, what: str) -> TFLMRuntimeError:
                 f"a constant tensor (an untrained model, or constant representative data): {named}. TFLM's "
                 "softmax kernel aborts on such an input. Train the model, or calibrate with data that exercises it.")
     return TFLMRuntimeError(f"The TFLite Micro runtime failed while {what}: {_how(attempt)}. "
-                            f"Runtime output:\n{output}{hint}")
+                            f"Runtime output:\n{output}{hint}{_missing_kernels(tflite_bytes, attempt['log'])}")
+
+
+def _missing_kernels(tflite_bytes: bytes, log: str) -> str:
+    """The ops the runtime has no kernel for and the tensors they compute, whose names hold the
+    Keras layers' (``model/up_1/Tile``); empty when the log names none."""
+    missing = sorted(set(_MISSING_KERNEL.findall(log)))
+    if not missing:
+        return ""
+    graph = graph_from_tflite(tflite_bytes)
+    names = [repr(graph.tensors[op.outputs[0]].name) for op in graph.ops if op.op in missing and op.outputs]
+    return (f"\nTFLite Micro has no kernel for {', '.join(missing)}, the op(s) computing {', '.join(names[:3])}"
+            f"{' ...' if len(names) > 3 else ''}: replace the layer named there with layers that convert to ops "
+            "TFLite Micro has (e.g. UpSampling2D(interpolation='bilinear'), not nearest, which converts to TILE).")
 
 
 def _work(tflite_bytes: bytes, tmp: str, request: dict, timeout_s: int) -> list:

@@ -7,12 +7,12 @@ flatbuffer. ``pytest --slow`` runs 300 random graphs instead of 4.
 """
 import keras
 import pytest
-from hypothesis import given, note, settings
+from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
 
 from keras_cprune import analyze, estimate_arena, prune, zoo
 from keras_cprune.deploy.lowering import micro_graph
-from keras_cprune.errors import ModelError
+from keras_cprune.errors import ModelError, TFLMRuntimeError
 from keras_cprune.graph.clone import as_trained
 from keras_cprune.graph.reader import read_graph
 from keras_cprune.pruning.context import PruneContext
@@ -68,7 +68,12 @@ def test_random_branched_graphs_in_random_creation_order_are_exact(seed, ratio, 
     randomize(model, seed=seed % 1000)
     context = PruneContext.of(model, per_channel_dense=per_channel_dense)
     removed = context.plan(mode, ratio)[1] if ratio else set()
-    assert_exact(*predicted_and_measured(model, removed, context))
+    try:
+        measured = predicted_and_measured(model, removed, context)
+    except TFLMRuntimeError as exc:  # random weights can leave a branch all-zero after ReLU: calibration gives it
+        assume("near-zero quantization scale" not in str(exc))  # a ~0 scale and TFLM aborts; nothing to measure
+        raise
+    assert_exact(*measured)
 
 
 def one_d(kind):

@@ -47,7 +47,7 @@ def prune(model, mode: str = "PA", ratio: float = 0.5, *, config: PruneConfig | 
     config = resolve_config(config, **options)
     context = PruneContext.of(model, input_shape=input_shape)
     removed, _ = context.choose(mode, ratio, config)  # the plan's arena would convert the model: not needed
-    return _rebuilt(context, removed, reinitialize)
+    return rebuild(context.model, context.deps, removed, weights="none" if reinitialize else "slice")
 
 
 def plan_pruning(model, mode: str = "PA", ratio: float = 0.5, *, config: PruneConfig | None = None,
@@ -121,9 +121,10 @@ def prune_to_budget(model, budget, *, mode: str = "MA", config: PruneConfig | No
     pruned = keras_cprune.prune_to_budget(model, keras_cprune.Budget(ram="64KB"), mode="MA")
     ```
     """
-    context, _, removed = _fit(model, budget, mode, config, search, representative_data, verbose, progress,
-                               per_channel_dense, input_shape, options)
-    return _rebuilt(context, removed, reinitialize)
+    plan = plan_to_budget(model, budget, mode=mode, config=config, search=search,
+                          representative_data=representative_data, verbose=verbose, progress=progress,
+                          per_channel_dense=per_channel_dense, input_shape=input_shape, **options)
+    return apply_plan(model, plan, reinitialize=reinitialize, input_shape=input_shape)
 
 
 def plan_to_budget(model, budget, *, mode: str = "MA", config: PruneConfig | None = None,
@@ -149,20 +150,12 @@ def plan_to_budget(model, budget, *, mode: str = "MA", config: PruneConfig | Non
     pruned = keras_cprune.apply_plan(model, plan, reinitialize=True)
     ```
     """
-    return _fit(model, budget, mode, config, search, representative_data, verbose, progress, per_channel_dense,
-                input_shape, options)[1]
-
-
-def _fit(model, budget, mode, config, search, representative_data, verbose, progress, per_channel_dense, input_shape,
-         options) -> tuple:
-    """``(context, plan, removed units)`` of the budget search."""
     config = resolve_config(config, **options)
     settings = _search_config(search)
     context = PruneContext.of(model, input_shape=input_shape, per_channel_dense=check_per_channel_dense(per_channel_dense))
     verifier, every_step = resolve_verifier(context, settings.verify, representative_data)
-    plan, removed = fit_budget(context, mode, budget, config=config, settings=settings, verify=verifier,
-                               progress=progress, verbose=verbose, estimate=verifier if every_step else None)
-    return context, plan, removed
+    return fit_budget(context, mode, budget, config=config, settings=settings, verify=verifier, progress=progress,
+                      verbose=verbose, estimate=verifier if every_step else None)[0]
 
 
 def _search_config(search) -> SearchConfig:
@@ -173,10 +166,6 @@ def _search_config(search) -> SearchConfig:
                            f"search=SearchConfig(allocation='paper'). Received: search={search!r} "
                            f"of type {type(search).__name__}.")
     return search
-
-
-def _rebuilt(context: PruneContext, removed: set, reinitialize: bool):
-    return rebuild(context.model, context.deps, removed, weights="none" if reinitialize else "slice")
 
 
 def apply_plan(model, plan: PruningPlan, *, reinitialize: bool = False, input_shape=None):

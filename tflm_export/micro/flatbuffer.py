@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 
 from tflm_export.errors import ModelError, ModelFileError
-from tflm_export.micro.op_graph import MicroGraph, MicroOp, MicroTensor
+from tflm_export.micro.op_graph import Window, MicroGraph, MicroOp, MicroTensor
 
 # A quantization scale below this means calibration saw an (almost) constant tensor, e.g. the
 # all-zero logits of an untrained model; TFLM's SOFTMAX aborts on such an input scale.
@@ -184,6 +184,23 @@ _ITEMSIZE = dict(FLOAT32=4, FLOAT16=2, INT32=4, UINT8=1, INT64=8, BOOL=1, INT16=
                  INT8=1, FLOAT64=8, COMPLEX128=16, UINT64=8, UINT32=4, UINT16=2, BFLOAT16=2)
 
 
+_WINDOW_OPTIONS = {"CONV_2D": "Conv2DOptions", "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions",
+                   "TRANSPOSE_CONV": "TransposeConvOptions", "MAX_POOL_2D": "Pool2DOptions",
+                   "AVERAGE_POOL_2D": "Pool2DOptions"}
+
+
+def _window(schema, name: str, op) -> Window | None:
+    """The `Window` an op's builtin options give, for convolutions and pooling."""
+    if name not in _WINDOW_OPTIONS or op.BuiltinOptions() is None:
+        return None
+    options = getattr(schema, _WINDOW_OPTIONS[name])()
+    options.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+    dilation = ((options.DilationHFactor(), options.DilationWFactor())
+                if hasattr(options, "DilationHFactor") else (1, 1))
+    filt = (options.FilterHeight(), options.FilterWidth()) if hasattr(options, "FilterHeight") else ()
+    return Window((options.StrideH(), options.StrideW()), dilation, filt)
+
+
 def graph_from_tflite(tflite_bytes: bytes) -> MicroGraph:
     """Read a ``.tflite`` flatbuffer into a `MicroGraph` (weights are not copied).
 
@@ -229,5 +246,6 @@ def graph_from_tflite(tflite_bytes: bytes) -> MicroGraph:
     for op in (subgraph.Operators(i) for i in range(subgraph.OperatorsLength())):
         code = model.OperatorCodes(op.OpcodeIndex())
         builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-        ops.append(MicroOp(names.get(builtin, str(builtin)), ints(op, "Inputs"), ints(op, "Outputs")))
+        name = names.get(builtin, str(builtin))
+        ops.append(MicroOp(name, ints(op, "Inputs"), ints(op, "Outputs"), _window(schema, name, op)))
     return MicroGraph(tuple(tensors), tuple(ops), ints(subgraph, "Inputs"), ints(subgraph, "Outputs"))

@@ -35,6 +35,26 @@ class MicroTensor:
 
 
 @dataclass(frozen=True)
+class Window:
+    """The sliding window of a convolution or pooling op, from its builtin options.
+
+    Attributes:
+        stride: (height, width) steps.
+        dilation: (height, width) dilation factors.
+        filter: (height, width) of a pooling window; convolutions read theirs from the filter tensor.
+    """
+    stride: tuple = (1, 1)
+    dilation: tuple = (1, 1)
+    filter: tuple = ()
+
+
+def padding(size: int, out: int, filt: int, stride: int, dilation: int) -> int:
+    """TFLite's padding before the data along one axis (``ComputePaddingWithOffset``): SAME and
+    VALID differ only through the output size, so the sizes decide it."""
+    return max((out - 1) * stride + (filt - 1) * dilation + 1 - size, 0) // 2
+
+
+@dataclass(frozen=True)
 class MicroOp:
     """One operator.
 
@@ -42,10 +62,13 @@ class MicroOp:
         op: the TFLite builtin name, e.g. ``"CONV_2D"``.
         inputs: indices into `MicroGraph.tensors` (-1: an omitted optional input).
         outputs: indices into `MicroGraph.tensors`.
+        window: the `Window` of a convolution or pooling op, None where unknown or not applicable
+            (kernels whose scratch buffers depend on it are then approximated).
     """
     op: str
     inputs: tuple
     outputs: tuple
+    window: Window | None = None
 
 
 @dataclass(frozen=True)

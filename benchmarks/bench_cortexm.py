@@ -3,7 +3,8 @@
 For each .tflite and each probe built by scripts/cortexm/build.sh (core x kernel set), runs the probe
 under qemu: it finds the smallest arena (16-byte steps) with which a fresh MicroInterpreter allocates
 and invokes the model, and writes the outputs for one input. Beside it: the PyPI tflite-micro runtime's
-`find_min_arena` (x86-64, reference kernels, recording allocator) and whether the outputs match it.
+`find_min_arena` (x86-64, reference kernels, recording allocator), whether the outputs match it, and
+the arena `predict_arena_from_tflite(tflite, "<core>/<kernels>")` predicts for that build.
 Without the toolchain, the builds or qemu it says what is missing and exits 0 (docs/CORTEXM.md).
 
     python benchmarks/bench_cortexm.py [MODEL.tflite ...] [--builds cortex-m4-reference,...]
@@ -169,9 +170,11 @@ def main(argv=None) -> int:
             print("  - " + line)
         print("See docs/CORTEXM.md. (The project works without it.)")
         return 0
+    from tflm_export.micro.planner import align, predict_arena_from_tflite
+
     models = args.models or default_models(args.models_dir)
-    header = (f"{'model':<22} {'core':<14} {'kernels':<9} {'arena':>8} {'used':>8} {'head':>8} {'tail':>7} "
-              f"{'host':>8} {'host-arena':>10} {'outputs':>8}")
+    header = (f"{'model':<22} {'core':<14} {'kernels':<9} {'arena':>8} {'predicted':>9} {'used':>8} {'head':>8} "
+              f"{'tail':>7} {'host':>8} {'host-arena':>10} {'outputs':>8}")
     print(header)
     print("-" * len(header))
     work = tempfile.mkdtemp(prefix="bench_cortexm_")
@@ -200,7 +203,8 @@ def main(argv=None) -> int:
                 match = "size!"
             head = r.get("recording_head", 0)  # the plan does not depend on the allocator
             tail = r["arena_used_bytes"] - head
-            print(f"{name:<22} {core:<14} {kernels:<9} {r['arena']:>8} {r['arena_used_bytes']:>8} "
+            predicted = align(predict_arena_from_tflite(tflite, f"{core}/{kernels}").bytes)
+            print(f"{name:<22} {core:<14} {kernels:<9} {r['arena']:>8} {predicted:>9} {r['arena_used_bytes']:>8} "
                   f"{head:>8} {tail:>7} {host_arena:>8} {r['arena'] - host_arena:>+10} {match:>8}",
                   flush=True)
     shutil.rmtree(work, ignore_errors=True)

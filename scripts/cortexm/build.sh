@@ -115,10 +115,12 @@ check_core() {
 # Code-generation flags per core. The A-profile emulation trick (see run_probe.sh) needs the code
 # compiled for the M core and linked against newlib's armv7-a multilib; M55 keeps MVE (needs an FPU
 # register file: softfp) and links its own v8.1-M multilib, for qemu-system-arm's mps3-an547.
+# M55: Debian's binutils 2.40 rejects the conditional VCVT GCC 12 emits in IT blocks with MVE
+# ("vcvtne.f32.s32": read as MVE's VCVTN); no if-conversion avoids it (code layout only).
 platform_flags() {
   local f="-DTF_LITE_MCU_DEBUG_LOG -mcpu=$1 -mthumb -funsigned-char -mlittle-endian -fomit-frame-pointer"
   case "$1" in
-    cortex-m55) echo "$f -mfloat-abi=softfp -mfpu=auto";;
+    cortex-m55) echo "$f -mfloat-abi=softfp -mfpu=auto -fno-if-conversion -fno-if-conversion2";;
     *)          echo "$f -mfloat-abi=soft";;
   esac
 }

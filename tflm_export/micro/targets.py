@@ -66,6 +66,14 @@ class Target:
     Attributes:
         core: ``"host"`` (the PyPI runtime) or a Cortex-M core of `CORES`.
         kernels: ``"reference"`` or ``"cmsis_nn"``.
+
+    Example:
+
+    ```python
+    target = tflm_export.TARGETS["cortex-m4/cmsis_nn"]      # or Target("cortex-m4", "cmsis_nn")
+    figure = tflm_export.predict_arena_from_tflite(tflite, target)
+    print(target.describe(), figure.bytes)
+    ```
     """
     core: str
     kernels: str = "reference"

@@ -8,6 +8,11 @@ the arena `predict_arena_from_tflite(tflite, "<core>/<kernels>")` predicts for t
 Without the toolchain, the builds or qemu it says what is missing and exits 0 (docs/CORTEXM.md).
 
     python benchmarks/bench_cortexm.py [MODEL.tflite ...] [--builds cortex-m4-reference,...]
+    python benchmarks/bench_cortexm.py --instructions   # instructions per Invoke() (qemu plugin)
+
+``--instructions`` counts the guest instructions qemu executes (scripts/cortexm/insn_count.c, a TCG
+plugin) for 1 and 3 ``Invoke()`` s of one interpreter and prints their difference / 2 per build,
+beside the PyPI runtime's median host latency, for the MLPerf Tiny truth-table models, pruned and not.
 """
 from __future__ import annotations
 
@@ -156,11 +161,57 @@ def run_probe(core: str, elf: str, model: str, input_path: str, output_path: str
     return result
 
 
+PLUGIN = os.path.join(ROOT, "build", "insn_count.so")
+MLPERF = ("resnet8", "ds_cnn", "mobilenet_v1_vww", "fc_autoencoder")
+
+
+def count_instructions(core: str, elf: str, model: str, invokes: int) -> int | None:
+    """Guest instructions qemu executed running the probe with ``--invokes``; None on failure."""
+    cmd = emulator(core, elf, [model, "--invokes", str(invokes)])
+    if cmd is None:
+        return None
+    cmd[1:1] = ["-plugin", PLUGIN, "-d", "plugin"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
+    found = re.findall(r"^INSNS (\d+)$", proc.stdout + proc.stderr, re.M)
+    return int(found[-1]) if found and f"invokes={invokes}" in proc.stdout else None
+
+
+def instructions(builds: list) -> int:
+    """Instructions per Invoke() on each build beside host latency, MLPerf Tiny models pruned and not."""
+    import gzip
+
+    from tflm_export import find_min_arena
+    from tflm_export.runtime.runner import run_model
+
+    if not os.path.isfile(PLUGIN):
+        print(f"bench_cortexm: no {PLUGIN}: run {BUILD} plugin")
+        return 0
+    fixtures = os.path.join(REPO, "tests", "fixtures", "cortexm")
+    names = [n + suffix for n in MLPERF for suffix in ("", "_pruned")]
+    print("| model | host latency (ms) | " + " | ".join(f"{c}/{k}" for c, k, _ in builds) + " |")
+    print("|---|---:|" + "---:|" * len(builds))
+    work = tempfile.mkdtemp(prefix="bench_insns_")
+    for name in names:
+        tflite = gzip.decompress(open(os.path.join(fixtures, name + ".tflite.gz"), "rb").read())
+        path = os.path.join(work, name + ".tflite")
+        open(path, "wb").write(tflite)
+        inputs = make_inputs(tflite)
+        run = run_model(tflite, find_min_arena(tflite).bytes, [x[None] for x in inputs], latency_runs=20)
+        cells = []
+        for core, kernels, elf in builds:
+            one, three = (count_instructions(core, elf, path, n) for n in (1, 3))
+            cells.append("–" if one is None or three is None else f"{(three - one) // 2:,}")
+        print(f"| {name} | {np.median(run.latencies_s) * 1e3:.2f} | " + " | ".join(cells) + " |", flush=True)
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", help=".tflite files (default: MLPerf Tiny + vgg, made here)")
     parser.add_argument("--builds", help="comma-separated <core>-<kernels> (default: every build present)")
     parser.add_argument("--models-dir", default=os.path.join(ROOT, "models"), help="where default models are cached")
+    parser.add_argument("--instructions", action="store_true", help="instructions per Invoke() instead of arenas")
     args = parser.parse_args(argv)
     builds = built(args.builds.split(",") if args.builds else None)
     lacking = missing(builds)
@@ -172,6 +223,8 @@ def main(argv=None) -> int:
         return 0
     from tflm_export.micro.planner import align, predict_arena_from_tflite
 
+    if args.instructions:
+        return instructions(builds)
     models = args.models or default_models(args.models_dir)
     header = (f"{'model':<22} {'core':<14} {'kernels':<9} {'arena':>8} {'predicted':>9} {'used':>8} {'head':>8} "
               f"{'tail':>7} {'host':>8} {'host-arena':>10} {'outputs':>8}")

@@ -5,6 +5,7 @@
 #   scripts/cortexm/build.sh lib   <core> <kernels>  # libtensorflow-microlite.a
 #   scripts/cortexm/build.sh probe <core> <kernels>  # probe.elf (semihosting, runs under qemu)
 #   scripts/cortexm/build.sh all   <core> <kernels>  # the three above
+#   scripts/cortexm/build.sh plugin                  # insn_count.so: qemu plugin counting instructions
 #   scripts/cortexm/build.sh commits                 # the source commits in use
 #
 # core: cortex-m0plus | cortex-m4 | cortex-m7 | cortex-m55;  kernels: reference | cmsis_nn.
@@ -173,12 +174,19 @@ probe() {
 
 commits() { cat "$ROOT/src/COMMITS"; }
 
+plugin() {  # host gcc: a shared object qemu-arm / qemu-system-arm load with -plugin
+  mkdir -p "$ROOT/build"
+  gcc -shared -fPIC -O2 -o "$ROOT/build/insn_count.so" "$HERE/insn_count.c"
+  echo "built $ROOT/build/insn_count.so"
+}
+
 cmd="${1:-}"; shift || true
 case "$cmd" in
   prepare) prepare;;
   lib) lib "$@";;
   probe) probe "$@";;
   all) [ -d "$DL/gcc_embedded" ] || prepare; lib "$@"; probe "$@";;
+  plugin) plugin;;
   commits) commits;;
   *) sed -n '2,19p' "$0"; exit 2;;
 esac

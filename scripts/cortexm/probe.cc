@@ -143,14 +143,15 @@ void PrintBreakdown(const tflite::Model* model, const Resolver& r, size_t arena)
 int main(int argc, char** argv) {
   const char* paths[3] = {nullptr, nullptr, nullptr};
   int npaths = 0;
-  size_t fixed = 0, step = 16;
+  size_t fixed = 0, step = 16, invokes = 0;
   for (int i = 1; i < argc; ++i) {
     if (strcmp(argv[i], "--arena") == 0 && i + 1 < argc) fixed = strtoul(argv[++i], nullptr, 10);
+    else if (strcmp(argv[i], "--invokes") == 0 && i + 1 < argc) invokes = strtoul(argv[++i], nullptr, 10);
     else if (strcmp(argv[i], "--step") == 0 && i + 1 < argc) step = strtoul(argv[++i], nullptr, 10);
     else if (npaths < 3) paths[npaths++] = argv[i];
   }
   if (npaths == 0) {
-    printf("PROBE error=usage: probe.elf MODEL.tflite [INPUT.bin [OUTPUT.bin]] [--arena N]\n");
+    printf("PROBE error=usage: probe.elf MODEL.tflite [INPUT.bin [OUTPUT.bin]] [--arena N] [--invokes N]\n");
     return 2;
   }
   size_t model_size = 0, input_size = 0;
@@ -170,6 +171,15 @@ int main(int argc, char** argv) {
   static Resolver resolver;
   RegisterOps(resolver);
 
+  if (invokes > 0) {  // for instruction counts: one interpreter, `invokes` Invoke()s, nothing else
+    tflite::MicroInterpreter interp(model, resolver, g_arena, kArenaMax);
+    if (interp.AllocateTensors() != kTfLiteOk) return 1;
+    for (size_t i = 0; i < interp.inputs_size(); ++i) memset(interp.input(i)->data.raw, 0, interp.input(i)->bytes);
+    for (size_t k = 0; k < invokes; ++k)
+      if (interp.Invoke() != kTfLiteOk) return 1;
+    printf("PROBE invokes=%u\n", static_cast<unsigned>(invokes));
+    return 0;
+  }
   size_t arena = fixed;
   if (arena == 0) {
     // A generous arena gives arena_used_bytes() U; the smallest arena lies near U (TFLM's own

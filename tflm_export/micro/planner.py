@@ -157,6 +157,10 @@ def _mean_scratch(g, op):  # int32 accumulator (int8/16 only), input iterator, r
         4 * len(inp.shape), 4 * math.prod(axis.shape))
 
 
+def _lstm_scratch(g, op):  # four cell-state-sized buffers (int16 for int8): gates and cell update
+    return (_t(g, op, 19).nbytes,) * 4
+
+
 def _conv_temp(op):  # ConvPrepare: out, in, filter; CalculateOpDataConv: in, filter, bias, out
     (i, f, *b), o = op.inputs, op.outputs[0]
     return (o, i, f, i, f, b[0] if b else -1, o)
@@ -187,6 +191,8 @@ _KERNELS = {  # sizes read from the PyPI runtime's parsers / Init functions, x86
     "PRELU": _Kernel(None, 28), "PAD": _Kernel(None, 56), "PADV2": _Kernel(None, 56),
     "MAXIMUM": _Kernel(temp=_NO_PREPARE), "MINIMUM": _Kernel(temp=_NO_PREPARE),
     "RESIZE_NEAREST_NEIGHBOR": _Kernel((2, 1)), "RESIZE_BILINEAR": _Kernel((2, 1)),
+    # OpDataLSTM: size and cell-state info, 4 gates x 2 FullyConnectedParams, 3 ArithmeticParams
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": _Kernel((16, 4), 688, scratch=_lstm_scratch),
     "SPACE_TO_DEPTH": _Kernel((4, 4), 0, _out_dims), "DEPTH_TO_SPACE": _Kernel((4, 4), 0, _out_dims),
 }
 

@@ -100,7 +100,8 @@ def batch_one_twin(model, keras, shape: tuple):
             f"made with keras.models.clone_model, and that failed: {type(exc).__name__}: {exc}. Build the model "
             "with the functional API or Sequential, with layers that implement get_config.") from exc
     for layer, copy in pairs:
-        copy.set_weights(layer.get_weights())
+        if getattr(layer, "weights", None):  # not a Keras op (NotEqual of a Masking layer...)
+            copy.set_weights(layer.get_weights())
     return keras.Model(inputs, twin(inputs), name=model.name)
 
 
@@ -140,14 +141,18 @@ def _fused_lstm_class():
                 "api_implements": f"lstm_{uuid.uuid4()}", "time_major": False, "go_backwards": False})
 
         def call(self, sequences, initial_state=None, mask=None, training=None):
+            zeros = tf.zeros((sequences.shape[0], self.units), sequences.dtype)
+            last, outputs, *_ = self.lstm(sequences, zeros, zeros, *map(tf.constant, self.weights_))
+            return outputs if self.return_sequences else last
+
+        def compute_output_spec(self, sequences, initial_state=None, mask=None, training=None):
+            """Refuse, while the twin is built, what the fused kernel cannot compute."""
             if initial_state is not None or mask is not None:
                 given = "a mask" if mask is not None else "an initial state"
                 raise ConversionError(f"LSTM layer {self.name!r} gets {given}; TFLite Micro's fused LSTM starts from "
                                       "zero states and runs over the whole sequence. Remove the mask (Masking, "
                                       "mask_zero) or the initial_state input.")
-            zeros = tf.zeros((sequences.shape[0], self.units), sequences.dtype)
-            last, outputs, *_ = self.lstm(sequences, zeros, zeros, *map(tf.constant, self.weights_))
-            return outputs if self.return_sequences else last
+            return super().compute_output_spec(sequences)
 
         def compute_output_shape(self, input_shape):
             return tuple(input_shape[:2]) + (self.units,) if self.return_sequences else (input_shape[0], self.units)

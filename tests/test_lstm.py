@@ -11,8 +11,10 @@ import pytest
 import tflm_export
 from keras_cprune import estimate_arena, zoo
 from keras_cprune.errors import ConversionError
+from keras_cprune.pruning.context import PruneContext
 from models import randomize
 from planning import pruned_and_plan
+from tflm_checks import assert_exact, predicted_and_measured
 from tflm_export.convert import _from_layers
 from tflm_export.micro.flatbuffer import read_model
 from tflm_export.micro.planner import predict_arena_from_tflite
@@ -82,8 +84,7 @@ MODELS = {"conv1d_8": lambda: conv1d_lstm(8, False), "conv2d_16_sequences": lamb
           "conv1d_64_sequences": lambda: conv1d_lstm(64, True), "conv2d_32": lambda: conv2d_lstm(32, False)}
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if i >= 2 else n
-                                  for i, n in enumerate(MODELS)])
+@pytest.mark.parametrize("name", MODELS)
 def test_lstm_arena_is_predicted_byte_exact(name):
     model = MODELS[name]()
     randomize(model, seed=3)
@@ -93,6 +94,16 @@ def test_lstm_arena_is_predicted_byte_exact(name):
     assert prediction.bytes == measured and prediction.exact, prediction
     estimate = estimate_arena(model, assume_trained=True)  # from the Keras graph: its lowering of the LSTM
     assert (estimate.bytes, estimate.exact) == (measured, True), estimate
+
+
+@pytest.mark.parametrize("build", [lambda: zoo.kws_lstm(units=8), lambda: conv2d_lstm(16, False)],
+                         ids=["kws_lstm", "conv2d_reshape_lstm"])
+def test_lstm_arena_and_flash_are_exact_before_and_after_pruning(build):
+    model = build()  # kws_lstm: at batch 1 the squeeze and expand between the Conv1D layers fold away
+    randomize(model, seed=6)
+    context = PruneContext.of(model)
+    assert_exact(*predicted_and_measured(model, context=context))
+    assert_exact(*predicted_and_measured(model, context.plan("MA", 0.5)[1], context))
 
 
 def test_estimate_counts_the_lstm_kernel_by_hand():

@@ -80,6 +80,7 @@ def batch_one_twin(model, keras, shape: tuple):
     inputs = keras.Input(shape, batch_size=1)
     if keras.__name__ == "tf_keras":
         return keras.Model(inputs, model(inputs), name=model.name)
+    inputs.name = model.inputs[0].name  # the converter names the input tensor after it
     fused, pairs = _fused_lstm_class(), []
 
     def clone(layer):

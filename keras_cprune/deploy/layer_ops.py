@@ -247,23 +247,39 @@ def activation_layer(low, node, x, in_shape, out_shape):
 
 def one_d(body, axis: int = 1, legacy_axis: int | None = None):
     """A 1-D layer as the converter lowers it: EXPAND_DIMS at ``axis`` (``legacy_axis`` for a tf_keras
-    model, if given; a RESHAPE at batch 1) to 4-D (sized as (1, 1, T, C)), the 2-D op ``body(low, node, h, in_shape,
-    wide_shape)`` and its activation, RESHAPE back to (1, T', C')."""
+    model, if given; a RESHAPE at batch 1) to 4-D (sized as (1, 1, T, C)), the 2-D op ``body(low, node, h,
+    in_shape, wide_shape)`` and its activation, RESHAPE back to (1, T', C'). At batch 1, between 1-D
+    layers expanding at the same axis, the squeeze and the expand fold away (``low.wide``)."""
     def lower(low, node, x, in_shape, out_shape):
-        at = legacy_axis if legacy_axis is not None and _legacy(low) else axis
+        at = _expand_axis(low, lower)
         wide_in = (1, 1) + tuple(in_shape[1:])
-        h = low.op("RESHAPE", [x, low.const((4,), 4, 0, share=("expand", wide_in))], wide_in, node.name) \
-            if low.batch_one else low.op("EXPAND_DIMS", [x, low.const((), 4, 0, share=("scalar", at))], wide_in,
-                                         node.name)
+        if x in low.wide:
+            h = x
+        elif low.batch_one:
+            h = low.op("RESHAPE", [x, low.const((4,), 4, 0, share=("expand", wide_in))], wide_in, node.name)
+        else:
+            h = low.op("EXPAND_DIMS", [x, low.const((), 4, 0, share=("scalar", at))], wide_in, node.name)
         wide = (1, 1, out_shape[1], out_shape[-1])
         y = activation(low, node, body(low, node, h, in_shape, wide), wide)
+        users = low.graph.tensors[node.outputs[0]].consumers
+        if low.batch_one and users and node.outputs[0] not in low.graph.outputs and all(
+                _expand_axis(low, lowering_of(low.graph.node(user))) == at for user in users):
+            low.wide.add(y)
+            return y
         # the converter stores equal constants once: squeezes to one shape share their shape tensor
         squeezed = low.op("RESHAPE", [y, low.const((3,), 4, 0, share=("squeeze", out_shape))], out_shape, node.name)
         low.expanded[squeezed] = y
         return squeezed
 
     lower.__name__ = lower.__qualname__ = f"one_d_{body.__name__}"
+    lower.expand_axes = (axis, legacy_axis)
     return lower
+
+
+def _expand_axis(low, lowering) -> int | None:
+    """The axis a `one_d` lowering expands its input at; None for any other lowering."""
+    axis, legacy_axis = getattr(lowering, "expand_axes", (None, None))
+    return legacy_axis if legacy_axis is not None and _legacy(low) else axis
 
 
 def _kernel_1d(node) -> tuple:

@@ -32,6 +32,7 @@ class _Lowering:
         self.of_key: dict[int, tuple] = {}
         self.shared: dict = {}
         self.expanded: dict = {}  # squeezed 1-D activation -> the 4-D tensor it was reshaped from
+        self.wide: set = set()  # 4-D outputs of 1-D layers read by 1-D layers only, at batch 1 (`layer_ops.one_d`)
         self.folded: set = set()  # names of the layers folded into their producer (`_foldable`)
         self.fuses_relu: set = set()  # outputs of ops not in `layer_ops`' fusing list that fuse a ReLU
         self.rectified: dict = {}  # activation ref -> "relu" or "relu6" it has had (fused or an op)

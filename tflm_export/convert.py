@@ -157,7 +157,9 @@ def convert(model, representative_data, *, io_dtype: str = "int8", num_samples: 
     Weights int8 (per output channel), activations int8, only ``TFLITE_BUILTINS_INT8`` kernels.
     ``model`` is not modified; TensorFlow's log output is silenced meanwhile. A Keras 3 model on
     the JAX or PyTorch backend is saved and converted in a TensorFlow-backend subprocess (a few
-    seconds more; see `tflm_export.convert_subprocess` for the custom objects it can load).
+    seconds more; see `tflm_export.convert_subprocess` for the custom objects it can load). A model
+    with LSTM layers is converted at batch 1, each LSTM fused into ``UNIDIRECTIONAL_SEQUENCE_LSTM``
+    (a Keras 3 model through a twin computing the same floats, see `tflm_export.recurrent`).
 
     Args:
         model: a single-input `keras.Model` (Keras 3) or `tf_keras.Model` with a float input;
@@ -182,7 +184,8 @@ def convert(model, representative_data, *, io_dtype: str = "int8", num_samples: 
 
     Raises:
         ModelError: ``model`` is not a Keras model.
-        ConversionError: bad arguments or data, a failed conversion, or ops left in float.
+        ConversionError: bad arguments or data, a recurrent layer TFLM cannot run (GRU...), a failed
+            conversion, or ops left in float; ops are named with the Keras layers they come from.
 
     Example:
 
@@ -226,26 +229,30 @@ def convert(model, representative_data, *, io_dtype: str = "int8", num_samples: 
             converter.inference_input_type = converter.inference_output_type = getattr(tf, io_dtype)
             converter._experimental_disable_per_channel_quantization_for_dense_layers = not per_channel_dense
             flatbuffer = converter.convert()
-    except ConversionError:  # raised by a layer of the twin while traced
-        raise
     except Exception as exc:  # ConverterError, RuntimeError... with the op names in the text
         raise ConversionError(f"The int8 conversion of {name!r} failed: {_explain(exc, layers)}") from exc
-    info = read_model(flatbuffer)
+    _check_kernels(read_model(flatbuffer), name, layers, lstms)
+    return flatbuffer
+
+
+def _check_kernels(info, name: str, layers: set, lstms: int) -> None:
+    """Raise `ConversionError` if the converted model (its `ModelInfo`) computes in float, naming the
+    layers of those ops, or if fewer than its ``lstms`` LSTM layers were fused."""
     if info.float_ops:
         producers = _from_layers(layers, (tensor for _, tensor in info.float_op_outputs))
         raise ConversionError(f"The converted model still computes in float: {', '.join(info.float_ops)}{producers}. "
                               "TFLite Micro int8 deployment needs integer kernels; replace the layers that produce "
                               "these ops.")
-    if info.op_counts.get("UNIDIRECTIONAL_SEQUENCE_LSTM", 0) != lstms:
-        raise ConversionError(f"The converter fused {info.op_counts.get('UNIDIRECTIONAL_SEQUENCE_LSTM', 0)} of the "
-                              f"{lstms} LSTM layers of {name!r} into UNIDIRECTIONAL_SEQUENCE_LSTM; the others became "
-                              "unrolled ops. Use keras.layers.LSTM with its default activations.")
-    return flatbuffer
+    fused = info.op_counts.get("UNIDIRECTIONAL_SEQUENCE_LSTM", 0)
+    if fused != lstms:
+        raise ConversionError(f"The converter fused {fused} of the {lstms} LSTM layers of {name!r} into "
+                              "UNIDIRECTIONAL_SEQUENCE_LSTM; the others became unrolled ops. Use keras.layers.LSTM "
+                              "with its default activations.")
 
 
 def _layer_names(model) -> set:
-    """The names of ``model``'s layers, nested models' included (none for a subclassed model)."""
-    return {layer.name for layer in all_layers(model)} if hasattr(model, "layers") else set()
+    """The names of ``model``'s layers, nested models' included."""
+    return {layer.name for layer in all_layers(model)}
 
 
 def _from_layers(layers: set, paths) -> str:

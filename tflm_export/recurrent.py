@@ -35,15 +35,13 @@ def all_layers(model):
 
 
 def lstm_layers(model) -> list:
-    """The LSTM layers of ``model`` (nested models included); [] for a model without layers."""
-    return [layer for layer in all_layers(model) if type(layer).__name__ == "LSTM"] if hasattr(model, "layers") else []
+    """The LSTM layers of ``model``, those of nested models included."""
+    return [layer for layer in all_layers(model) if type(layer).__name__ == "LSTM"]
 
 
 def refuse_unrunnable(model) -> None:
     """Raise `ConversionError` naming the first recurrent layer of ``model`` that TFLM cannot run:
     a GRU, SimpleRNN, RNN, Bidirectional or ConvLSTM, or an LSTM the converter does not fuse."""
-    if not hasattr(model, "layers"):  # subclassed: its layers are attributes, checked by the converter
-        return
     for layer in all_layers(model):
         kind = type(layer).__name__
         reason = NO_KERNEL.get(kind) or (_unfusable(layer) if kind == "LSTM" else None)
@@ -80,7 +78,6 @@ def batch_one_twin(model, keras, shape: tuple):
     inputs = keras.Input(shape, batch_size=1)
     if keras.__name__ == "tf_keras":
         return keras.Model(inputs, model(inputs), name=model.name)
-    inputs.name = model.inputs[0].name  # the converter names the input tensor after it
     fused, pairs = _fused_lstm_class(), []
 
     def clone(layer):
@@ -103,6 +100,7 @@ def batch_one_twin(model, keras, shape: tuple):
     for layer, copy in pairs:
         if getattr(layer, "weights", None):  # not a Keras op (NotEqual of a Masking layer...)
             copy.set_weights(layer.get_weights())
+    inputs.name = model.inputs[0].name  # the converter names the input tensor after it
     return keras.Model(inputs, twin(inputs), name=model.name)
 
 
@@ -137,13 +135,13 @@ def _fused_lstm_class():
             super().__init__(name=lstm.name, dtype=lstm.dtype_policy)
             kernel, recurrent_kernel, *bias = lstm.get_weights()
             self.units, self.return_sequences = lstm.units, lstm.return_sequences
-            self.weights_ = (kernel, recurrent_kernel, bias[0] if bias else np.zeros(4 * lstm.units, kernel.dtype))
+            self.constants = (kernel, recurrent_kernel, bias[0] if bias else np.zeros(4 * lstm.units, kernel.dtype))
             self.lstm = tf.function(standard_lstm, autograph=False, experimental_attributes={
                 "api_implements": f"lstm_{uuid.uuid4()}", "time_major": False, "go_backwards": False})
 
         def call(self, sequences, initial_state=None, mask=None, training=None):
             zeros = tf.zeros((sequences.shape[0], self.units), sequences.dtype)
-            last, outputs, *_ = self.lstm(sequences, zeros, zeros, *map(tf.constant, self.weights_))
+            last, outputs, *_ = self.lstm(sequences, zeros, zeros, *map(tf.constant, self.constants))
             return outputs if self.return_sequences else last
 
         def compute_output_spec(self, sequences, initial_state=None, mask=None, training=None):

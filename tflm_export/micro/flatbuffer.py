@@ -68,10 +68,10 @@ class ModelInfo:
         macs: multiply-accumulates per invoke of CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED and
             TRANSPOSE_CONV (other ops count 0).
         float_ops: names of the ops computing on float tensors (QUANTIZE/DEQUANTIZE excepted).
-        float_op_outputs: ``(op name, first output tensor name)`` of each such op; the tensor names
-            hold the Keras layers' (``model_1/dense_1/MatMul``).
         tiny_scales: ``(tensor name, scale, consumer op names)`` of the tensors whose scale is
             near zero (calibration saw a constant tensor).
+        float_op_outputs: ``(op name, first output tensor name)`` of each op of ``float_ops``; the
+            tensor names hold the Keras layers' (``model_1/dense_1/MatMul``).
 
     Example:
 

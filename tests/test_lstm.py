@@ -7,14 +7,14 @@ import sys
 import keras
 import numpy as np
 import pytest
+from models import randomize
+from planning import pruned_and_plan
+from tflm_checks import assert_exact, predicted_and_measured
 
 import tflm_export
 from keras_cprune import estimate_arena, zoo
 from keras_cprune.errors import ConversionError
 from keras_cprune.pruning.context import PruneContext
-from models import randomize
-from planning import pruned_and_plan
-from tflm_checks import assert_exact, predicted_and_measured
 from tflm_export.convert import _from_layers
 from tflm_export.micro.flatbuffer import read_model
 from tflm_export.micro.planner import predict_arena_from_tflite
@@ -106,17 +106,20 @@ def test_lstm_arena_and_flash_are_exact_before_and_after_pruning(build):
     assert_exact(*predicted_and_measured(model, context.plan("MA", 0.5)[1], context))
 
 
-def test_estimate_counts_the_lstm_kernel_by_hand():
-    # 4 scratch buffers of the int16 cell state (2 x 8 units), OpDataLSTM 688 B, int8 + int16 states
-    from tflm_export.micro.planner import replay_allocations
+def test_lowered_lstm_kernel_by_hand():
+    # 24 inputs: sequence, 8 weights, 4 biases, int8 output state (8 B) and int16 cell state (16 B);
+    # four scratch buffers of the cell state's size (2 B x 8 units) while the op runs
     from keras_cprune.deploy.lowering import micro_graph
     from keras_cprune.graph.reader import read_graph
+    from tflm_export.micro.planner import planned_tensors, replay_allocations
 
     micro = micro_graph(read_graph(conv1d_lstm(8)), assume_trained=True)[0]
     op = next(o for o in micro.ops if o.op == "UNIDIRECTIONAL_SEQUENCE_LSTM")
     states = [micro.tensors[t] for t in op.inputs if t >= 0 and micro.tensors[t].variable]
     assert [(s.shape, s.nbytes) for s in states] == [((1, 8), 8), ((1, 8), 16)]
     assert len(op.inputs) == 24 and sum(t >= 0 for t in op.inputs) == 1 + 8 + 4 + 2
+    scratch = [t.size_bytes for t in planned_tensors(micro) if "UNIDIRECTIONAL_SEQUENCE_LSTM/scratch" in t.name]
+    assert scratch == [16] * 4
     assert replay_allocations(micro).unknown_ops == ()
 
 
@@ -144,7 +147,8 @@ def test_pruned_kws_lstm_slices_the_lstm_input_kernel_and_still_converts():
     pruned, plan = pruned_and_plan(model, "PA", 0.5, rule="all")
     kept = list(next(g.kept["conv1"] for g in plan.groups if "conv1" in g.kept))
     assert len(kept) < 32
-    np.testing.assert_array_equal(pruned.get_layer("lstm").get_weights()[0], model.get_layer("lstm").get_weights()[0][kept])
+    kernel = model.get_layer("lstm").get_weights()[0]
+    np.testing.assert_array_equal(pruned.get_layer("lstm").get_weights()[0], kernel[kept])
     info = read_model(tflm_export.convert(pruned, samples(pruned)))
     assert info.op_counts["UNIDIRECTIONAL_SEQUENCE_LSTM"] == 1
 

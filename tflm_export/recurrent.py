@@ -120,7 +120,7 @@ def standard_lstm(inputs, init_h, init_c, kernel, recurrent_kernel, bias):
     return h, tf.stack(outputs, axis=1), h, c, tf.constant(0.0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _fused_lstm_class():
     """`FusedLSTM`, made on first use (it needs Keras 3 and TensorFlow imported)."""
     import keras

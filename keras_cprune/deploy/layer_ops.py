@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+
 from tflm_export.micro.op_graph import MicroTensor
 
 from keras_cprune.graph.layers import origin, registered_spec

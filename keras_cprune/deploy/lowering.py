@@ -2,7 +2,8 @@
 
 `lower` walks the Keras graph: int8 input/output, BatchNorm folded into the preceding conv,
 ReLU/ReLU6 fused into conv/dense/add/..., Flatten as SHAPE-STRIDED_SLICE-PACK-RESHAPE (tf_keras,
-or a model with an LSTM, converted at batch 1: one RESHAPE), an LSTM as UNIDIRECTIONAL_SEQUENCE_LSTM, global average pooling as MEAN, SeparableConv as DEPTHWISE + CONV, the Conv1D family as EXPAND_DIMS,
+or a model with an LSTM, converted at batch 1: one RESHAPE), an LSTM as UNIDIRECTIONAL_SEQUENCE_LSTM,
+global average pooling as MEAN, SeparableConv as DEPTHWISE + CONV, the Conv1D family as EXPAND_DIMS,
 the 2-D op and RESHAPE, an n-way Add as a chain of binary ADDs, an all-zero Dense bias dropped
 unless ``assume_trained``. Each layer type's ops come from `layer_ops` (a registered layer's from
 its `OpSpec`'s ``lower``); this module holds the builder, the folding and the walk. `micro_graph` puts the

@@ -1,5 +1,5 @@
 """Reference CNNs: three sized for 28x28 inputs (the default models of the examples and
-benchmarks) and the MLPerf Tiny models.
+benchmarks), the MLPerf Tiny models and a recurrent keyword spotter (`kws_lstm`).
 
 The builders share these arguments (`fc_autoencoder` takes ``input_dim`` for the last three):
 
@@ -7,6 +7,7 @@ The builders share these arguments (`fc_autoencoder` takes ``input_dim`` for the
     input_shape: input shape without batch.
     classes: units of the final Dense layer (logits; softmax for the MLPerf Tiny models).
     name: the model's name.
+    units: (`kws_lstm`) the LSTM's units.
     width: (the three 28x28 models) a uniform width multiplier of every layer's channels, the
         obvious alternative to pruning; channels are rounded, at least 1.
     widths: (`vgg`) the channels of its conv blocks, one block each.
@@ -191,6 +192,22 @@ def fc_autoencoder(keras=None, input_dim=640, name="fc_autoencoder"):
         x = layers.Dense(units, name=f"fc{i}")(x)
         x = layers.ReLU(name=f"relu{i}")(layers.BatchNormalization(name=f"bn{i}")(x))
     outputs = layers.Dense(input_dim, name="out")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def kws_lstm(keras=None, input_shape=(49, 10), classes=12, name="kws_lstm", units=24):
+    """Keyword spotting on 49 MFCC frames x 10 coefficients: Conv1D(32, 3) and Conv1D(32, 3) front end,
+    LSTM(``units``) over the 45 remaining frames (its last output), Dense softmax: 9,868 params with
+    24 units. `tflm_export.convert` fuses the LSTM into TFLite Micro's UNIDIRECTIONAL_SEQUENCE_LSTM;
+    pruning removes front-end filters and the LSTM's matching input-kernel rows (its units stay).
+    """
+    keras = _keras(keras)
+    layers = keras.layers
+    inputs = keras.Input(input_shape)
+    x = layers.Conv1D(32, 3, activation="relu", name="conv0")(inputs)
+    x = layers.Conv1D(32, 3, activation="relu", name="conv1")(x)
+    x = layers.LSTM(units, name="lstm")(x)
+    outputs = layers.Dense(classes, activation="softmax", name="fc")(x)
     return keras.Model(inputs, outputs, name=name)
 
 

@@ -19,7 +19,7 @@ PACKAGES = ("keras_cprune", "tflm_export")
 TIERS = {
     "keras_cprune": (("errors",), ("config", "io", "plots", "datasets", "zoo"), ("graph",), ("analysis",),
                      ("deploy",), ("pruning",), ("budget",), ("api", "tradeoff_table"), ("training",), ("tuner",), ("cli",)),
-    "tflm_export": (("errors",), ("budget", "arena"), ("micro",), ("convert", "convert_subprocess", "boards"),
+    "tflm_export": (("errors",), ("budget", "arena"), ("micro",), ("convert", "convert_subprocess", "recurrent", "boards"),
                     ("firmware",), ("runtime",),
                     ("export",)),
 }

@@ -103,3 +103,13 @@ def test_conversion_process_names_custom_objects_it_cannot_import():
             convert_in_tensorflow_process(scaled_model(local(name="local")), np.ones((2, 4), "float32"), OPTIONS)
     finally:
         del keras.saving.get_custom_objects()["Local"]
+
+
+def test_conversion_process_fuses_an_lstm():
+    from keras_cprune.zoo import kws_lstm
+
+    model = kws_lstm(units=8)
+    x = np.random.default_rng(0).uniform(-1, 1, (8, 49, 10)).astype("float32")
+    flatbuffer = convert_in_tensorflow_process(model, x, OPTIONS)
+    assert tflm_export.read_model(flatbuffer).op_counts["UNIDIRECTIONAL_SEQUENCE_LSTM"] == 1
+    assert flatbuffer == tflm_export.convert(model, x)

@@ -20,8 +20,8 @@ import numpy as np
 
 from tflm_export.convert_subprocess import convert_in_tensorflow_process, needs_tensorflow_process
 from tflm_export.errors import ConversionError, ModelError
-
 from tflm_export.micro.flatbuffer import read_model
+from tflm_export.recurrent import all_layers, batch_one_twin, lstm_layers, refuse_unrunnable
 
 IO_DTYPES = ("int8", "uint8", "float32")
 NUM_SAMPLES = 100  # representative samples used for calibration, at most
@@ -157,7 +157,9 @@ def convert(model, representative_data, *, io_dtype: str = "int8", num_samples: 
     Weights int8 (per output channel), activations int8, only ``TFLITE_BUILTINS_INT8`` kernels.
     ``model`` is not modified; TensorFlow's log output is silenced meanwhile. A Keras 3 model on
     the JAX or PyTorch backend is saved and converted in a TensorFlow-backend subprocess (a few
-    seconds more; see `tflm_export.convert_subprocess` for the custom objects it can load).
+    seconds more; see `tflm_export.convert_subprocess` for the custom objects it can load). A model
+    with LSTM layers is converted at batch 1, each LSTM fused into ``UNIDIRECTIONAL_SEQUENCE_LSTM``
+    (a Keras 3 model through a twin computing the same floats, see `tflm_export.recurrent`).
 
     Args:
         model: a single-input `keras.Model` (Keras 3) or `tf_keras.Model` with a float input;
@@ -182,7 +184,8 @@ def convert(model, representative_data, *, io_dtype: str = "int8", num_samples: 
 
     Raises:
         ModelError: ``model`` is not a Keras model.
-        ConversionError: bad arguments or data, a failed conversion, or ops left in float.
+        ConversionError: bad arguments or data, a recurrent layer TFLM cannot run (GRU...), a failed
+            conversion, or ops left in float; ops are named with the Keras layers they come from.
 
     Example:
 
@@ -204,13 +207,17 @@ def convert(model, representative_data, *, io_dtype: str = "int8", num_samples: 
         raise ConversionError("custom_objects must be a dict {name: class or function}. "
                               f"Received: custom_objects={custom_objects!r}.")
     name, declared = model.name, _declared_shape(model)
+    refuse_unrunnable(model)
     samples = representative_samples(representative_data, declared, num_samples)
     if needs_tensorflow_process(keras):  # the converter traces with TensorFlow: convert a saved copy there
         options = {"io_dtype": io_dtype, "num_samples": len(samples), "per_channel_dense": per_channel_dense}
         return convert_in_tensorflow_process(model, np.concatenate(samples), options, custom_objects)
     import tensorflow as tf
 
-    if declared is None or None in declared:  # subclassed or free dimensions: fix them from the data
+    layers, lstms = _layer_names(model), len(lstm_layers(model))
+    if lstms:  # the converter fuses an LSTM at a fixed batch size only
+        model = batch_one_twin(model, keras, samples[0].shape[1:])
+    elif declared is None or None in declared:  # subclassed or free dimensions: fix them from the data
         inputs = keras.Input(samples[0].shape[1:])
         model = keras.Model(inputs, model(inputs))  # a wrapper; the model itself is unchanged
     try:
@@ -223,20 +230,52 @@ def convert(model, representative_data, *, io_dtype: str = "int8", num_samples: 
             converter._experimental_disable_per_channel_quantization_for_dense_layers = not per_channel_dense
             flatbuffer = converter.convert()
     except Exception as exc:  # ConverterError, RuntimeError... with the op names in the text
-        raise ConversionError(f"The int8 conversion of {name!r} failed: {_explain(exc)}") from exc
-    floats = read_model(flatbuffer).float_ops
-    if floats:
-        raise ConversionError(f"The converted model still computes in float: {', '.join(floats)}. TFLite Micro int8 "
-                              "deployment needs integer kernels; replace the layers that produce these ops.")
+        raise ConversionError(f"The int8 conversion of {name!r} failed: {_explain(exc, layers)}") from exc
+    _check_kernels(read_model(flatbuffer), name, layers, lstms)
     return flatbuffer
 
 
-def _explain(exc: Exception) -> str:
-    """The ops named in a converter error, or its first lines."""
+def _check_kernels(info, name: str, layers: set, lstms: int) -> None:
+    """Raise `ConversionError` if the converted model (its `ModelInfo`) computes in float, naming the
+    layers of those ops, or if fewer than its ``lstms`` LSTM layers were fused."""
+    if info.float_ops:
+        producers = _from_layers(layers, (tensor for _, tensor in info.float_op_outputs))
+        raise ConversionError(f"The converted model still computes in float: {', '.join(info.float_ops)}{producers}. "
+                              "TFLite Micro int8 deployment needs integer kernels; replace the layers that produce "
+                              "these ops.")
+    fused = info.op_counts.get("UNIDIRECTIONAL_SEQUENCE_LSTM", 0)
+    if fused != lstms:
+        raise ConversionError(f"The converter fused {fused} of the {lstms} LSTM layers of {name!r} into "
+                              "UNIDIRECTIONAL_SEQUENCE_LSTM; the others became unrolled ops. Use keras.layers.LSTM "
+                              "with its default activations.")
+
+
+def _layer_names(model) -> set:
+    """The names of ``model``'s layers, nested models' included."""
+    return {layer.name for layer in all_layers(model)}
+
+
+def _from_layers(layers: set, paths) -> str:
+    """", from layer(s) 'a', 'b'" for the Keras layers of ``layers`` that the converter's op or tensor
+    ``paths`` name (``functional_1/lstm_1/TensorArrayV2@__inference...``: the name scope of layer
+    ``lstm``, uniquified with ``_1``); the innermost layer of each path; "" when none is named."""
+    found = []
+    for path in paths:
+        parts = [part for part in re.split(r"[/;@]", path) if part]
+        hits = [part if part in layers else re.sub(r"_\d+$", "", part) for part in parts]
+        hits = [hit for hit in hits if hit in layers]
+        if hits and hits[-1] not in found:
+            found.append(hits[-1])
+    return f", from layer(s) {', '.join(map(repr, found))}" if found else ""
+
+
+def _explain(exc: Exception, layers: set) -> str:
+    """The ops named in a converter error, with the Keras layers their locations name, or its first lines."""
     text = str(exc)
     ops = sorted(set(re.findall(r"'tf\.(\w+)' op", text)) | set(re.findall(r"not yet supported for op: '(\w+)'", text)))
     if ops:
-        return (f"TensorFlow op(s) {', '.join(ops)} have no int8 TFLite builtin kernel. Replace the layers that "
-                "produce them (e.g. a Lambda layer) with layers that lower to int8 builtins.")
+        paths = (path for op, path in re.findall(r'fused\["(\w+):", "([^"]+)"', text) if op in ops)
+        return (f"TensorFlow op(s) {', '.join(ops)} have no int8 TFLite builtin kernel{_from_layers(layers, paths)}. "
+                "Replace those layers (e.g. a Lambda layer) with layers that lower to int8 builtins.")
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return " ".join(lines[:3])[:600] or type(exc).__name__

@@ -30,6 +30,7 @@ import numpy as np
 
 from tflm_export import errors
 from tflm_export.errors import ConversionError
+from tflm_export.recurrent import all_layers
 
 MODEL, SAMPLES, JOB, RESULT, FLATBUFFER = "model.keras", "samples.npy", "job.json", "result.json", "model.tflite"
 # What the child runs: `run_job` on the folder, with the very `convert` the caller called.
@@ -94,7 +95,7 @@ def _lambda_modules(model) -> dict:
     """``{global name: module name}`` of the modules the ``lambda`` functions of ``model``'s Lambda
     layers (nested models included) refer to by a global name, e.g. ``{"keras": "keras"}``."""
     modules = {}
-    for layer in _layers(model):
+    for layer in all_layers(model):
         function = getattr(layer, "function", None)
         if type(layer).__name__ != "Lambda" or getattr(function, "__name__", None) != "<lambda>":
             continue
@@ -103,14 +104,6 @@ def _lambda_modules(model) -> dict:
             if isinstance(value, types.ModuleType):
                 modules[name] = value.__name__
     return modules
-
-
-def _layers(model):
-    """Every layer of ``model``, those of nested models included."""
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _layers(layer)
 
 
 def _global_names(code) -> set:

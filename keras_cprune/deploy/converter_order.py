@@ -105,13 +105,15 @@ def match(low, converted, flatbuffer_bytes: int) -> Schedule:
     missing = sorted(set(range(len(low.acts))) - set(act_order))
     if missing:
         raise _Mismatch(f"{len(missing)} lowered activation(s) never produced by the flatbuffer's ops")
-    return Schedule(tuple(op_order), tuple(act_order), flatbuffer_bytes, sum(t.nbytes for t in low.consts),
-                    sum(t.quant_channels for t in low.consts))
+    constants = [t for t in low.consts if t.constant]  # not an LSTM's state variables
+    return Schedule(tuple(op_order), tuple(act_order), flatbuffer_bytes, sum(t.nbytes for t in constants),
+                    sum(t.quant_channels for t in constants))
 
 
 def _pick(low, converted, op, of_tensor: dict, free: list, position: int) -> int:
     """The free lowered op that ``op`` (converted, at ``position``) is."""
-    activations = [t for t in op.inputs if t >= 0 and not converted.tensors[t].constant]
+    activations = [t for t in op.inputs if t >= 0 and not converted.tensors[t].constant
+                   and not converted.tensors[t].variable]
     unknown = [t for t in activations if t not in of_tensor]
     if unknown:
         raise _Mismatch(f"op #{position} {op.op} reads tensor {converted.tensors[unknown[0]].name!r} "
@@ -130,8 +132,8 @@ def _pick(low, converted, op, of_tensor: dict, free: list, position: int) -> int
         raise _Mismatch(f"op #{position} {op.op} (output {_name(converted, op)!r}) has no counterpart in the "
                         "Keras-graph lowering")
     if len(candidates) > 1:
-        same = [j for j in candidates if sorted(low.consts[r[1]].shape for r in low.ops[j][1] if r[0] == "c")
-                == constants]
+        same = [j for j in candidates if sorted(low.consts[r[1]].shape for r in low.ops[j][1]
+                                                if r[0] == "c" and low.consts[r[1]].constant) == constants]
         candidates = same or candidates
     if len(candidates) > 1:
         named = [j for j in candidates if _names_layer(_name(converted, op), low.ops[j][3])]

@@ -14,6 +14,8 @@ import dataclasses
 
 import numpy as np
 
+from tflm_export.micro.op_graph import MicroTensor
+
 from keras_cprune.graph.layers import origin, registered_spec
 
 _FUSES_ACTIVATION = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL",
@@ -184,11 +186,12 @@ def mean_1d(low, node, x, in_shape, out_shape):
 
 def reshape(low, node, x, in_shape, out_shape):
     """Flatten/Reshape as SHAPE-STRIDED_SLICE-PACK-RESHAPE (none when the shape is unchanged); a
-    squeezed 1-D activation is reshaped from the 4-D tensor it came from. A tf_keras Flatten is one
-    RESHAPE by a constant shape, which the converter merges into a squeeze RESHAPE before it."""
+    squeezed 1-D activation is reshaped from the 4-D tensor it came from. A tf_keras Flatten, and any
+    reshape at batch 1 (``low.batch_one``), is one RESHAPE by a constant shape, which the converter
+    merges into a squeeze RESHAPE before it."""
     if in_shape == out_shape:
         return None
-    if node.class_name == "Flatten" and _legacy(low):
+    if node.class_name == "Flatten" and _legacy(low) or low.batch_one:
         return _constant_reshape(low, node, x, out_shape)
     packed = _packed_shape(low, node, x, in_shape, out_shape)
     return low.op("RESHAPE", [low.expanded.get(x, x), packed], out_shape, node.name)
@@ -245,21 +248,39 @@ def activation_layer(low, node, x, in_shape, out_shape):
 
 def one_d(body, axis: int = 1, legacy_axis: int | None = None):
     """A 1-D layer as the converter lowers it: EXPAND_DIMS at ``axis`` (``legacy_axis`` for a tf_keras
-    model, if given) to 4-D (sized as (1, 1, T, C)), the 2-D op ``body(low, node, h, in_shape,
-    wide_shape)`` and its activation, RESHAPE back to (1, T', C')."""
+    model, if given; a RESHAPE at batch 1) to 4-D (sized as (1, 1, T, C)), the 2-D op ``body(low, node, h,
+    in_shape, wide_shape)`` and its activation, RESHAPE back to (1, T', C'). At batch 1, between 1-D
+    layers expanding at the same axis, the squeeze and the expand fold away (``low.wide``)."""
     def lower(low, node, x, in_shape, out_shape):
-        at = legacy_axis if legacy_axis is not None and _legacy(low) else axis
-        h = low.op("EXPAND_DIMS", [x, low.const((), 4, 0, share=("scalar", at))], (1, 1) + tuple(in_shape[1:]),
-                   node.name)
+        at = _expand_axis(low, lower)
+        wide_in = (1, 1) + tuple(in_shape[1:])
+        if x in low.wide:
+            h = x
+        elif low.batch_one:
+            h = low.op("RESHAPE", [x, low.const((4,), 4, 0, share=("expand", wide_in))], wide_in, node.name)
+        else:
+            h = low.op("EXPAND_DIMS", [x, low.const((), 4, 0, share=("scalar", at))], wide_in, node.name)
         wide = (1, 1, out_shape[1], out_shape[-1])
         y = activation(low, node, body(low, node, h, in_shape, wide), wide)
+        users = low.graph.tensors[node.outputs[0]].consumers
+        if low.batch_one and users and node.outputs[0] not in low.graph.outputs and all(
+                _expand_axis(low, lowering_of(low.graph.node(user))) == at for user in users):
+            low.wide.add(y)
+            return y
         # the converter stores equal constants once: squeezes to one shape share their shape tensor
         squeezed = low.op("RESHAPE", [y, low.const((3,), 4, 0, share=("squeeze", out_shape))], out_shape, node.name)
         low.expanded[squeezed] = y
         return squeezed
 
     lower.__name__ = lower.__qualname__ = f"one_d_{body.__name__}"
+    lower.expand_axes = (axis, legacy_axis)
     return lower
+
+
+def _expand_axis(low, lowering) -> int | None:
+    """The axis a `one_d` lowering expands its input at; None for any other lowering."""
+    axis, legacy_axis = getattr(lowering, "expand_axes", (None, None))
+    return legacy_axis if legacy_axis is not None and _legacy(low) else axis
 
 
 def _kernel_1d(node) -> tuple:
@@ -288,6 +309,25 @@ def max_pool_1d(low, node, h, in_shape, wide):
 
 def average_pool_1d(low, node, h, in_shape, wide):
     return low.op("AVERAGE_POOL_2D", [h], wide, node.name)
+
+
+def lstm(low, node, x, in_shape, out_shape):
+    """UNIDIRECTIONAL_SEQUENCE_LSTM (`tflm_export.recurrent`): 24 inputs, the sequence, 4 input and
+    4 recurrent int8 gate weights (per tensor), 4 int32 gate biases, the int8 output and int16 cell
+    state variables, the peephole, projection and layer-norm ones absent; five calibration
+    intermediates no op reads; then the last step's STRIDED_SLICE without ``return_sequences``."""
+    units, none = node.layer.units, ("none", -1)
+    weights = [low.const((units, in_shape[-1]), 1, 1) for _ in range(4)] + \
+        [low.const((units, units), 1, 1) for _ in range(4)]
+    biases = [low.const((units,), 4, 1) for _ in range(4)]
+    states = [low.state((1, units), 1), low.state((1, units), 2)]
+    inputs = [x, *weights, none, none, none, *biases, none, none, *states] + [none] * 4
+    low.unused += [MicroTensor((0,), 4, False, 0)] * 4 + [MicroTensor((0,), 1, False, 1)]
+    sequence = low.op("UNIDIRECTIONAL_SEQUENCE_LSTM", inputs, tuple(in_shape[:2]) + (units,), node.name)
+    if node.layer.return_sequences:
+        return sequence
+    slices = [low.const((3,), 4, 0, share=("last step", k)) for k in range(3)]  # begin, end, strides
+    return low.op("STRIDED_SLICE", [sequence, *slices], out_shape, node.name)
 
 
 def _activation_name(node) -> str:
@@ -337,7 +377,7 @@ LAYERS = {
     "GlobalAveragePooling1D": mean_1d, "GlobalAveragePooling2D": mean_2d,
     **{name: elementwise(op) for name, op in _ELEMENTWISE.items()},
     "Concatenate": elementwise("CONCATENATION", chain=False),
-    "Flatten": reshape, "Reshape": reshape, "Softmax": elementwise("SOFTMAX"),
+    "Flatten": reshape, "Reshape": reshape, "Softmax": elementwise("SOFTMAX"), "LSTM": lstm,
 }
 # Keras 3 operations on symbolic tensors (``x + 3.0``, ``keras.ops.relu``) by class name.
 OPS = {

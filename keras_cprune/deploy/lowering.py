@@ -1,8 +1,9 @@
 """Lower a Keras graph to the operators the TFLite converter emits for its int8 model.
 
 `lower` walks the Keras graph: int8 input/output, BatchNorm folded into the preceding conv,
-ReLU/ReLU6 fused into conv/dense/add/..., Flatten as SHAPE-STRIDED_SLICE-PACK-RESHAPE (tf_keras:
-one RESHAPE), global average pooling as MEAN, SeparableConv as DEPTHWISE + CONV, the Conv1D family as EXPAND_DIMS,
+ReLU/ReLU6 fused into conv/dense/add/..., Flatten as SHAPE-STRIDED_SLICE-PACK-RESHAPE (tf_keras,
+or a model with an LSTM, converted at batch 1: one RESHAPE), an LSTM as UNIDIRECTIONAL_SEQUENCE_LSTM,
+global average pooling as MEAN, SeparableConv as DEPTHWISE + CONV, the Conv1D family as EXPAND_DIMS,
 the 2-D op and RESHAPE, an n-way Add as a chain of binary ADDs, an all-zero Dense bias dropped
 unless ``assume_trained``. Each layer type's ops come from `layer_ops` (a registered layer's from
 its `OpSpec`'s ``lower``); this module holds the builder, the folding and the walk. `micro_graph` puts the
@@ -32,10 +33,14 @@ class _Lowering:
         self.of_key: dict[int, tuple] = {}
         self.shared: dict = {}
         self.expanded: dict = {}  # squeezed 1-D activation -> the 4-D tensor it was reshaped from
+        self.wide: set = set()  # 4-D outputs of 1-D layers read by 1-D layers only, at batch 1 (`layer_ops.one_d`)
         self.folded: set = set()  # names of the layers folded into their producer (`_foldable`)
         self.fuses_relu: set = set()  # outputs of ops not in `layer_ops`' fusing list that fuse a ReLU
         self.rectified: dict = {}  # activation ref -> "relu" or "relu6" it has had (fused or an op)
         self.approximated: list[str] = []
+        self.unused: list[MicroTensor] = []  # in the flatbuffer, read by no op (an LSTM's calibration intermediates)
+        # a model with an LSTM is converted at batch 1 (the converter fuses an LSTM only there): shapes fold
+        self.batch_one = any(node.class_name == "LSTM" for node in graph.nodes)
 
     def shape(self, key: int) -> tuple:
         """Shape of graph tensor ``key`` with the batch axis, (1, ...), as pruned by ``shapes``."""
@@ -51,6 +56,11 @@ class _Lowering:
         if share is not None:
             self.shared[share] = ref
         return ref
+
+    def state(self, shape, itemsize=1) -> tuple:
+        """A variable tensor (an LSTM's output or cell state): persistent, in the arena's tail."""
+        self.consts.append(MicroTensor(tuple(shape), itemsize, False, 1, True))
+        return ("c", len(self.consts) - 1)
 
     def act(self, shape, key=None, itemsize=1, quant=1) -> tuple:
         self.acts.append((MicroTensor(tuple(shape), itemsize, False, quant), key))
@@ -163,7 +173,7 @@ def micro_graph(graph: Graph, shapes: dict | None = None, *, assume_trained: boo
         [("a", i) for i in acts if ("a", i) not in inputs]
     index = {ref: i for i, ref in enumerate(order)}
     index[("none", -1)] = -1
-    tensors = tuple(low.consts[r[1]] if r[0] == "c" else low.acts[r[1]][0] for r in order)
+    tensors = tuple(low.consts[r[1]] if r[0] == "c" else low.acts[r[1]][0] for r in order) + tuple(low.unused)
     ops = tuple(MicroOp(name, tuple(index[r] for r in ins), tuple(index[r] for r in outs))
                 for name, ins, outs, _ in (low.ops[j] for j in op_order))
     keys = {index[("a", i)]: key for i, (_, key) in enumerate(low.acts) if key is not None}

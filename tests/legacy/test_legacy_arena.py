@@ -1,7 +1,7 @@
 """Arena and flash predicted for tf_keras models against the TFLM runtime: the converter lowers a
 tf_keras Flatten to one RESHAPE by a constant shape (merged into a 1-D squeeze before it),
 expands 1-D pooling at axis 2 and converts a nearest UpSampling2D to RESIZE_NEAREST_NEIGHBOR,
-unlike Keras 3."""
+unlike Keras 3; a tf_keras LSTM fuses into UNIDIRECTIONAL_SEQUENCE_LSTM at batch 1."""
 import pytest
 import tf_keras as keras
 
@@ -26,7 +26,7 @@ def one_d(kind):
 
 
 BUILDS = {"vgg": lambda: zoo.vgg(keras), "resnet8": lambda: zoo.resnet8(keras), "conv1d-pool1d": lambda: one_d("conv"),
-          "separable1d-pool1d-flatten": lambda: one_d("separable"),
+          "separable1d-pool1d-flatten": lambda: one_d("separable"), "kws_lstm": lambda: zoo.kws_lstm(keras, units=8),
           **{f"random{seed}": (lambda seed=seed: random_branched_model(keras, seed)) for seed in (2, 3)},
           # U-Nets with nearest UpSampling2D: RESIZE_NEAREST_NEIGHBOR from tf_keras (Keras 3: TILE, not in TFLM)
           **{f"decoder{seed}": (lambda seed=seed: random_decoder_model(keras, seed)) for seed in (0, 1)}}

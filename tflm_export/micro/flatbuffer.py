@@ -70,6 +70,8 @@ class ModelInfo:
         float_ops: names of the ops computing on float tensors (QUANTIZE/DEQUANTIZE excepted).
         tiny_scales: ``(tensor name, scale, consumer op names)`` of the tensors whose scale is
             near zero (calibration saw a constant tensor).
+        float_op_outputs: ``(op name, first output tensor name)`` of each op of ``float_ops``; the
+            tensor names hold the Keras layers' (``model_1/dense_1/MatMul``).
 
     Example:
 
@@ -85,6 +87,7 @@ class ModelInfo:
     macs: int
     float_ops: tuple
     tiny_scales: tuple  # (tensor name, scale, consumer op names)
+    float_op_outputs: tuple = ()
 
     @property
     def op_counts(self) -> dict:
@@ -146,7 +149,7 @@ def _read(schema, model) -> ModelInfo:
                           None if scales is None else float(scales[0]),
                           None if scales is None else int(quant.ZeroPointAsNumpy()[0]))
 
-    ops, macs, float_ops, consumers = [], 0, set(), {}
+    ops, macs, float_ops, consumers = [], 0, [], {}
     for i in range(graph.OperatorsLength()):
         op = graph.Operators(i)
         code = model.OperatorCodes(op.OpcodeIndex())
@@ -157,14 +160,15 @@ def _read(schema, model) -> ModelInfo:
         macs += _macs(name, [shapes[t] if t >= 0 else () for t in ins], [shapes[t] for t in outs])
         if name not in _BOUNDARY_OPS and any(t >= 0 and tensors[t].Type() in (schema.TensorType.FLOAT32,
                                              schema.TensorType.FLOAT16) and not constant(t) for t in ins + outs):
-            float_ops.add(name)
+            float_ops.append((name, tensors[outs[0]].Name().decode() if outs else ""))
         for t in ins:
             consumers.setdefault(t, []).append(name)
     tiny = [(t.name, t.scale, tuple(consumers.get(i, ()))) for i, t in enumerate(map(info, range(len(tensors))))
             if t.scale is not None and t.scale < TINY_SCALE and not constant(i)]
     inputs = tuple(info(int(t)) for t in graph.InputsAsNumpy())
     outputs = tuple(info(int(t)) for t in graph.OutputsAsNumpy())
-    return ModelInfo(tuple(ops), inputs, outputs, macs, tuple(sorted(float_ops)), tuple(tiny))
+    return ModelInfo(tuple(ops), inputs, outputs, macs, tuple(sorted({op for op, _ in float_ops})), tuple(tiny),
+                     tuple(float_ops))
 
 
 def _macs(op: str, ins: list, outs: list) -> int:

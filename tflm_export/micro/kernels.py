@@ -66,6 +66,10 @@ def _mean_scratch(g, op):  # int32 accumulator (int8/16 only), input iterator, r
         4 * len(inp.shape), 4 * math.prod(axis.shape))
 
 
+def _lstm_scratch(g, op):  # four cell-state-sized buffers (int16 for int8): gates and cell update
+    return (_t(g, op, 19).nbytes,) * 4
+
+
 def _conv_temp(op):  # ConvPrepare: out, in, filter; CalculateOpDataConv: in, filter, bias, out
     (i, f, *b), o = op.inputs, op.outputs[0]
     return (o, i, f, i, f, b[0] if b else -1, o)
@@ -103,6 +107,8 @@ def _host_kernels() -> dict:
         "MAXIMUM": Kernel(temp=_no_prepare), "MINIMUM": Kernel(temp=_no_prepare),
         "RESIZE_NEAREST_NEIGHBOR": Kernel((2, 1)), "RESIZE_BILINEAR": Kernel((2, 1)),
         "SPACE_TO_DEPTH": Kernel((4, 4), 0, _out_dims), "DEPTH_TO_SPACE": Kernel((4, 4), 0, _out_dims),
+        # OpDataLSTM: size and cell-state info, 4 gates x 2 FullyConnectedParams, 3 ArithmeticParams
+        "UNIDIRECTIONAL_SEQUENCE_LSTM": Kernel((16, 4), 688, scratch=_lstm_scratch),
     }
 
 

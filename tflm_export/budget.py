@@ -51,6 +51,22 @@ def parse_size(value, name: str = "size") -> int | None:
     return int(round(size))
 
 
+def parse_margin(margin) -> int:
+    """The ``margin=`` of a fit check in bytes: 0, or a size as `parse_size` reads it.
+
+    A fit is judged on the arena + ``margin`` (rounded up to 16 bytes), the ``kTensorArenaSize``
+    the firmware then reserves.
+
+    Raises:
+        BudgetError: ``margin`` is neither 0 nor a size (the message names it).
+    """
+    if isinstance(margin, int) and not isinstance(margin, bool) and margin == 0:
+        return 0
+    if margin is None:
+        raise BudgetError(f"margin= is bytes reserved above the arena: 0 or {_FORMS}. Received: margin=None.")
+    return parse_size(margin, "margin")
+
+
 def format_size(size: int) -> str:
     """``"256KB"``, ``"1MB"`` or ``"1,234 B"``: the shortest exact form, for people."""
     for unit, factor in (("MB", 1024 ** 2), ("KB", 1024)):

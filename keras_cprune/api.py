@@ -64,7 +64,7 @@ def plan_pruning(model, mode: str = "PA", ratio: float = 0.5, *, config: PruneCo
         per_channel_dense: the int8 export the arena and flash are predicted for, as
             `tflm_export.convert`'s: False when Dense weights will be quantized per tensor.
         target: the TFLM build the arena is predicted for (``"cortex-m4/cmsis_nn"``, see
-            ``tflm_export.TARGETS``); None: the PyPI runtime.
+            ``tflm_export.micro.targets.TARGETS``); None: the PyPI runtime.
 
     Returns:
         A `PruningPlan`; ``apply_plan(model, plan)`` builds the model `prune` would.
@@ -105,7 +105,7 @@ def prune_to_budget(model, budget=None, *, board=None, target=None, margin=0, mo
         budget: a `Budget` (``ram``/``flash`` bytes, ``macs``); default: the ``board``'s.
         board: a name of ``tflm_export.BOARDS`` or a ``tflm_export.Board``: its budget (unless
             ``budget``) and its TFLM build (unless ``target``).
-        target: the TFLM build the arena is for: a ``tflm_export.Target`` or its name
+        target: the TFLM build the arena is for: a ``tflm_export.micro.targets.Target`` or its name
             (``"cortex-m4/cmsis_nn"``); None: the board's, else the PyPI runtime's.
         margin: bytes (or ``"1KB"``) reserved above the arena: ram is judged on arena + margin,
             as ``tflm_export.export(..., margin=...)`` judges and reserves it. Default 0.
@@ -151,8 +151,8 @@ def plan_to_budget(model, budget=None, *, board=None, target=None, margin=0, mod
     """The `PruningPlan` of ``prune_to_budget(model, budget, ...)``: the least pruning that fits.
 
     Args:
-        model, budget, board, target, margin, mode, config, search, representative_data, verbose, progress,
-            per_channel_dense, input_shape, **options: as `prune_to_budget`'s.
+        model, budget, board, target, margin, mode, config, search, representative_data, verbose, progress, per_channel_dense, input_shape, **options:
+            as `prune_to_budget`'s.
 
     Returns:
         A `PruningPlan`; ``plan.after`` holds the predicted and, when measured, the measured arena

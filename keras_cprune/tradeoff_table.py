@@ -115,7 +115,7 @@ def tradeoff(model, modes=MODES, ratios=(0.0, 0.2, 0.4, 0.6, 0.8), *, per_channe
         per_channel_dense: the export priced, as `tflm_export.convert`'s (False: Dense weights
             quantized per tensor). Default True.
         target: the TFLM build the arena is predicted for (``"cortex-m4/cmsis_nn"``, a
-            ``tflm_export.Target``; a board's: ``tflm_export.BOARDS[name].target``). Default None:
+            ``tflm_export.micro.targets.Target``; a board's: ``tflm_export.BOARDS[name].target``). Default None:
             the PyPI runtime.
         **options: `prune`'s planning options: ``importance``, ``rule``, ``threshold``,
             ``coverage``, ``min_filters``, ``round_to``, ``min_keep``, ``seed``.

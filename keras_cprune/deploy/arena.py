@@ -67,8 +67,8 @@ def estimate_arena(model, *, target=None, assume_trained: bool = False, per_chan
 
     Args:
         model: a built Functional or Sequential `keras.Model` (Keras 3 or tf_keras).
-        target: the TFLM build: a `tflm_export.Target`, its name (``"cortex-m4/cmsis_nn"``, see
-            ``tflm_export.TARGETS``), or None for the PyPI runtime (x86-64). A board's is
+        target: the TFLM build: a `tflm_export.micro.targets.Target`, its name (``"cortex-m4/cmsis_nn"``, see
+            ``tflm_export.micro.targets.TARGETS``), or None for the PyPI runtime (x86-64). A board's is
             ``tflm_export.BOARDS[name].target``.
         assume_trained: predict for the weights after training rather than as they are now: the
             converter drops an all-zero Dense bias (e.g. of a freshly built model), which saves a

@@ -108,7 +108,7 @@ class PruningPlan:
         per_channel_dense: the int8 export the arena and flash are for (`tflm_export.convert`'s
             option; False: Dense weights quantized per tensor).
         target: the TFLM build the arena is predicted for: ``"host"`` (the PyPI runtime) or
-            ``"<core>/<kernels>"`` (``tflm_export.TARGETS``).
+            ``"<core>/<kernels>"`` (``tflm_export.micro.targets.TARGETS``).
 
     Example:
 

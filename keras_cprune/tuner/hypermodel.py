@@ -108,7 +108,7 @@ class BoardFitHyperModel(kt.HyperModel):
     ``reinitialize``. ``config``: the `PruneConfig` whose ``importance`` and ``rule`` each trial
     replaces; ``prune_options``: its other fields, or `prune_to_budget` arguments (``search``: a
     `SearchConfig` whose ``allocation`` each trial replaces; its ``verify`` is always False).
-    ``target``: the TFLM build (a ``tflm_export.Target`` or None: the PyPI runtime) whose arena +
+    ``target``: the TFLM build (a ``tflm_export.micro.targets.Target`` or None: the PyPI runtime) whose arena +
     ``margin`` bytes must fit ``budget.ram``.
     """
 

@@ -27,7 +27,8 @@ class PlanTotals:
         peak_node: the layer call at that activation peak (as `ComplexityReport.peak_node`).
         arena: the predicted TFLM `ArenaFigure` of the model once trained (``arena.peak``: its layer).
         flash_bytes: the predicted flatbuffer bytes.
-        measured_arena: the arena measured on the TFLM runtime (a budget search that verified), or None.
+        measured_arena: the arena of the converted flatbuffer (a budget search that verified):
+            measured on the TFLM runtime, or predicted for the plan's target build; or None.
         measured_flash_bytes: the measured flatbuffer bytes, or None.
 
     Example:

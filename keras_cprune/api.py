@@ -3,9 +3,11 @@ or a `PruningPlan` (`plan_pruning`, `plan_to_budget`); ``apply_plan(model, plan)
 """
 from __future__ import annotations
 
+from tflm_export.boards import resolve_board
+
 from keras_cprune.budget.fit import fit_budget, resolve_verifier
 from keras_cprune.config import PruneConfig, SearchConfig, check_per_channel_dense, resolve_config
-from keras_cprune.errors import PruningError
+from keras_cprune.errors import BudgetError, PruningError
 from keras_cprune.graph.dependency import build_dependencies
 from keras_cprune.graph.reader import read_graph, with_input_shape
 from keras_cprune.pruning.context import PruneContext
@@ -51,7 +53,7 @@ def prune(model, mode: str = "PA", ratio: float = 0.5, *, config: PruneConfig | 
 
 
 def plan_pruning(model, mode: str = "PA", ratio: float = 0.5, *, config: PruneConfig | None = None,
-                 input_shape=None, per_channel_dense: bool = True, **options) -> PruningPlan:
+                 input_shape=None, per_channel_dense: bool = True, target=None, **options) -> PruningPlan:
     """The `PruningPlan` of ``prune(model, mode, ratio, ...)``: the channels each layer keeps and
     the model's totals before and after, with the predicted TFLM arena and flash.
 
@@ -61,12 +63,15 @@ def plan_pruning(model, mode: str = "PA", ratio: float = 0.5, *, config: PruneCo
         model, mode, ratio, config, input_shape, **options: as `prune`'s.
         per_channel_dense: the int8 export the arena and flash are predicted for, as
             `tflm_export.convert`'s: False when Dense weights will be quantized per tensor.
+        target: the TFLM build the arena is predicted for (``"cortex-m4/cmsis_nn"``, see
+            ``tflm_export.micro.targets.TARGETS``); None: the PyPI runtime.
 
     Returns:
         A `PruningPlan`; ``apply_plan(model, plan)`` builds the model `prune` would.
 
     Raises:
         PruningError: as `prune`'s; ``per_channel_dense`` not a bool.
+        BudgetError: an unknown ``target``.
 
     Example:
     ```python
@@ -76,25 +81,34 @@ def plan_pruning(model, mode: str = "PA", ratio: float = 0.5, *, config: PruneCo
     ```
     """
     config = resolve_config(config, **options)
-    context = PruneContext.of(model, input_shape=input_shape, per_channel_dense=check_per_channel_dense(per_channel_dense))
+    context = PruneContext.of(model, input_shape=input_shape, per_channel_dense=check_per_channel_dense(per_channel_dense),
+                              target=target)
     return context.plan(mode, ratio, config)[0]
 
 
-def prune_to_budget(model, budget, *, mode: str = "MA", config: PruneConfig | None = None,
-                    search: SearchConfig | None = None, representative_data=None, verbose="auto", progress=None,
-                    per_channel_dense: bool = True, reinitialize: bool = False, input_shape=None, **options):
-    """The least pruning that fits ``budget`` (TFLM arena, flash, MACs), measured on TFLM when installed.
+def prune_to_budget(model, budget=None, *, board=None, target=None, margin=0, mode: str = "MA",
+                    config: PruneConfig | None = None, search: SearchConfig | None = None, representative_data=None,
+                    verbose="auto", progress=None, per_channel_dense: bool = True, reinitialize: bool = False,
+                    input_shape=None, **options):
+    """The least pruning that fits ``budget`` (TFLM arena + ``margin``, flash, MACs), then checked on the int8 model.
 
     Pruning goes in steps from the unpruned model: with ``search.allocation="cost"`` each step cuts
     ``search.step`` of the channels of the group saving most of the binding resource per unit of
     importance removed; with "paper", of the groups ``mode`` selects by ``config.rule``. Usage is
     predicted in the converter's op order; ``search.verify`` then converts the result to int8 and
-    measures it on the TFLM runtime, searching on while the measurement is over. The model passed
-    in is never modified. `plan_to_budget` gives the plan (with the measured arena and flash).
+    checks it, searching on while it is over: the arena of the ``target`` build (a board's)
+    predicted from the flatbuffer, the figure `tflm_export.export` judges with the same arguments,
+    or without a target the arena measured on the TFLM runtime. The model passed in is never modified. `plan_to_budget` gives the plan (with the measured arena and flash).
 
     Args:
         model: a built Functional or Sequential Keras model (Keras 3 or tf_keras).
-        budget: a `Budget` (``ram``/``flash`` bytes, ``macs``).
+        budget: a `Budget` (``ram``/``flash`` bytes, ``macs``); default: the ``board``'s.
+        board: a name of ``tflm_export.BOARDS`` or a ``tflm_export.Board``: its budget (unless
+            ``budget``) and its TFLM build (unless ``target``).
+        target: the TFLM build the arena is for: a ``tflm_export.micro.targets.Target`` or its name
+            (``"cortex-m4/cmsis_nn"``); None: the board's, else the PyPI runtime's.
+        margin: bytes (or ``"1KB"``) reserved above the arena: ram is judged on arena + margin,
+            as ``tflm_export.export(..., margin=...)`` judges and reserves it. Default 0.
         mode: "PA", "FA" or "MA": the groups the "paper" allocation selects.
         config: the `PruneConfig` (defaults: `PruneConfig()`).
         search: the `SearchConfig`: allocation, step, verify (defaults: `SearchConfig()`).
@@ -112,28 +126,32 @@ def prune_to_budget(model, budget, *, mode: str = "MA", config: PruneConfig | No
         The pruned Keras model.
 
     Raises:
-        BudgetError: the budget cannot be met with every layer kept at ``config.min_keep``; the
-            message gives the smallest reachable usage.
+        BudgetError: the budget cannot be met with every layer kept at ``config.min_keep`` (the
+            message gives the smallest reachable usage); no budget nor board; an unknown board or
+            target; a bad margin.
         PruningError: a bad mode or option.
 
     Example:
     ```python
-    pruned = keras_cprune.prune_to_budget(model, keras_cprune.Budget(ram="64KB"), mode="MA")
+    pruned = keras_cprune.prune_to_budget(model, keras_cprune.Budget(ram="64KB"), board="nano33ble", mode="MA")
+    tflm_export.export(pruned, x[:200], "fw", budget=keras_cprune.Budget(ram="64KB"), board="nano33ble")  # fits
     ```
     """
-    plan = plan_to_budget(model, budget, mode=mode, config=config, search=search,
+    plan = plan_to_budget(model, budget, board=board, target=target, margin=margin, mode=mode, config=config,
+                          search=search,
                           representative_data=representative_data, verbose=verbose, progress=progress,
                           per_channel_dense=per_channel_dense, input_shape=input_shape, **options)
     return apply_plan(model, plan, reinitialize=reinitialize, input_shape=input_shape)
 
 
-def plan_to_budget(model, budget, *, mode: str = "MA", config: PruneConfig | None = None,
+def plan_to_budget(model, budget=None, *, board=None, target=None, margin=0, mode: str = "MA",
+                   config: PruneConfig | None = None,
                    search: SearchConfig | None = None, representative_data=None, verbose="auto", progress=None,
                    per_channel_dense: bool = True, input_shape=None, **options) -> PruningPlan:
     """The `PruningPlan` of ``prune_to_budget(model, budget, ...)``: the least pruning that fits.
 
     Args:
-        model, budget, mode, config, search, representative_data, verbose, progress, per_channel_dense, input_shape, **options:
+        model, budget, board, target, margin, mode, config, search, representative_data, verbose, progress, per_channel_dense, input_shape, **options:
             as `prune_to_budget`'s.
 
     Returns:
@@ -152,7 +170,12 @@ def plan_to_budget(model, budget, *, mode: str = "MA", config: PruneConfig | Non
     """
     config = resolve_config(config, **options)
     settings = _search_config(search)
-    context = PruneContext.of(model, input_shape=input_shape, per_channel_dense=check_per_channel_dense(per_channel_dense))
+    budget, _, target = resolve_board(budget, board, target)
+    if budget is None:
+        raise BudgetError("Expected budget=Budget(ram=..., flash=..., macs=...) or board= (e.g. 'nano33ble'). "
+                          "Received neither.")
+    context = PruneContext.of(model, input_shape=input_shape, per_channel_dense=check_per_channel_dense(per_channel_dense),
+                              target=target, margin=margin)
     verifier, every_step = resolve_verifier(context, settings.verify, representative_data)
     return fit_budget(context, mode, budget, config=config, settings=settings, verify=verifier, progress=progress,
                       verbose=verbose, estimate=verifier if every_step else None)[0]

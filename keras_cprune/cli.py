@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tflm_export.boards import BOARDS
 from tflm_export.budget import describe_over
+from tflm_export.micro.targets import TARGETS
 
 from keras_cprune.config import CRITERIA, MODES, RULES, PruneConfig, SearchConfig
 from keras_cprune.errors import BudgetError, CPruneError, ModelFileError, NoTrialError, OutputPathError, PruningError
@@ -22,11 +24,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_target(command) -> None:
+    """--board and --target: the TFLM build whose arena is predicted."""
+    command.add_argument("--board", help=f"a known board ({', '.join(BOARDS)}): its RAM and flash (each unless "
+                         "given) and its TFLM build (unless --target)")
+    command.add_argument("--target", choices=list(TARGETS), help="the TFLM build the arena is for (default: the "
+                         "board's; else the PyPI runtime's, measured)")
+
+
 def _add_budget(command, ram: str, flash: str) -> None:
-    """--ram/--flash (sizes such as 48KB) and --board, the budget options of several commands."""
+    """--ram/--flash (sizes such as 48KB), --board, --target and --margin, the budget options of several commands."""
     command.add_argument("--ram", help=ram)
     command.add_argument("--flash", help=flash)
-    command.add_argument("--board", help="a known board's RAM and flash instead of --ram/--flash (e.g. nano33ble)")
+    _add_target(command)
+    command.add_argument("--margin", default=0, help="bytes reserved above the arena (e.g. 1KB): ram is judged on "
+                         "arena + margin, the kTensorArenaSize the export writes (default 0)")
 
 
 def _add_analyze(sub):
@@ -72,6 +84,7 @@ def _add_tradeoff(sub):
     trade.add_argument("--per-tensor-dense", action="store_true", help="price the export with Dense weights "
                        "quantized per tensor, as `export --per-tensor-dense`")
     trade.add_argument("--plot", metavar="PNG", help="save resources-vs-ratio plot")
+    _add_target(trade)
     return trade
 
 
@@ -133,16 +146,17 @@ def _prune(args) -> None:
     from keras_cprune.io import atomic_path, load_model, save_model
 
     model = load_model(args.model, unsafe=args.unsafe)
-    budget = _prune_budget(args)
+    budget, target = _deployment(args)
     shape = _input_shape(args.input_shape)
     config = PruneConfig(importance=args.importance, rule=args.rule, round_to=args.round_to, min_keep=args.min_keep)
     options = dict(config=config, input_shape=shape, per_channel_dense=not args.per_tensor_dense)
     if budget is None:
-        plan = plan_pruning(model, args.mode, args.ratio, **options)
+        plan = plan_pruning(model, args.mode, args.ratio, target=target, **options)
     else:
         search = SearchConfig(verify=not args.no_verify and "auto")
-        plan = plan_to_budget(model, budget, mode=args.mode, search=search,
-                              representative_data=_load_array(args.data) if args.data else None, **options)
+        plan = plan_to_budget(model, budget, target=target, margin=args.margin, mode=args.mode,
+                              search=search, representative_data=_load_array(args.data) if args.data else None,
+                              **options)
     pruned = apply_plan(model, plan, reinitialize=args.reinitialize, input_shape=shape)
     plan.summary()
     save_model(pruned, args.output, overwrite=args.overwrite)
@@ -174,19 +188,19 @@ def _input_shape(text):
         raise ModelError(f"--input-shape must be comma-separated sizes, e.g. 96,96,3. Received: {text!r}.") from None
 
 
-def _prune_budget(args):
-    """The `Budget` of ``prune``'s --ram/--flash/--macs/--board, or None (prune by --ratio)."""
-    import tflm_export
-    from tflm_export.boards import board_budget
+def _deployment(args) -> tuple:
+    """``(Budget or None, Target or None)`` of --board, --target and --ram/--flash/--macs: the
+    board's limits with those given replaced, and its build unless --target."""
+    import dataclasses
 
-    if args.board:
-        if args.ram or args.flash:
-            raise BudgetError("Give --board or --ram/--flash, not both.")
-        board = board_budget(args.board)
-        return tflm_export.Budget(ram=board.ram, flash=board.flash, macs=args.macs)
-    if args.ram or args.flash or args.macs:
-        return tflm_export.Budget(ram=args.ram, flash=args.flash, macs=args.macs)
-    return None
+    import tflm_export
+    from tflm_export.boards import resolve_board
+
+    budget, _, target = resolve_board(board=args.board, target=args.target)
+    given = {k: getattr(args, k, None) for k in ("ram", "flash", "macs") if getattr(args, k, None)}
+    if given:
+        budget = dataclasses.replace(budget, **given) if budget else tflm_export.Budget(**given)
+    return budget, target
 
 
 def _tradeoff(args) -> None:
@@ -198,7 +212,7 @@ def _tradeoff(args) -> None:
     except ValueError:
         raise PruningError(f"--ratios must be comma-separated numbers in [0, 1). Received: {args.ratios!r}.") from None
     table = tradeoff(load_model(args.model, unsafe=args.unsafe), modes=tuple(args.modes.split(",")), ratios=ratios,
-                     per_channel_dense=not args.per_tensor_dense)
+                     per_channel_dense=not args.per_tensor_dense, target=_deployment(args)[1])
     print(table.to_json(indent=2)) if args.json else table.summary()
     if args.plot:
         table.plot(args.plot)
@@ -216,10 +230,10 @@ def _export(args) -> int:
     else:
         data = _load_array(args.data)
         test_inputs, labels = data[:args.test_samples], None
-    budget = tflm_export.Budget(ram=args.ram, flash=args.flash) if args.ram or args.flash else None
+    budget, target = _deployment(args)
     try:
         report = tflm_export.export(load_model(args.model, unsafe=args.unsafe), data, args.output, budget=budget,
-                                    board=args.board, test_inputs=test_inputs, labels=labels,
+                                    board=args.board, target=target, margin=args.margin, test_inputs=test_inputs, labels=labels,
                                     per_channel_dense=not args.per_tensor_dense, overwrite=args.overwrite)
     except OutputPathError as exc:
         raise OutputPathError(f"{exc} On the command line: pass --force to replace it.") from None
@@ -234,8 +248,6 @@ def _export(args) -> int:
 def _tune(args) -> int:
     import os
 
-    import tflm_export
-
     from keras_cprune.datasets import load_fashion_mnist
     from keras_cprune.errors import ModelError
     from keras_cprune.io import load_model
@@ -246,7 +258,7 @@ def _tune(args) -> int:
         low, high = (float(v) for v in args.headroom.split(","))
     except ValueError:
         raise BudgetError(f"--headroom must be two numbers min,max in (0, 1]. Received: {args.headroom!r}.") from None
-    budget = tflm_export.Budget(ram=args.ram, flash=args.flash) if args.ram or args.flash else None
+    budget, target = _deployment(args)
     n = args.train_samples
     (x, y), (x_test, y_test) = load_fashion_mnist(train_size=n + args.val_samples, test_size=args.test_samples)
     model = load_model(args.model, unsafe=args.unsafe)  # every worker loads the same file: the same weights
@@ -258,7 +270,7 @@ def _tune(args) -> int:
         model.compile_from_config(config)
     else:
         model.compile(**classifier_compile_kwargs(model))
-    tuner = BoardFitTuner(model, board=args.board, budget=budget, modes=tuple(args.modes.split(",")),
+    tuner = BoardFitTuner(model, board=args.board, budget=budget, target=target, margin=args.margin, modes=tuple(args.modes.split(",")),
                           headroom=(low, high), max_trials=args.trials,
                           executions_per_trial=args.executions, oracle=args.oracle, seed=args.seed,
                           directory=args.out, project_name="search", overwrite=args.overwrite)

@@ -175,9 +175,10 @@ class SearchConfig:
             of importance removed; "paper": each step cuts ``step`` of every group the mode's rule
             selects.
         step: fraction of a group's channels cut per search step, in (0, 1).
-        verify: "auto" (measure the result on the TFLM runtime when ``tflite-micro`` is installed),
-            True (require it), False (trust the prediction) or "every_step" (measure every step
-            instead of predicting).
+        verify: "auto" (check the result on its int8 flatbuffer: with a ``target``/``board`` its arena
+            predicted for that build, else measured on the TFLM runtime when ``tflite-micro`` is
+            installed), True (require it), False (trust the prediction) or "every_step" (check every
+            step instead of predicting).
 
     Raises:
         BudgetError: a field out of range; the message names it.

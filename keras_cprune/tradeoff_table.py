@@ -22,7 +22,7 @@ class TradeoffPoint:
     params: int
     macs: int
     peak_act_bytes_int8: int
-    arena_bytes: int  # predicted minimal TFLM tensor arena
+    arena_bytes: int  # predicted minimal TFLM tensor arena of the table's target build
     flash_bytes: int  # estimated .tflite size
 
 
@@ -34,6 +34,7 @@ class Tradeoff:
         model_name: the Keras model's name.
         points: one `TradeoffPoint` per (mode, ratio): ``params``, ``macs``,
             ``peak_act_bytes_int8``, predicted ``arena_bytes`` and estimated ``flash_bytes``.
+        target: the TFLM build the arenas are predicted for: ``"host"`` or ``"<core>/<kernels>"``.
 
     Example:
 
@@ -47,10 +48,11 @@ class Tradeoff:
 
     model_name: str
     points: tuple
+    target: str = "host"
 
     def to_dict(self) -> dict:
-        """``{"model_name", "points": [point fields]}``, JSON-ready."""
-        return {"model_name": self.model_name, "points": [asdict(p) for p in self.points]}
+        """``{"model_name", "target", "points": [point fields]}``, JSON-ready."""
+        return {"model_name": self.model_name, "target": self.target, "points": [asdict(p) for p in self.points]}
 
     def to_json(self, **kwargs) -> str:
         """`to_dict` as JSON; ``kwargs`` go to ``json.dumps`` (e.g. ``indent=2``)."""
@@ -74,7 +76,8 @@ class Tradeoff:
             The table as a string.
         """
         head = f"{'mode':<6}{'ratio':>6}{'params':>12}{'MACs':>14}{'peak act B':>12}{'arena B':>11}{'flash B':>11}"
-        lines = [f"Trade-off of {self.model_name!r} (no training; arena and flash predicted for int8 TFLM)", head]
+        lines = [f"Trade-off of {self.model_name!r} (no training; arena and flash predicted for int8 TFLM, "
+                 f"arena on {self.target})", head]
         for p in self.points:
             lines.append(f"{p.mode:<6}{p.ratio:>6.2f}{p.params:>12,}{p.macs:>14,}{p.peak_act_bytes_int8:>12,}"
                          f"{p.arena_bytes:>11,}{p.flash_bytes:>11,}")
@@ -98,7 +101,7 @@ class Tradeoff:
 
 
 def tradeoff(model, modes=MODES, ratios=(0.0, 0.2, 0.4, 0.6, 0.8), *, per_channel_dense: bool = True,
-             **options) -> Tradeoff:
+             target=None, **options) -> Tradeoff:
     """Params, MACs, peak activations, predicted arena and flash for each mode and ratio.
 
     Nothing is trained or rebuilt: each point prices the plan `prune` would make, the TFLM arena
@@ -111,6 +114,9 @@ def tradeoff(model, modes=MODES, ratios=(0.0, 0.2, 0.4, 0.6, 0.8), *, per_channe
         ratios: fractions (0 <= r < 1) of each selected group's filters removed.
         per_channel_dense: the export priced, as `tflm_export.convert`'s (False: Dense weights
             quantized per tensor). Default True.
+        target: the TFLM build the arena is predicted for (``"cortex-m4/cmsis_nn"``, a
+            ``tflm_export.micro.targets.Target``; a board's: ``tflm_export.BOARDS[name].target``). Default None:
+            the PyPI runtime.
         **options: `prune`'s planning options: ``importance``, ``rule``, ``threshold``,
             ``coverage``, ``min_filters``, ``round_to``, ``min_keep``, ``seed``.
 
@@ -124,7 +130,7 @@ def tradeoff(model, modes=MODES, ratios=(0.0, 0.2, 0.4, 0.6, 0.8), *, per_channe
     table.summary()   # params, MACs, peak act., arena and flash bytes per point
     ```
     """
-    context = PruneContext.of(model, per_channel_dense=check_per_channel_dense(per_channel_dense))
+    context = PruneContext.of(model, per_channel_dense=check_per_channel_dense(per_channel_dense), target=target)
     estimate, points = usage_estimator(context), []
     for mode in modes:
         for ratio in ratios:
@@ -132,4 +138,4 @@ def tradeoff(model, modes=MODES, ratios=(0.0, 0.2, 0.4, 0.6, 0.8), *, per_channe
             usage, report = estimate(removed), context.price(removed)
             points.append(TradeoffPoint(mode, float(ratio), report.params, report.macs, report.peak_act_bytes_int8,
                                         usage.arena.bytes, usage.flash))
-    return Tradeoff(context.graph.model_name, tuple(points))
+    return Tradeoff(context.graph.model_name, tuple(points), context.target.name if context.target else "host")

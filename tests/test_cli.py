@@ -13,6 +13,7 @@ import pytest
 from keras_cprune import analyze
 from keras_cprune.cli import main
 from keras_cprune.zoo import vgg
+from tflm_export.micro.planner import align
 
 
 def cli(*args):
@@ -75,8 +76,14 @@ def test_prune_to_a_ram_budget_measures_the_result_on_tflm(model_file, tmp_path)
     after = json.load(open(plan))["after"]
     assert after["arena"]["bytes"] <= after["measured_arena"]["bytes"] <= 12 * 1024
     assert "measured" in result.stdout and result.stdout.count("budget search") == 1
-    refused = cli("prune", model_file, "-o", str(tmp_path / "q.keras"), "--board", "nano33ble", "--ram", "1KB")
-    assert "--board or --ram" in error_line(refused)
+    # --board: its build's arena (from the .tflite), --ram replacing its RAM, --margin in the fit
+    on_board = cli("prune", model_file, "-o", str(tmp_path / "q.keras"), "--mode", "MA", "--board", "nano33ble",
+                   "--ram", "12KB", "--margin", "512", "--plan", str(tmp_path / "q.json"))
+    assert on_board.returncode == 0, on_board.stderr
+    saved = json.load(open(tmp_path / "q.json"))
+    checked = saved["after"]["measured_arena"]
+    assert saved["target"] == "cortex-m4/cmsis_nn" and checked["source"] == "predicted"
+    assert align(checked["bytes"] + 512) <= 12 * 1024 and "Arena of .tflite" in on_board.stdout
 
 
 def test_the_command_line_prints_only_its_own_lines(model_file, tmp_path):

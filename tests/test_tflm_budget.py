@@ -6,7 +6,9 @@ import pytest
 import tflm_export
 from keras_cprune.errors import BudgetError
 from tflm_export import BOARDS, Budget, Fit, board_budget, parse_size
-from tflm_export.boards import resolve_budget
+from tflm_export.boards import resolve_board
+from tflm_export.budget import parse_margin
+from tflm_export.micro.targets import Target
 from tflm_export.budget import describe_over
 from tflm_export.micro.planner import align
 
@@ -79,12 +81,32 @@ def test_boards_table():
     assert board_budget("rp2040") == Budget(ram="264KB", flash="2MB")
     assert board_budget("esp32s3").ram == 512 * 1024
     assert all("atasheet" in b.source or "Specification" in b.source for b in BOARDS.values())
-    assert resolve_budget(board=BOARDS["rp2040"]) == (Budget(ram="264KB", flash="2MB"), "rp2040")
+    assert resolve_board(board=BOARDS["rp2040"]) == (Budget(ram="264KB", flash="2MB"), "rp2040",
+                                                     Target("cortex-m0plus", "cmsis_nn"))
 
 
-def test_unknown_board_and_budget_with_board_are_errors():
+def test_each_board_names_the_tflm_build_its_firmware_links():
+    assert {name: b.target and b.target.name for name, b in BOARDS.items()} == {
+        "nano33ble": "cortex-m4/cmsis_nn", "stm32f746": "cortex-m7/cmsis_nn", "stm32h743": "cortex-m7/cmsis_nn",
+        "rp2040": "cortex-m0plus/cmsis_nn", "esp32s3": None}  # ESP-NN kernels: not modelled
+    assert "ESP-NN" in BOARDS["esp32s3"].note
+
+
+def test_budget_and_target_replace_the_boards_own():
+    assert resolve_board() == (None, None, None)
+    assert resolve_board(Budget(ram=1000), "NANO33BLE") == (Budget(ram=1000), "nano33ble", Target("cortex-m4", "cmsis_nn"))
+    assert resolve_board(board="nano33ble", target="cortex-m4/reference")[2] == Target("cortex-m4")
+    assert resolve_board(board="esp32s3")[2] is None
+    assert resolve_board(Budget(ram=1), target="host") == (Budget(ram=1), None, Target("host"))
+
+
+def test_unknown_board_target_and_bad_margin_are_errors():
     with pytest.raises(BudgetError, match="Known boards: nano33ble, stm32f746"):
         board_budget("arduino-uno-q")
-    with pytest.raises(BudgetError, match="either budget= or board="):
-        resolve_budget(Budget(ram=1), "rp2040")
+    with pytest.raises(BudgetError, match="Unknown target='cortex-m3/cmsis_nn'. Known targets: host"):
+        resolve_board(Budget(ram=1), target="cortex-m3/cmsis_nn")
+    assert parse_margin(0) == 0 and parse_margin("1KB") == 1024 and parse_margin(100) == 100
+    for bad in (-1, None, "lots", True):
+        with pytest.raises(BudgetError, match="margin="):
+            parse_margin(bad)
     assert tflm_export.Budget is Budget

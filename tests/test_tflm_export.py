@@ -20,7 +20,6 @@ from tflm_export.micro.planner import align, predict_arena_from_tflite
 from tflm_export.firmware.compile import CompileResult
 from tflm_export.runtime.runner import find_min_arena, run_model
 from tflm_export.micro.flatbuffer import read_model
-from tflm_export.firmware.sources import arena_with_margin
 from tflm_export.runtime.verify import quantize
 
 
@@ -307,7 +306,12 @@ def test_export_writes_sources_that_compile(tmp_path, converted):
     assert "alignas(16) const unsigned char g_model[] = {\n    0x" in data and f"g_model_len = {len(tflite)};" in data
     assert data.count("0x") == len(tflite)
     settings = (out / "model_settings.h").read_text()
-    assert f"kTensorArenaSize = {arena_with_margin(report.arena.bytes)};" in settings
+    # the board's build: the arena predicted for cortex-m4/cmsis_nn, reserved exactly (no margin asked)
+    assert report.target == "cortex-m4/cmsis_nn" and report.arena.source == "predicted" and report.margin == 0
+    assert report.arena == predict_arena_from_tflite(tflite, "cortex-m4/cmsis_nn")
+    assert f"kTensorArenaSize = {align(report.arena.bytes)};" in settings and "cortex-m4 with CMSIS-NN" in settings
+    assert report.host_arena.source == "measured" and not report.plan_mismatch
+    assert report.host_arena.bytes == align(predict_arena_from_tflite(tflite).bytes)
     assert "kInputDims[kInputRank] = {1, 16, 16, 3};" in settings and "kOutputDims[kOutputRank] = {1, 5};" in settings
     assert f"kInputZeroPoint = {report.inputs[0].zero_point};" in settings
     resolver = (out / "op_resolver.h").read_text()
@@ -315,19 +319,32 @@ def test_export_writes_sources_that_compile(tmp_path, converted):
     assert resolver.count("resolver.Add") == 4 and "AddSoftmax" not in resolver
     saved = json.loads((out / "report.json").read_text())
     assert saved["arena"]["bytes"] == report.arena.bytes and saved["board"] == "nano33ble" and saved["fits"] is True
+    assert (saved["target"], saved["margin"], saved["arena_size"]) == ("cortex-m4/cmsis_nn", 0, report.arena_size)
+    assert saved["host_arena"]["bytes"] == report.host_arena.bytes and saved["plan_mismatch"] is False
     if shutil.which("arm-none-eabi-g++") is None:
         pytest.skip("arm-none-eabi-g++ is not installed (apt-get install gcc-arm-none-eabi); CI has it")
     assert report.compile.compiled and report.compile.ram_bytes == 0, report.compile  # the array stays in flash
     assert len(tflite) + 4 <= report.flash_bytes <= len(tflite) + 4 + 15  # array + g_model_len + alignment
     assert saved["flash_bytes"] == report.flash_bytes and saved["compile"]["compiled"] is True
-    assert report.resources["ram"].headroom == 256 * 1024 - report.arena.bytes
+    assert report.resources["ram"].headroom == 256 * 1024 - report.arena_size
     assert report.resources["flash"].headroom == 1024 * 1024 - report.flash_bytes
 
 
-def test_arena_margin():
-    assert arena_with_margin(4368) == 4368 + 1024  # under 10 KB: 1 KB
-    assert arena_with_margin(11280) == 12416  # 11280 + 1128 (10%), rounded up to 16
-    assert arena_with_margin(210112) == 231136  # 210112 + 21011 = 231123, rounded up to 16
+def test_margin_is_part_of_the_fit_and_of_k_tensor_arena_size(tmp_path, converted):
+    """A budget of exactly arena + margin fits; one byte of margin more does not, and the firmware
+    reserves the very figure judged."""
+    model, tflite = converted["conv_chain"]
+    target = "cortex-m7/cmsis_nn"
+    arena = predict_arena_from_tflite(tflite, target).bytes
+    budget = tflm_export.Budget(ram=align(arena + 100))
+    fits = tflm_export.export(model, data_for(model), str(tmp_path / "fw"), budget=budget, target=target, margin=100,
+                              latency_runs=0)
+    assert fits.fits and fits.arena_size == align(arena + 100) and fits.resources["ram"].used == fits.arena_size
+    assert f"kTensorArenaSize = {align(arena + 100)};" in (tmp_path / "fw" / "model_settings.h").read_text()
+    assert "margin 100 B" in fits.summary(print_fn=None)
+    over = tflm_export.verify(tflite, budget=budget, target=target, margin=align(arena + 100) - arena + 1,
+                              latency_runs=0)
+    assert not over.fits and over.resources["ram"].used == align(arena + 100) + 16
 
 
 @pytest.mark.parametrize("name", RESOLVER)

@@ -114,7 +114,8 @@ def test_unreachable_fraction_fails_at_construction_or_the_trial_before_training
 
 @pytest.mark.parametrize("kwargs,error,says", [
     ({}, BudgetError, "board="),
-    ({"board": "nano33ble", "budget": Budget(ram=RAM)}, BudgetError, "not both"),
+    ({"board": "nano33ble", "target": "cortex-m3/cmsis_nn"}, BudgetError, "Unknown target="),
+    ({"budget": Budget(ram=RAM), "margin": -1}, BudgetError, "margin="),
     ({"board": "nano99"}, BudgetError, "Unknown board"),
     ({"budget": Budget(ram=2000)}, BudgetError, "cannot be met"),  # below what pruning can reach: at construction
     ({"budget": Budget(ram=RAM), "headroom": (0.0, 1.2)}, BudgetError, "headroom"),

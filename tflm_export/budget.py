@@ -15,19 +15,20 @@ _UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 1024 ** 2, "MB
 _FORMS = "bytes (65536) or a string such as '64KB', '512 KiB' or '1.5MB' (KB = KiB = 1024 bytes)"
 
 
-def parse_size(value, name: str = "size") -> int | None:
+def parse_size(value, name: str = "size", minimum: int = 1) -> int | None:
     """Bytes from an int or a size string such as ``"64KB"``; None stays None.
 
     Args:
         value: bytes (``65536``), a size string (``"64KB"``, ``"512 KiB"``, ``"1.5MB"``; KB = KiB =
             1024 bytes) or None.
         name: the argument's name, for the error message.
+        minimum: the smallest size accepted, in bytes. Default 1.
 
     Returns:
-        The size in whole bytes (at least 1), or None.
+        The size in whole bytes (at least ``minimum``), or None.
 
     Raises:
-        BudgetError: ``value`` is not a size, or is not positive once rounded to whole bytes.
+        BudgetError: ``value`` is not a size, or under ``minimum`` once rounded to whole bytes.
 
     Example:
 
@@ -45,10 +46,24 @@ def parse_size(value, name: str = "size") -> int | None:
         if not match or match.group(2).upper() not in _UNITS:
             raise BudgetError(f"{name}={value!r} is not a size. Use {_FORMS}.")
         size = float(match.group(1)) * _UNITS[match.group(2).upper()]
-    if size != size or abs(size) == math.inf or round(size) < 1:  # rounded first: 0.4 bytes is 0 bytes
-        raise BudgetError(f"{name}= must be a positive size, at least 1 byte once rounded to whole bytes. "
-                          f"Received: {name}={value!r}.")
+    if size != size or abs(size) == math.inf or round(size) < minimum:  # rounded first: 0.4 bytes is 0 bytes
+        least = "a positive size, at least 1 byte" if minimum == 1 else f"a size of at least {minimum} bytes"
+        raise BudgetError(f"{name}= must be {least} once rounded to whole bytes. Received: {name}={value!r}.")
     return int(round(size))
+
+
+def parse_margin(margin) -> int:
+    """The ``margin=`` of a fit check in bytes: 0, or a size as `parse_size` reads it.
+
+    A fit is judged on the arena + ``margin`` (rounded up to 16 bytes), the ``kTensorArenaSize``
+    the firmware then reserves.
+
+    Raises:
+        BudgetError: ``margin`` is neither 0 nor a size (the message names it).
+    """
+    if margin is None:
+        raise BudgetError(f"margin= is bytes reserved above the arena: 0 or {_FORMS}. Received: margin=None.")
+    return parse_size(margin, "margin", minimum=0)
 
 
 def format_size(size: int) -> str:

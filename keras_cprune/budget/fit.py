@@ -1,7 +1,8 @@
 """`fit_budget`: the least pruning that fits a `Budget`, searched by prediction, then measured.
 
 `search.search` finds the least pruning whose predicted `usage.Usage` fits; with a
-verifier (`tflm_verifier`: the real TFLM runtime), the result is measured and, while over, searched
+verifier (`tflm_verifier`: the converted int8 model, its arena measured on the TFLM runtime or, for
+a target build, predicted from the flatbuffer), the result is checked and, while over, searched
 again against a tighter limit. `SearchProgress` shows how far a search has come.
 """
 from __future__ import annotations
@@ -27,10 +28,12 @@ __all__ = ["fit_budget", "resolve_verifier", "tflm_verifier", "check_budget", "S
 
 
 def tflm_verifier(context: PruneContext, representative_data=None, seed: int = 0) -> Callable[[set], Usage]:
-    """A measurer of a pruning state's `Usage` on the real TFLM runtime.
+    """A checker of a pruning state's `Usage` on the converted int8 model, the figure `tflm_export.export` judges.
 
-    Each call rebuilds the pruned model, converts it to int8 with tflm_export and finds its minimal
-    arena on the TFLM runtime; flash is the flatbuffer size.
+    Each call rebuilds the pruned model and converts it to int8 with tflm_export; the arena is
+    that of the context's ``target`` build predicted from the flatbuffer
+    (`tflm_export.predict_arena_from_tflite`), or without a target the minimal arena measured on the
+    TFLM runtime; flash is the flatbuffer size.
 
     Args:
         context: the model being pruned.
@@ -53,20 +56,23 @@ def tflm_verifier(context: PruneContext, representative_data=None, seed: int = 0
     def measure(removed: set) -> Usage:
         tflite = convert(as_trained(rebuild(context.model, context.deps, removed)), representative_data,
                          per_channel_dense=context.per_channel_dense)
-        arena = find_min_arena(tflite, predict_arena_from_tflite(tflite).bytes)
-        return Usage(arena, len(tflite), context.price(removed).macs)
+        if context.target is None:
+            arena = find_min_arena(tflite, predict_arena_from_tflite(tflite).bytes)
+        else:
+            arena = predict_arena_from_tflite(tflite, context.target)
+        return Usage(arena, len(tflite), context.price(removed).macs, context.margin)
 
     return measure
 
 
 def resolve_verifier(context: PruneContext, verify, representative_data=None) -> tuple:
-    """The TFLM measurement `prune`'s ``verify`` argument asks for.
+    """The check on the converted model `prune`'s ``verify`` argument asks for (`tflm_verifier`).
 
     Args:
         context: the model being pruned.
-        verify: `SearchConfig.verify`: "auto" measures the result when the ``tflite-micro`` runtime
-            is installed, True requires it, False never, "every_step" measures every search step
-            instead of predicting.
+        verify: `SearchConfig.verify`: "auto" checks the result when it can (with a ``target``
+            always, else when the ``tflite-micro`` runtime is installed), True requires it, False
+            never, "every_step" checks every search step instead of predicting.
         representative_data: passed to `tflm_verifier`.
 
     Returns:
@@ -77,6 +83,8 @@ def resolve_verifier(context: PruneContext, verify, representative_data=None) ->
     """
     if verify is False:
         return None, False
+    if context.target is not None:  # the flatbuffer's arena on the target build: no runtime needed
+        return tflm_verifier(context, representative_data), verify == "every_step"
     try:
         import tflite_micro  # noqa: F401
     except ImportError:
@@ -121,7 +129,8 @@ class SearchProgress:
     def line(self, usage: Usage, measured: Usage | None = None) -> str:
         arena, flash = f"arena {usage.arena.bytes:,} B", f"flash {usage.flash:,} B"
         if measured is not None:
-            arena = f"arena {measured.arena.bytes:,} B measured ({usage.arena.bytes:,} predicted)"
+            checked = "measured" if measured.arena.source == "measured" else "of the .tflite"
+            arena = f"arena {measured.arena.bytes:,} B {checked} ({usage.arena.bytes:,} predicted)"
             flash = f"flash {measured.flash:,} B measured ({usage.flash:,} predicted)"
         return (f"budget search {self.percent(usage):3d}% ({self.steps} steps) - {arena} - {flash} - "
                 f"MACs {usage.macs:,}")

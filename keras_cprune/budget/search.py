@@ -227,7 +227,7 @@ def _impossible(context: PruneContext, usage: Usage, over: dict, removed: set, e
 
 
 def _least(a: Usage, b: Usage) -> Usage:
-    return Usage(min(a.arena, b.arena, key=lambda f: f.bytes), min(a.flash, b.flash), min(a.macs, b.macs))
+    return Usage(min(a.arena, b.arena, key=lambda f: f.bytes), min(a.flash, b.flash), min(a.macs, b.macs), a.margin)
 
 
 def _at_floor(context: PruneContext, removed: set, min_filters: int, round_to: int, min_keep: float) -> set:

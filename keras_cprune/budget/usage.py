@@ -25,18 +25,21 @@ class Usage:
             prediction also says which layer and tensors are at its peak).
         flash: model data bytes.
         macs: multiply-accumulates per inference.
+        margin: bytes the firmware reserves above the arena (``tflm_export.export``'s ``margin``).
     """
 
     arena: ArenaFigure
     flash: int
     macs: int
+    margin: int = 0
 
     def amount(self, resource: str) -> int:
-        """The usage of a `Budget` resource: ``"ram"`` (the arena's bytes), ``"flash"`` or ``"macs"``."""
-        return {"ram": self.arena.bytes, "flash": self.flash, "macs": self.macs}[resource]
+        """The usage of a `Budget` resource: ``"ram"`` (the arena's bytes + margin), ``"flash"`` or ``"macs"``."""
+        return {"ram": self.arena.bytes + self.margin, "flash": self.flash, "macs": self.macs}[resource]
 
     def over(self, budget: Budget) -> dict:
-        """The resources over ``budget``'s limits; the arena counts in TFLM's 16-byte steps.
+        """The resources over ``budget``'s limits; ram is arena + margin in TFLM's 16-byte steps, the
+        ``kTensorArenaSize`` the export writes.
 
         Args:
             budget: the limits.
@@ -44,15 +47,15 @@ class Usage:
         Returns:
             ``{"ram"|"flash"|"macs": Fit}`` of each resource over its limit; empty when all fit.
         """
-        fits = budget.check(ram=align(self.arena.bytes), flash=self.flash, macs=self.macs)
+        fits = budget.check(ram=align(self.amount("ram")), flash=self.flash, macs=self.macs)
         return {name: fit for name, fit in fits.items() if not fit.fits}
 
 
 def usage_estimator(context: PruneContext) -> Callable[[set], Usage]:
     """A predictor of a pruning state's `Usage`, from the Keras graph alone.
 
-    The arena is TFLM's, exact; flash is estimated; both of the pruned model as it will be
-    deployed, trained (see `estimate_arena`'s ``assume_trained``).
+    The arena is that of the context's TFLM build (its ``target``), exact; flash is estimated;
+    both of the pruned model as it will be deployed, trained (see `estimate_arena`'s ``assume_trained``).
 
     Args:
         context: the model being pruned.
@@ -62,7 +65,8 @@ def usage_estimator(context: PruneContext) -> Callable[[set], Usage]:
     """
     def estimate(removed: set) -> Usage:
         arena, flash = estimate_deployment(context.graph, context.deps.pruned_shapes(removed), assume_trained=True,
-                                           per_channel_dense=context.per_channel_dense, schedule=context.schedule)
-        return Usage(arena, flash, context.price(removed).macs)
+                                           per_channel_dense=context.per_channel_dense, schedule=context.schedule,
+                                           target=context.target)
+        return Usage(arena, flash, context.price(removed).macs, context.margin)
 
     return estimate

@@ -14,7 +14,7 @@ import dataclasses
 
 import numpy as np
 
-from tflm_export.micro.op_graph import MicroTensor
+from tflm_export.micro.op_graph import MicroTensor, Window
 
 from keras_cprune.graph.layers import origin, registered_spec
 
@@ -82,25 +82,46 @@ def dropped_constants(graph, assume_trained: bool) -> tuple:
         and not _keeps_bias(node.layer, False) or lowering_of(node) is batch_norm and not _keeps_offset(node.layer, False)))
 
 
+def _pair(node, name: str) -> tuple:
+    """``(height, width)`` of a layer's stride, dilation or pool size; a 1-D layer's ``k`` is
+    ``(1, k)``, as its op runs on the (1, 1, T, C) tensor EXPAND_DIMS makes."""
+    value = node.attrs.get(name) or 1
+    value = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    return (1,) + value if len(value) == 1 else value
+
+
+def window_of(node, pool: bool = False) -> Window:
+    """The `Window` of a convolution (strides, dilation_rate) or pooling (strides, pool_size) layer."""
+    if pool:
+        return Window(_pair(node, "strides"), (1, 1), _pair(node, "pool_size"))
+    return Window(_pair(node, "strides"), _pair(node, "dilation_rate"))
+
+
+_POINTWISE = Window()  # a separable conv's 1x1 CONV_2D
+
+
 def conv_2d(low, node, x, in_shape, out_shape):
     """CONV_2D, filter (out, kh, kw, in), int32 bias; grouped convolutions are not lowered."""
     if node.attrs.get("groups", 1) != 1:
         return unknown(low, node, x, in_shape, out_shape)
     filt = (out_shape[-1],) + tuple(node.attrs["kernel_size"]) + (in_shape[-1],)
-    return activation(low, node, low.weighted("CONV_2D", node, x, filt, out_shape[-1]), out_shape)
+    y = low.weighted("CONV_2D", node, x, filt, out_shape[-1], window=window_of(node))
+    return activation(low, node, y, out_shape)
 
 
 def depthwise_conv_2d(low, node, x, in_shape, out_shape):
     filt = (1,) + tuple(node.attrs["kernel_size"]) + (out_shape[-1],)
-    return activation(low, node, low.weighted("DEPTHWISE_CONV_2D", node, x, filt, out_shape[-1]), out_shape)
+    y = low.weighted("DEPTHWISE_CONV_2D", node, x, filt, out_shape[-1], window=window_of(node))
+    return activation(low, node, y, out_shape)
 
 
 def separable_conv_2d(low, node, x, in_shape, out_shape):
     """DEPTHWISE_CONV_2D to ``in * depth_multiplier`` channels, then a 1x1 CONV_2D."""
     mid = in_shape[-1] * node.attrs.get("depth_multiplier", 1)
     dw_filter = low.const((1,) + tuple(node.attrs["kernel_size"]) + (mid,), 1, mid)
-    h = low.op("DEPTHWISE_CONV_2D", [x, dw_filter, low.const((mid,), 4, mid)], out_shape[:-1] + (mid,), node.name)
-    y = low.weighted("CONV_2D", node, h, (out_shape[-1], 1, 1, mid), out_shape[-1])
+    h = low.op("DEPTHWISE_CONV_2D", [x, dw_filter, low.const((mid,), 4, mid)], out_shape[:-1] + (mid,), node.name,
+               window=window_of(node))
+    y = low.weighted("CONV_2D", node, h, (out_shape[-1], 1, 1, mid), out_shape[-1], window=_POINTWISE)
     return activation(low, node, y, out_shape)
 
 
@@ -132,7 +153,7 @@ def transpose_conv_2d(low, node, x, in_shape, out_shape):
     keeps = _keeps_bias(node.layer, low.assume_trained) or norm is not None and \
         _keeps_offset(norm.layer, low.assume_trained)
     bias = low.const((out_shape[-1],), 4, out_shape[-1]) if keeps else ("none", -1)
-    y = low.op("TRANSPOSE_CONV", [shape, filt, x, bias], out_shape, node.name)
+    y = low.op("TRANSPOSE_CONV", [shape, filt, x, bias], out_shape, node.name, window=Window(_pair(node, "strides")))
     if keeps or norm is not None:  # a bias add in the TensorFlow graph, even of zeros: a ReLU fuses
         low.fuses_relu.add(y)
     return activation(low, node, y, out_shape)
@@ -142,6 +163,15 @@ def _folded_norm(low, node):
     """The BatchNorm node folded into ``node`` (its sole consumer), or None."""
     users = low.graph.tensors[node.outputs[0]].consumers
     return low.graph.node(users[0]) if len(users) == 1 and users[0] in low.folded else None
+
+
+def pool_2d(op: str):
+    """MAX_POOL_2D or AVERAGE_POOL_2D with the layer's window."""
+    def lower(low, node, x, in_shape, out_shape):
+        return low.op(op, [x], out_shape, node.name, window=window_of(node, pool=True))
+
+    lower.__name__ = lower.__qualname__ = f"pool_{op.lower()}"
+    return lower
 
 
 def resize(low, node, x, in_shape, out_shape):
@@ -289,26 +319,27 @@ def _kernel_1d(node) -> tuple:
 
 def conv_1d(low, node, h, in_shape, wide):
     filt = (wide[-1], 1) + _kernel_1d(node) + (in_shape[-1],)
-    return low.weighted("CONV_2D", node, h, filt, wide[-1], shape=wide)
+    return low.weighted("CONV_2D", node, h, filt, wide[-1], shape=wide, window=window_of(node))
 
 
 def depthwise_conv_1d(low, node, h, in_shape, wide):
-    return low.weighted("DEPTHWISE_CONV_2D", node, h, (1, 1) + _kernel_1d(node) + (wide[-1],), wide[-1], shape=wide)
+    return low.weighted("DEPTHWISE_CONV_2D", node, h, (1, 1) + _kernel_1d(node) + (wide[-1],), wide[-1], shape=wide,
+                        window=window_of(node))
 
 
 def separable_conv_1d(low, node, h, in_shape, wide):
     mid = in_shape[-1] * node.attrs.get("depth_multiplier", 1)
     inputs = [h, low.const((1, 1) + _kernel_1d(node) + (mid,), 1, mid), low.const((mid,), 4, mid)]
-    d = low.op("DEPTHWISE_CONV_2D", inputs, wide[:-1] + (mid,), node.name)
-    return low.weighted("CONV_2D", node, d, (wide[-1], 1, 1, mid), wide[-1], shape=wide)
+    d = low.op("DEPTHWISE_CONV_2D", inputs, wide[:-1] + (mid,), node.name, window=window_of(node))
+    return low.weighted("CONV_2D", node, d, (wide[-1], 1, 1, mid), wide[-1], shape=wide, window=_POINTWISE)
 
 
 def max_pool_1d(low, node, h, in_shape, wide):
-    return low.op("MAX_POOL_2D", [h], wide, node.name)
+    return low.op("MAX_POOL_2D", [h], wide, node.name, window=window_of(node, pool=True))
 
 
 def average_pool_1d(low, node, h, in_shape, wide):
-    return low.op("AVERAGE_POOL_2D", [h], wide, node.name)
+    return low.op("AVERAGE_POOL_2D", [h], wide, node.name, window=window_of(node, pool=True))
 
 
 def lstm(low, node, x, in_shape, out_shape):
@@ -373,7 +404,7 @@ LAYERS = {
     "ReLU": activation_layer, "Activation": activation_layer, "LeakyReLU": elementwise("LEAKY_RELU"),
     "ZeroPadding2D": pad, "UpSampling2D": resize,
     "MaxPooling1D": one_d(max_pool_1d, legacy_axis=2), "AveragePooling1D": one_d(average_pool_1d, legacy_axis=2),
-    "MaxPooling2D": elementwise("MAX_POOL_2D"), "AveragePooling2D": elementwise("AVERAGE_POOL_2D"),
+    "MaxPooling2D": pool_2d("MAX_POOL_2D"), "AveragePooling2D": pool_2d("AVERAGE_POOL_2D"),
     "GlobalAveragePooling1D": mean_1d, "GlobalAveragePooling2D": mean_2d,
     **{name: elementwise(op) for name, op in _ELEMENTWISE.items()},
     "Concatenate": elementwise("CONCATENATION", chain=False),

@@ -41,6 +41,7 @@ class _Lowering:
         self.unused: list[MicroTensor] = []  # in the flatbuffer, read by no op (an LSTM's calibration intermediates)
         # a model with an LSTM is converted at batch 1 (the converter fuses an LSTM only there): shapes fold
         self.batch_one = any(node.class_name == "LSTM" for node in graph.nodes)
+        self.windows: dict = {}  # output ref of a conv or pooling op -> its `Window`
 
     def shape(self, key: int) -> tuple:
         """Shape of graph tensor ``key`` with the batch axis, (1, ...), as pruned by ``shapes``."""
@@ -66,20 +67,24 @@ class _Lowering:
         self.acts.append((MicroTensor(tuple(shape), itemsize, False, quant), key))
         return ("a", len(self.acts) - 1)
 
-    def op(self, name, inputs, out_shape, node, key=None, itemsize=1, quant=1) -> tuple:
-        """Emit op ``name`` of layer ``node`` (its name) reading ``inputs``; return its output ref."""
+    def op(self, name, inputs, out_shape, node, key=None, itemsize=1, quant=1, window=None) -> tuple:
+        """Emit op ``name`` of layer ``node`` (its name) reading ``inputs``, with the `Window` of a
+        convolution or pooling op; return its output ref."""
         out = self.act(out_shape, key, itemsize, quant)
         self.ops.append((name, tuple(inputs), (out,), node))
+        if window is not None:
+            self.windows[out] = window
         return out
 
-    def weighted(self, name, node, x, filt_shape, channels, bias=True, shape=None, per_channel=True) -> tuple:
+    def weighted(self, name, node, x, filt_shape, channels, bias=True, shape=None, per_channel=True,
+                 window=None) -> tuple:
         """Emit a weighted op (CONV_2D, FULLY_CONNECTED...): ``x``, an int8 filter of ``filt_shape``
         and an int32 bias (absent without ``bias``), quantized per channel over ``channels`` (one
         scale without ``per_channel``)."""
         quant = channels if per_channel else 1
         filt = self.const(filt_shape, 1, quant)
         inputs = [x, filt] + ([self.const((channels,), 4, quant)] if bias else [("none", -1)])
-        return self.op(name, inputs, shape or self.shape(node.outputs[0]), node.name)
+        return self.op(name, inputs, shape or self.shape(node.outputs[0]), node.name, window=window)
 
 
 def _lower_node(low: _Lowering, node) -> tuple | None:
@@ -174,7 +179,7 @@ def micro_graph(graph: Graph, shapes: dict | None = None, *, assume_trained: boo
     index = {ref: i for i, ref in enumerate(order)}
     index[("none", -1)] = -1
     tensors = tuple(low.consts[r[1]] if r[0] == "c" else low.acts[r[1]][0] for r in order) + tuple(low.unused)
-    ops = tuple(MicroOp(name, tuple(index[r] for r in ins), tuple(index[r] for r in outs))
+    ops = tuple(MicroOp(name, tuple(index[r] for r in ins), tuple(index[r] for r in outs), low.windows.get(outs[0]))
                 for name, ins, outs, _ in (low.ops[j] for j in op_order))
     keys = {index[("a", i)]: key for i, (_, key) in enumerate(low.acts) if key is not None}
     layers = {i: low.ops[j][3] for i, j in enumerate(op_order)}

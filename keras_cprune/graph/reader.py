@@ -214,7 +214,8 @@ class _Builder:
 
 
 _ATTRS = ("filters", "units", "kernel_size", "groups", "use_bias", "depth_multiplier", "data_format",
-          "axis", "center", "scale", "target_shape", "padding", "strides", "input_mean", "reset_after")
+          "axis", "center", "scale", "target_shape", "padding", "strides", "dilation_rate", "pool_size",
+          "input_mean", "reset_after")
 
 
 def layer_attrs(layer) -> dict:

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tflm_export.budget import parse_margin
+from tflm_export.micro.targets import Target, resolve_target
+
 from keras_cprune.deploy.arena import estimate_deployment
 from keras_cprune.analysis.complexity import ComplexityReport, report_from_graph
 from keras_cprune.config import PruneConfig, check_mode, resolve_config
@@ -32,10 +35,12 @@ class PruneContext:
     deps: Dependencies
     report: ComplexityReport
     per_channel_dense: bool = True  # the export predicted and measured, as `tflm_export.convert`'s
+    target: Target | None = None  # the Cortex-M TFLM build the arena is predicted for; None: the PyPI runtime
+    margin: int = 0  # bytes reserved above the arena: a budget's ram is judged on arena + margin
     _schedule: object = None
 
     @classmethod
-    def of(cls, model, input_shape=None, per_channel_dense: bool = True) -> "PruneContext":
+    def of(cls, model, input_shape=None, per_channel_dense: bool = True, target=None, margin=0) -> "PruneContext":
         model = with_input_shape(model, input_shape)
         graph = read_graph(model)
         deps = build_dependencies(graph)
@@ -45,7 +50,9 @@ class PruneContext:
                                "they feed); teach the engine a custom layer with keras_cprune.register_layer, replace "
                                "Lambda layers with built-in channel-wise ones, or prune a model with Conv/Dense "
                                "layers before its output layer.")
-        return cls(model, graph, deps, report_from_graph(graph), per_channel_dense)
+        target = None if target is None else resolve_target(target)
+        return cls(model, graph, deps, report_from_graph(graph), per_channel_dense,
+                   None if target is None or target.core == "host" else target, parse_margin(margin))
 
     @property
     def schedule(self):
@@ -92,7 +99,8 @@ class PruneContext:
         groups = tuple(self._group_plan(sel, mask, reason) for sel in selections)
         name = importance if isinstance(importance, str) else getattr(importance, "__name__", "callable")
         return PruningPlan(self.graph.model_name, check_mode(mode), float(ratio), name, rule, groups,
-                           self.totals(set()), self.totals(removed, measured), self.per_channel_dense)
+                           self.totals(set()), self.totals(removed, measured), self.per_channel_dense,
+                           self.target.name if self.target else "host")
 
     def totals(self, removed: set, measured=None) -> PlanTotals:
         """The `PlanTotals` of a state: `analyze` metrics, activation peak, predicted TFLM arena and
@@ -100,7 +108,8 @@ class PruneContext:
         ``(ArenaFigure, flash bytes)`` when given."""
         report = self.price(removed) if removed else self.report
         arena, flash = estimate_deployment(self.graph, self.deps.pruned_shapes(removed), assume_trained=True,
-                                           per_channel_dense=self.per_channel_dense, schedule=self.schedule)
+                                           per_channel_dense=self.per_channel_dense, schedule=self.schedule,
+                                           target=self.target)
         measured_arena, measured_flash = measured or (None, None)
         return PlanTotals(report.params, report.macs, report.weight_bytes_int8, report.act_bytes_f32,
                           report.peak_act_bytes_int8, report.peak_node, arena, int(flash), measured_arena,

@@ -27,7 +27,8 @@ class PlanTotals:
         peak_node: the layer call at that activation peak (as `ComplexityReport.peak_node`).
         arena: the predicted TFLM `ArenaFigure` of the model once trained (``arena.peak``: its layer).
         flash_bytes: the predicted flatbuffer bytes.
-        measured_arena: the arena measured on the TFLM runtime (a budget search that verified), or None.
+        measured_arena: the arena of the converted flatbuffer (a budget search that verified):
+            measured on the TFLM runtime, or predicted for the plan's target build; or None.
         measured_flash_bytes: the measured flatbuffer bytes, or None.
 
     Example:
@@ -107,6 +108,8 @@ class PruningPlan:
         after: the same after pruning (with the measured arena and flash when a budget search measured them).
         per_channel_dense: the int8 export the arena and flash are for (`tflm_export.convert`'s
             option; False: Dense weights quantized per tensor).
+        target: the TFLM build the arena is predicted for: ``"host"`` (the PyPI runtime) or
+            ``"<core>/<kernels>"`` (``tflm_export.micro.targets.TARGETS``).
 
     Example:
 
@@ -127,6 +130,7 @@ class PruningPlan:
     before: PlanTotals
     after: PlanTotals
     per_channel_dense: bool = True
+    target: str = "host"
 
     def __repr__(self) -> str:
         pruned = sum(1 for g in self.groups if g.kept_channels < g.channels)
@@ -183,7 +187,8 @@ class PruningPlan:
         width = max(14, min(PEAK_NAME_WIDTH, max(map(len, names)) + 2))  # a column holds a layer name
         lines = [f"Pruning plan for {self.model_name!r}: mode {self.mode}, ratio {self.ratio:g}, "
                  f"importance {self.importance}, rule {self.rule}"
-                 + ("" if self.per_channel_dense else "; arena and flash of the per-tensor Dense export"),
+                 + ("" if self.per_channel_dense else "; arena and flash of the per-tensor Dense export")
+                 + ("" if self.target == "host" else f"; arena of TFLM on {self.target}"),
                  f"{'':<22}{'before':>{width}}{'after':>{width}}{'change':>9}"]
         for label, value in METRICS:
             b, a = value(self.before), value(self.after)
@@ -192,7 +197,8 @@ class PruningPlan:
             b, a = (_middle_cut(str(peak(side)), width - 2) for side in (self.before, self.after))
             lines.append(f"{label:<22}{b:>{width}}{a:>{width}}")
         measured = self.after.measured_arena
-        for label, value in (("TFLM arena measured", measured and measured.bytes),
+        arena_label = "TFLM arena measured" if measured is None or measured.source == "measured" else "Arena of .tflite"
+        for label, value in ((arena_label, measured and measured.bytes),
                              ("Flash measured (B)", self.after.measured_flash_bytes)):
             if value is not None:
                 lines.append(f"{label:<22}{'':>{width}}{value:>{width},}")

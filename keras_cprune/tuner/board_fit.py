@@ -12,8 +12,8 @@ import os
 
 import keras_tuner as kt
 
-from tflm_export.boards import resolve_budget
-from tflm_export.budget import Budget
+from tflm_export.boards import resolve_board
+from tflm_export.budget import Budget, parse_margin
 
 from keras_cprune.config import (ALLOCATIONS, MODES, RULES, PruneConfig)
 from keras_cprune.errors import BudgetError, NoTrialError, TunerError
@@ -38,7 +38,8 @@ class BoardFitTuner(kt.Tuner):
     """KerasTuner search for the most accurate pruned variant of ``model`` that fits a board.
 
     Each trial prunes ``model`` with `prune_to_budget` to a fraction of the budget, checks the
-    predicted arena, flash and MACs against the budget, then trains it as KerasTuner does.
+    predicted arena (of the board's TFLM build, + ``margin``), flash and MACs against the budget,
+    then trains it as KerasTuner does.
     Searched: ``allocations`` × ``modes`` × ``rules`` × ``importances`` × budget fraction in
     ``headroom`` × ``reinitialize``. Chief/worker runs and ``overwrite=False`` resuming are KerasTuner's.
 
@@ -46,8 +47,13 @@ class BoardFitTuner(kt.Tuner):
         model: a compiled Keras model, a .keras/.h5 path or a function returning one (in a
             chief/worker run every process runs the same script: a path or a seeded function keeps
             the workers' weights identical).
-        board: a name of `tflm_export.BOARDS`, or None with ``budget``.
+        board: a name of `tflm_export.BOARDS` (or a ``tflm_export.Board``): its budget unless
+            ``budget``, its TFLM build unless ``target``; or None with ``budget``.
         budget: a `Budget`, or None with ``board``.
+        target: the TFLM build the arena is predicted for (``"cortex-m4/cmsis_nn"``); None: the
+            board's, else the PyPI runtime's.
+        margin: bytes reserved above the arena: ram is judged on arena + margin, here and in
+            `export_best`. Default 0.
         modes: the modes tried ("PA", "FA", "MA").
         rules: the selection rules tried (used by the "paper" allocation).
         importances: the importance criteria tried.
@@ -71,7 +77,8 @@ class BoardFitTuner(kt.Tuner):
         **kwargs: more `keras_tuner.Tuner` arguments.
 
     Raises:
-        BudgetError: neither or both of ``board`` and ``budget``, a bad ``headroom``, or a budget
+        BudgetError: neither ``board`` nor ``budget``, an unknown board or target, a bad ``margin``
+            or ``headroom``, or a budget
             whose ``headroom`` lower end pruning cannot reach (with the smallest reachable usage).
         ModelError: ``model`` is not a model, path or function.
         TunerError: an empty or unknown list of values, ``prune_options`` setting a tuned argument,
@@ -85,16 +92,16 @@ class BoardFitTuner(kt.Tuner):
     ```
     """
 
-    def __init__(self, model, *, board=None, budget=None, modes=MODES, rules=RULES,
+    def __init__(self, model, *, board=None, budget=None, target=None, margin=0, modes=MODES, rules=RULES,
                  importances=("l1", "l2", "bn_gamma"), headroom=(0.7, 1.0), reinitialize=(False, True),
                  allocations=ALLOCATIONS, compile_kwargs=None, objective="val_accuracy", max_trials: int = 10,
                  executions_per_trial: int = 1, oracle="random", seed=None, config: PruneConfig | None = None,
                  prune_options=None, unsafe=False, directory=None, project_name="board_fit", overwrite=False,
                  **kwargs):
-        budget, self.board = resolve_budget(budget, board)
+        budget, self.board, target = resolve_board(budget, board, target)
         if budget is None:
             raise BudgetError("Expected board= (e.g. 'nano33ble') or budget=Budget(ram=..., flash=...). Received neither.")
-        hypermodel = BoardFitHyperModel(model, budget, modes=modes, rules=rules, importances=importances,
+        hypermodel = BoardFitHyperModel(model, budget, target=target, margin=parse_margin(margin), modes=modes, rules=rules, importances=importances,
                                         headroom=headroom, reinitialize=reinitialize, allocations=allocations,
                                         compile_kwargs=compile_kwargs, config=config, prune_options=prune_options,
                                         unsafe=unsafe)
@@ -179,15 +186,16 @@ class BoardFitTuner(kt.Tuner):
             raise NoTrialError(f"No completed trial in {self.project_dir!r}: run search() first.")
         for index, trial in enumerate(trials):
             model = self.load_model(trial)
-            report = tflm_export.export(model, representative_data, out_dir, budget=None if self.board else self.budget,
-                                        board=self.board, test_inputs=test_inputs, labels=labels, name=name,
+            report = tflm_export.export(model, representative_data, out_dir, budget=self.budget, board=self.board,
+                                        target=self.hypermodel.target, margin=self.hypermodel.margin,
+                                        test_inputs=test_inputs, labels=labels, name=name,
                                         overwrite=overwrite or index > 0,
                                         per_channel_dense=self.hypermodel.per_channel_dense)
             result = ExportedTrial(trial.trial_id, float(trial.score), dict(trial.hyperparameters.values), report,
                                    out_dir, model)
             fit = "fits" if report.fits else "DOES NOT FIT"
-            print(f"Trial {trial.trial_id} ({self.oracle.objective.name} {trial.score:.4f}) measured on TFLM: "
-                  f"arena {report.arena.bytes:,} B, flash {report.flash_bytes:,} B: {fit} {self.board or self.budget}")
+            print(f"Trial {trial.trial_id} ({self.oracle.objective.name} {trial.score:.4f}) on TFLM: arena "
+                  f"{report.arena.bytes:,} B {report.arena.source} for {report.target} + margin {report.margin:,} B, flash {report.flash_bytes:,} B: {fit} {self.board or self.budget}")
             if report.fits:
                 break
         report.summary()

@@ -14,13 +14,15 @@ import keras
 import keras_tuner as kt
 
 from tflm_export.budget import Budget, describe_over
+from tflm_export.micro.planner import align
 
 from keras_cprune.config import (ALLOCATIONS, CRITERIA, MODES, OPTIONS, RULES, PruneConfig, SearchConfig, check_mode,
                                  resolve_config)
 from keras_cprune.errors import BudgetError, ModelError, TunerError
 
 USAGE = ("arena_bytes", "flash_bytes", "macs", "params")  # predicted trial metrics besides the objective
-_TUNED = {"mode", "ratio", "importance", "rule", "reinitialize", "allocation", "budget", "verify", "config"}
+_TUNED = {"mode", "ratio", "importance", "rule", "reinitialize", "allocation", "budget", "verify", "config", "board",
+          "target", "margin"}
 
 
 def scale_budget(budget: Budget, fraction: float) -> Budget:
@@ -29,10 +31,10 @@ def scale_budget(budget: Budget, fraction: float) -> Budget:
                                           if v is not None})
 
 
-def predict_usage(model, per_channel_dense: bool = True) -> dict:
+def predict_usage(model, per_channel_dense: bool = True, target=None) -> dict:
     """Predicted deployment of ``model`` once trained, exported with ``per_channel_dense`` as
-    `tflm_export.convert`'s: TFLM arena (as `estimate_arena`), flatbuffer flash (bytes, from the
-    converter schedule's flatbuffer), MACs per inference and parameters."""
+    `tflm_export.convert`'s: TFLM arena on the ``target`` build (as `estimate_arena`), flatbuffer
+    flash (bytes, from the converter schedule's flatbuffer), MACs per inference and parameters."""
     from keras_cprune.deploy.arena import estimate_deployment
     from keras_cprune.analysis.complexity import report_from_graph
     from keras_cprune.graph.reader import read_graph
@@ -41,7 +43,7 @@ def predict_usage(model, per_channel_dense: bool = True) -> dict:
     graph = read_graph(model)
     report = report_from_graph(graph)
     arena, flash = estimate_deployment(graph, assume_trained=True, per_channel_dense=per_channel_dense,
-                                       schedule=schedule_of(model, graph, per_channel_dense))
+                                       schedule=schedule_of(model, graph, per_channel_dense), target=target)
     return {"arena_bytes": arena.bytes, "flash_bytes": int(flash), "macs": int(report.macs),
             "params": int(report.params)}
 
@@ -106,14 +108,16 @@ class BoardFitHyperModel(kt.HyperModel):
     ``reinitialize``. ``config``: the `PruneConfig` whose ``importance`` and ``rule`` each trial
     replaces; ``prune_options``: its other fields, or `prune_to_budget` arguments (``search``: a
     `SearchConfig` whose ``allocation`` each trial replaces; its ``verify`` is always False).
+    ``target``: the TFLM build (a ``tflm_export.micro.targets.Target`` or None: the PyPI runtime) whose arena +
+    ``margin`` bytes must fit ``budget.ram``.
     """
 
-    def __init__(self, model, budget: Budget, *, modes=MODES, rules=RULES, importances=("l1", "l2", "bn_gamma"),
+    def __init__(self, model, budget: Budget, *, target=None, margin: int = 0, modes=MODES, rules=RULES, importances=("l1", "l2", "bn_gamma"),
                  headroom=(0.7, 1.0), reinitialize=(False, True), allocations=ALLOCATIONS, compile_kwargs=None,
                  config: PruneConfig | None = None, prune_options=None, unsafe=False, name="board_fit"):
         super().__init__(name=name)
         self._kind, self._source, self._model, self.unsafe = _source_kind(model), model, None, unsafe
-        self.budget = budget
+        self.budget, self.target, self.margin = budget, target, margin
         self.modes = tuple(check_mode(m) for m in _values("modes", modes))
         self.rules = _values("rules", rules, RULES)
         self.importances = _values("importances", importances, CRITERIA)
@@ -156,8 +160,9 @@ class BoardFitHyperModel(kt.HyperModel):
 
         low = self.headroom[0]
         try:
-            prune_to_budget(self.base_model, scale_budget(self.budget, low), mode=self.modes[0], config=self.config,
-                            search=dataclasses.replace(self.search, verify=False), **self.prune_options)
+            prune_to_budget(self.base_model, scale_budget(self.budget, low), target=self.target, margin=self.margin,
+                            mode=self.modes[0], config=self.config, search=dataclasses.replace(self.search, verify=False),
+                            **self.prune_options)
         except BudgetError as exc:
             raise BudgetError(f"headroom={self.headroom} asks candidates to fit {low:g} x {self.budget} = "
                               f"{scale_budget(self.budget, low)}, which pruning cannot reach. Raise the lower bound "
@@ -184,12 +189,12 @@ class BoardFitHyperModel(kt.HyperModel):
 
         v = self.space(hp)
         config = dataclasses.replace(self.config, importance=v["importance"], rule=v["rule"])
-        model = prune_to_budget(self.base_model, scale_budget(self.budget, v["budget_fraction"]), mode=v["mode"],
-                                config=config, reinitialize=v["reinitialize"],
+        model = prune_to_budget(self.base_model, scale_budget(self.budget, v["budget_fraction"]), target=self.target,
+                                margin=self.margin, mode=v["mode"], config=config, reinitialize=v["reinitialize"],
                                 search=dataclasses.replace(self.search, allocation=v["allocation"], verify=False),
                                 **self.prune_options)
         usage = self._usage(model)
-        fits = self.budget.check(ram=usage["arena_bytes"], flash=usage["flash_bytes"],
+        fits = self.budget.check(ram=align(usage["arena_bytes"] + self.margin), flash=usage["flash_bytes"],
                                  macs=usage["macs"])
         over = describe_over(fits)
         if over:
@@ -224,4 +229,4 @@ class BoardFitHyperModel(kt.HyperModel):
         return self.prune_options.get("per_channel_dense", True)
 
     def _usage(self, model) -> dict:
-        return predict_usage(model, self.per_channel_dense)
+        return predict_usage(model, self.per_channel_dense, self.target)

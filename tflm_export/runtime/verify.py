@@ -1,14 +1,16 @@
-"""verify(): measure an int8 flatbuffer on the real TFLite Micro runtime and check it against
-``tf.lite.Interpreter`` and the Keras float model."""
+"""verify(): the arena of an int8 flatbuffer on its target's TFLM build, measured on the real TFLite
+Micro runtime and checked against ``tf.lite.Interpreter`` and the Keras float model."""
 from __future__ import annotations
 
 import numpy as np
 
 from tflm_export.errors import ModelError
 
-from tflm_export.boards import resolve_budget
+from tflm_export.boards import resolve_board
+from tflm_export.budget import parse_margin
 from tflm_export.convert import quiet_tensorflow
 from tflm_export.micro.flatbuffer import TensorInfo, read_model
+from tflm_export.micro.planner import predict_arena_from_tflite
 from tflm_export.runtime.report import TFLMReport
 from tflm_export.runtime.runner import measure
 
@@ -98,11 +100,14 @@ def _agreement(run_outputs: tuple, x: np.ndarray, expected, labels, keras_model)
 
 
 def verify(tflite_bytes: bytes, *, test_inputs=None, expected=None, labels=None, keras_model=None, budget=None,
-           board=None, latency_runs: int = 20) -> TFLMReport:
+           board=None, target=None, margin=0, latency_runs: int = 20) -> TFLMReport:
     """Run ``tflite_bytes`` on the TFLite Micro runtime (in a subprocess) and report what it needs.
 
-    Finds the minimal tensor arena (16-byte steps, see `runtime.runner.find_min_arena`), reads the
-    runtime's arena breakdown and the ops, times ``latency_runs`` invokes (median). With
+    The report's arena is that of the ``target`` build (a board's by default), predicted by
+    replaying its allocator; without one, the host runtime's. The host runtime measures its
+    minimal arena (16-byte steps, see `runtime.runner.find_min_arena`) either way, as a cross-check
+    of the replay; the budget is judged on the arena + ``margin``. It reads the runtime's arena
+    breakdown and the ops, times ``latency_runs`` invokes (median). With
     ``test_inputs``, TFLM's outputs are compared with ``tf.lite.Interpreter`` (bit-exact, or the
     max difference in quantization steps: FULLY_CONNECTED rounds differently, 1 step per layer
     that later layers carry on, see `TFLMReport`) and their top-1 with the float model.
@@ -116,17 +121,22 @@ def verify(tflite_bytes: bytes, *, test_inputs=None, expected=None, labels=None,
         labels: optional class ids ``(N,)`` or one-hot ``(N, classes)``: adds accuracies.
         keras_model: optional float model whose ``predict(test_inputs)`` gives ``expected``.
         budget: optional `Budget` (RAM, flash bytes, MACs): adds fits and headroom per resource.
-        board: optional board name of `BOARDS` (or a `Board`) instead of ``budget``.
+        board: optional board name of `BOARDS` (or a `Board`): its budget and its target, unless
+            ``budget`` or ``target`` replaces them.
+        target: optional TFLM build the arena is for: a `Target` or its name (``"cortex-m4/cmsis_nn"``,
+            see `TARGETS`). Default None: the board's, else the host runtime's (measured).
+        margin: bytes (or a size such as ``"1KB"``) reserved above the arena: ``ram`` is judged on
+            ``arena + margin`` rounded up to 16 (`TFLMReport.arena_size`). Default 0.
         latency_runs: invokes timed for the median latency; 0 skips timing. Default 20.
 
     Returns:
-        A `TFLMReport`: arena bytes and breakdown, flatbuffer bytes, ops, MACs, I/O tensors,
+        A `TFLMReport`: the target's arena, the host measurement, the breakdown, flatbuffer bytes, ops, MACs, I/O tensors,
         latency and, with ``test_inputs``, agreement and accuracies.
 
     Raises:
         ModelFileError: ``tflite_bytes`` is not a TFLite flatbuffer.
         ModelError: ``test_inputs``, ``expected`` or ``labels`` do not match the model or each other.
-        BudgetError: both ``budget`` and ``board``, or an unknown board.
+        BudgetError: an unknown board or target, or a bad ``margin``.
         TFLMRuntimeError: the runtime fails, aborts or crashes on the model.
 
     Example:
@@ -135,11 +145,12 @@ def verify(tflite_bytes: bytes, *, test_inputs=None, expected=None, labels=None,
     tflite = tflm_export.convert(model, x_train[:100])
     report = tflm_export.verify(tflite, test_inputs=x_test[:500], labels=y_test[:500],
                                 keras_model=model, board="nano33ble")
-    print(report.arena.bytes, report.int8_accuracy, report.keras_top1_agreement)
+    print(report.target, report.arena.bytes, report.int8_accuracy, report.keras_top1_agreement)
     ```
     """
     info = read_model(tflite_bytes)
-    budget, board = resolve_budget(budget, board)
+    budget, board, target = resolve_board(budget, board, target)
+    margin = parse_margin(margin)
     tensor = info.inputs[0]
     x = None if test_inputs is None else _float_inputs(test_inputs, tensor, len(info.inputs))
     samples = (quantize(x, tensor) if x is not None else
@@ -151,8 +162,11 @@ def verify(tflite_bytes: bytes, *, test_inputs=None, expected=None, labels=None,
         fields["tflite_max_abs_diff"] = max(_max_abs_diff(r, o) for r, o in zip(reference, run.outputs))
         fields["tflite_mismatches"] = sum(int((r != o).sum()) for r, o in zip(reference, run.outputs))
         fields.update(_agreement(run.outputs, x, expected, labels, keras_model), samples=len(x))
+    host = target is None or target.core == "host"
     return TFLMReport(
-        flatbuffer_bytes=len(tflite_bytes), arena=search, arena_breakdown=run.allocations, ops=info.op_counts, macs=info.macs,
+        flatbuffer_bytes=len(tflite_bytes), arena=search if host else predict_arena_from_tflite(tflite_bytes, target),
+        target="host" if host else target.name, margin=margin, host_arena=search,
+        host_predicted_bytes=predict_arena_from_tflite(tflite_bytes).bytes, arena_breakdown=run.allocations, ops=info.op_counts, macs=info.macs,
         inputs=info.inputs, outputs=info.outputs,
         flash_bytes=len(tflite_bytes), latency_runs=latency_runs,
         latency_ms=float(np.median(run.latencies_s) * 1e3) if latency_runs else None,

@@ -16,6 +16,7 @@ from keras_cprune.errors import ConversionError, ModelError, OutputPathError, TF
 from keras_cprune.zoo import vgg
 from models import concat_branches, inverted_residual, random_model, randomize, residual
 from tflm_export.runtime import runner as runtime
+from tflm_export.firmware.code_size import predict_code_bytes
 from tflm_export.micro.planner import align, predict_arena_from_tflite
 from tflm_export.firmware.compile import CompileResult
 from tflm_export.runtime.runner import find_min_arena, run_model
@@ -324,7 +325,9 @@ def test_export_writes_sources_that_compile(tmp_path, converted):
     if shutil.which("arm-none-eabi-g++") is None:
         pytest.skip("arm-none-eabi-g++ is not installed (apt-get install gcc-arm-none-eabi); CI has it")
     assert report.compile.compiled and report.compile.ram_bytes == 0, report.compile  # the array stays in flash
-    assert len(tflite) + 4 <= report.flash_bytes <= len(tflite) + 4 + 15  # array + g_model_len + alignment
+    # the image: model array + g_model_len + alignment, and the TFLM code the op resolver links on the M4
+    assert report.code_bytes == predict_code_bytes(report.ops, "cortex-m4/cmsis_nn") > 50_000
+    assert len(tflite) + 4 <= report.flash_bytes - report.code_bytes <= len(tflite) + 4 + 15
     assert saved["flash_bytes"] == report.flash_bytes and saved["compile"]["compiled"] is True
     assert report.resources["ram"].headroom == 256 * 1024 - report.arena_size
     assert report.resources["flash"].headroom == 1024 * 1024 - report.flash_bytes

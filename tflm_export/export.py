@@ -14,7 +14,7 @@ from tflm_export.runtime.verify import verify
 
 
 def export(model, representative_data, out_dir: str, *, budget=None, board=None, target=None, margin=0,
-           test_inputs=None, labels=None,
+           flash: str = "image", test_inputs=None, labels=None,
            name: str = "model", io_dtype: str = "int8", per_channel_dense: bool = True, overwrite: bool = False,
            latency_runs: int = 20) -> TFLMReport:
     """Export ``model`` for TFLite Micro into ``out_dir``: convert, verify, write sources, compile.
@@ -32,6 +32,8 @@ def export(model, representative_data, out_dir: str, *, budget=None, board=None,
         board: a name of `BOARDS` (or a `Board`): its budget and target unless ``budget``/``target`` are given.
         target: the TFLM build the arena is for (``"cortex-m4/cmsis_nn"``, see `verify`), or None.
         margin: bytes reserved above the arena, in the fit check and ``kTensorArenaSize``. Default 0.
+        flash: ``"image"``: flash counts the model and the TFLM code the op resolver links on the
+            target build (where known); ``"model"``: the model only (see `verify`).
         test_inputs: inputs run on TFLM to compare it with tf.lite and ``model``, or None.
         labels: labels of ``test_inputs``, for the int8 and float accuracies, or None.
         name: the C++ names' and files' stem.
@@ -61,11 +63,12 @@ def export(model, representative_data, out_dir: str, *, budget=None, board=None,
     parse_margin(margin)
     tflite = convert(model, representative_data, io_dtype=io_dtype, per_channel_dense=per_channel_dense)
     report = verify(tflite, test_inputs=test_inputs, labels=labels, keras_model=model, budget=budget, board=board,
-                    target=target, margin=margin, latency_runs=latency_runs)
+                    target=target, margin=margin, flash=flash, latency_runs=latency_runs)
     with atomic_dir(out_dir, overwrite) as staging:
         write_files(staging, tflite, render(tflite, report, name), name)
         compiled = compile_check(staging, name)
-        report = dataclasses.replace(report, compile=compiled, flash_bytes=compiled.flash_bytes or report.flash_bytes)
+        model_flash = compiled.flash_bytes or report.flatbuffer_bytes
+        report = dataclasses.replace(report, compile=compiled, flash_bytes=model_flash + (report.code_bytes or 0))
         with open(os.path.join(staging, "report.json"), "w") as f:
             f.write(report.to_json(indent=2) + "\n")
     return report

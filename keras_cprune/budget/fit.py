@@ -33,7 +33,8 @@ def tflm_verifier(context: PruneContext, representative_data=None, seed: int = 0
     Each call rebuilds the pruned model and converts it to int8 with tflm_export; the arena is
     that of the context's ``target`` build predicted from the flatbuffer
     (`tflm_export.predict_arena_from_tflite`), or without a target the minimal arena measured on the
-    TFLM runtime; flash is the flatbuffer size.
+    TFLM runtime; flash is the flatbuffer size, plus on a Cortex-M target the TFLM code its op
+    resolver links (where measured: `tflm_export.firmware.code_size`).
 
     Args:
         context: the model being pruned.
@@ -46,6 +47,8 @@ def tflm_verifier(context: PruneContext, representative_data=None, seed: int = 0
         ``measure(removed) -> Usage`` for a set of removed units.
     """
     from tflm_export.convert import convert
+    from tflm_export.firmware.code_size import code_bytes
+    from tflm_export.micro.flatbuffer import read_model
     from tflm_export.micro.planner import predict_arena_from_tflite
     from tflm_export.runtime.runner import find_min_arena
 
@@ -60,7 +63,8 @@ def tflm_verifier(context: PruneContext, representative_data=None, seed: int = 0
             arena = find_min_arena(tflite, predict_arena_from_tflite(tflite).bytes)
         else:
             arena = predict_arena_from_tflite(tflite, context.target)
-        return Usage(arena, len(tflite), context.price(removed).macs, context.margin)
+        code = 0 if context.target is None else code_bytes(read_model(tflite).op_counts, context.target.name) or 0
+        return Usage(arena, len(tflite) + code, context.price(removed).macs, context.margin)
 
     return measure
 

@@ -23,7 +23,7 @@ class Usage:
     Attributes:
         arena: the TFLM tensor arena (`ArenaFigure`: its bytes are the RAM a `Budget` limits; a
             prediction also says which layer and tensors are at its peak).
-        flash: model data bytes.
+        flash: model data bytes, plus on a Cortex-M target the TFLM code its op resolver links (where measured).
         macs: multiply-accumulates per inference.
         margin: bytes the firmware reserves above the arena (``tflm_export.export``'s ``margin``).
     """

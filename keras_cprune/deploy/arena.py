@@ -7,6 +7,7 @@ the PyPI runtime by default, or a board's Cortex-M build) on it.
 from __future__ import annotations
 
 from tflm_export.arena import ArenaFigure
+from tflm_export.firmware.code_size import code_bytes
 from tflm_export.micro.op_graph import MicroGraph
 from tflm_export.micro.planner import alive_at, replay_allocations
 from tflm_export.micro.targets import resolve_target
@@ -28,12 +29,19 @@ def estimate_graph_arena(graph: Graph, shapes: dict | None = None, *, assume_tra
 def estimate_deployment(graph: Graph, shapes: dict | None = None, *, assume_trained: bool = False,
                         per_channel_dense: bool = True, schedule=None, target=None) -> tuple:
     """``(predicted ArenaFigure on the ``target`` build, flash bytes)`` of ``graph`` with optional pruned
-    ``shapes``, lowered once: flash from the ``schedule``'s flatbuffer where there is one, else `estimate_flash`."""
+    ``shapes``, lowered once: flash from the ``schedule``'s flatbuffer where there is one, else `estimate_flash`,
+    plus, on a Cortex-M target, the TFLM code the firmware links for its ops (where measured)."""
     lowered = micro_graph(graph, shapes, assume_trained=assume_trained, per_channel_dense=per_channel_dense,
                           schedule=schedule)
     flash = schedule.flash(lowered[0]) if schedule is not None and schedule.flatbuffer_bytes else \
         estimate_flash(lowered[0])
-    return _arena(*lowered, target), flash
+    return _arena(*lowered, target), flash + _code_bytes(lowered[0], target)
+
+
+def _code_bytes(micro: MicroGraph, target) -> int:
+    """The TFLM code a firmware image of ``micro``'s ops links on ``target`` (0: host, or not known)."""
+    target = resolve_target(target)
+    return 0 if target.core == "host" else code_bytes({op.op for op in micro.ops}, target.name) or 0
 
 
 def _arena(micro: MicroGraph, keys: dict, layers: dict, approximated: tuple, target=None) -> ArenaFigure:

@@ -44,6 +44,7 @@ void RegisterOps(Resolver& r) {
   r.AddResizeNearestNeighbor(); r.AddResizeBilinear(); r.AddSplit(); r.AddSplitV();
   r.AddGather(); r.AddSlice(); r.AddBatchToSpaceNd(); r.AddSpaceToBatchNd();
   r.AddSquaredDifference(); r.AddRsqrt(); r.AddDiv(); r.AddFill(); r.AddZerosLike();
+  r.AddUnidirectionalSequenceLSTM();
 }
 
 // Files through newlib's semihosting syscalls (open/read/write) into static buffers: no heap,

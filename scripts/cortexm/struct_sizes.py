@@ -61,7 +61,7 @@ OP_DATA = {  # kernels -> op -> (file under kernels/, the type its Init allocate
         "MAX_POOL_2D": ("cmsis_nn/pooling.cc", "OpData"), "ADD": ("cmsis_nn/add.cc", "OpData"),
         "MUL": ("cmsis_nn/mul.cc", "OpDataMul"), "SOFTMAX": ("cmsis_nn/softmax.cc", "CMSISNNSoftmaxParams"),
         "PAD": ("cmsis_nn/pad.cc", "OpData"),
-        "UNIDIRECTIONAL_SEQUENCE_LSTM": ("cmsis_nn/unidirectional_sequence_lstm.cc", "OpDataLSTM"),
+        "UNIDIRECTIONAL_SEQUENCE_LSTM": ("cmsis_nn/unidirectional_sequence_lstm.cc", "OpData"),
     },
 }
 CORE_FLAGS = {"cortex-m0plus": "-mcpu=cortex-m0plus -mthumb -mfloat-abi=soft",

@@ -5,7 +5,8 @@
     python scripts/cortexm/truth_table.py table     # predicted vs measured, per model and build (markdown)
 
 Models: the four MLPerf Tiny models, the zoo's vgg/resnet/mobilenetv2, MobileNetV2 a0.35 and
-MobileNet a0.25 at 96x96 (keras.applications), each also pruned (MA, half the arena), and 50 random
+MobileNet a0.25 at 96x96 (keras.applications), the zoo's Conv1D-LSTM keyword spotter (24 and 64
+units), each also pruned (MA, half the arena), and 50 random
 branched graphs (tests/models.py), randomly initialised and converted to int8. The weights of
 convolutions and dense layers are zeroed before measuring, so the files compress to a few KB: the
 arena depends on shapes, not on values. tests/test_cortexm_targets.py checks the predictor against
@@ -25,7 +26,8 @@ FIXTURES = os.path.join(REPO, "tests", "fixtures", "cortexm")
 ARENAS = os.path.join(FIXTURES, "arenas.json")
 sys.path[:0] = [REPO, os.path.join(REPO, "benchmarks"), os.path.join(REPO, "tests")]
 
-_WEIGHTS = {"CONV_2D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED": (1, 2), "TRANSPOSE_CONV": (1, 3)}
+_WEIGHTS = {"CONV_2D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED": (1, 2), "TRANSPOSE_CONV": (1, 3),
+            "UNIDIRECTIONAL_SEQUENCE_LSTM": tuple(range(1, 9)) + tuple(range(12, 16))}
 
 
 def zero_weights(tflite: bytes) -> bytes:
@@ -53,7 +55,8 @@ def _models(keras):
     from keras_cprune import zoo
     from models import random_branched_model
 
-    builders = dict(zoo.MLPERF_TINY, vgg=zoo.vgg, resnet=zoo.resnet, mobilenetv2=zoo.mobilenetv2)
+    builders = dict(zoo.MLPERF_TINY, vgg=zoo.vgg, resnet=zoo.resnet, mobilenetv2=zoo.mobilenetv2,
+                    kws_lstm=zoo.kws_lstm, kws_lstm_64=lambda: zoo.kws_lstm(units=64))
     builders["mobilenet_v2_0.35_96"] = lambda: keras.applications.MobileNetV2(
         weights=None, input_shape=(96, 96, 3), alpha=0.35, classes=10, classifier_activation=None)
     builders["mobilenet_0.25_96"] = lambda: keras.applications.MobileNet(
@@ -102,6 +105,7 @@ def measure() -> None:
     """The probe's smallest arena of every fixture on every build present, merged into arenas.json."""
     import bench_cortexm as bench
 
+    bench.TIMEOUT_S = 600  # a hang (e.g. a fault loop) is an error row, not an hour lost
     table = json.load(open(ARENAS)) if os.path.exists(ARENAS) else {"builds": {}, "arenas": {}}
     builds = bench.built(None)
     if not builds:

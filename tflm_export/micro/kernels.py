@@ -258,6 +258,11 @@ def cmsis_nn_kernels(family: str) -> dict:
         SOFTMAX=replace(table["SOFTMAX"], op_data=64),
         TRANSPOSE_CONV=replace(table["TRANSPOSE_CONV"], op_data=76, scratch=_transpose_conv_scratch(family),
                                needs_window=True),
+        # int8 LSTM: CMSIS_NN_PortOpData's 8 int32 kernel sums of the hidden size, 3 cell-state buffers
+        UNIDIRECTIONAL_SEQUENCE_LSTM=replace(
+            table["UNIDIRECTIONAL_SEQUENCE_LSTM"], op_data=912,
+            persistent=lambda g, op: (4 * _t(g, op, 19).shape[-1],) * 8,
+            scratch=lambda g, op: (_t(g, op, 19).nbytes,) * 3),
     )
     return table
 

@@ -46,8 +46,11 @@ class TFLMReport:
         macs: multiply-accumulates per inference.
         inputs: a `TensorInfo` per input: name, shape, dtype, scale, zero_point.
         outputs: a `TensorInfo` per output.
-        flash_bytes: the compiled model array when the Arm compiler ran (``compile``), else the
-            flatbuffer size.
+        flash_bytes: what a budget's flash is judged on: the model (the compiled model array when
+            the Arm compiler ran, ``compile``, else the flatbuffer) plus ``code_bytes``.
+        code_bytes: the TFLM code and constants the model's op resolver links on the ``target``
+            build (`firmware.code_size.predict_code_bytes`), or None: flash counts the model only
+            (``flash="model"``, or no code table for the build).
         latency_ms: median host time per invoke, or None.
         latency_runs: invokes ``latency_ms`` is the median of.
         samples: test inputs run on TFLM.
@@ -97,6 +100,7 @@ class TFLMReport:
     margin: int = 0
     host_arena: ArenaFigure | None = None
     host_predicted_bytes: int | None = None
+    code_bytes: int | None = None
 
     @property
     def arena_size(self) -> int:
@@ -177,7 +181,9 @@ class TFLMReport:
             lines.append(f"  accuracy: int8 on TFLM {100 * self.int8_accuracy:.1f}%{float_part}")
         compiled = self.compile is not None and self.compile.compiled
         failed = "" if self.compile is None or compiled else f"; not compiled: {self.compile.reason_line}"
-        lines.append(f"  flash {self.flash_bytes:,} B ({'compiled for Cortex-M4' if compiled else 'flatbuffer'}{failed})")
+        model = "model compiled for Cortex-M4" if compiled else "flatbuffer"
+        code = "" if self.code_bytes is None else f" + TFLM code {self.code_bytes:,} B for {self.target}"
+        lines.append(f"  flash {self.flash_bytes:,} B ({model}{code}{failed})")
         if self.budget is not None:
             lines.append(f"  budget {self.board or self.budget}: " + ("fits" if self.fits else "DOES NOT FIT"))
             for name, fit in self.resources.items():

@@ -11,6 +11,7 @@ from tflm_export.budget import parse_margin
 from tflm_export.convert import quiet_tensorflow
 from tflm_export.micro.flatbuffer import TensorInfo, read_model
 from tflm_export.micro.planner import predict_arena_from_tflite
+from tflm_export.firmware.code_size import code_bytes
 from tflm_export.runtime.report import TFLMReport
 from tflm_export.runtime.runner import measure
 
@@ -100,7 +101,7 @@ def _agreement(run_outputs: tuple, x: np.ndarray, expected, labels, keras_model)
 
 
 def verify(tflite_bytes: bytes, *, test_inputs=None, expected=None, labels=None, keras_model=None, budget=None,
-           board=None, target=None, margin=0, latency_runs: int = 20) -> TFLMReport:
+           board=None, target=None, margin=0, flash: str = "image", latency_runs: int = 20) -> TFLMReport:
     """Run ``tflite_bytes`` on the TFLite Micro runtime (in a subprocess) and report what it needs.
 
     The report's arena is that of the ``target`` build (a board's by default), predicted by
@@ -125,6 +126,9 @@ def verify(tflite_bytes: bytes, *, test_inputs=None, expected=None, labels=None,
             ``budget`` or ``target`` replaces them.
         target: optional TFLM build the arena is for: a `Target` or its name (``"cortex-m4/cmsis_nn"``,
             see `TARGETS`). Default None: the board's, else the host runtime's (measured).
+        flash: ``"image"`` (default): flash counts the model and the TFLM code its op resolver
+            links on the target build (``report.code_bytes``, where the build's code sizes are
+            known: docs/CORTEXM.md); ``"model"``: the model only.
         margin: bytes (or a size such as ``"1KB"``) reserved above the arena: ``ram`` is judged on
             ``arena + margin`` rounded up to 16 (`TFLMReport.arena_size`). Default 0.
         latency_runs: invokes timed for the median latency; 0 skips timing. Default 20.
@@ -163,11 +167,12 @@ def verify(tflite_bytes: bytes, *, test_inputs=None, expected=None, labels=None,
         fields["tflite_mismatches"] = sum(int((r != o).sum()) for r, o in zip(reference, run.outputs))
         fields.update(_agreement(run.outputs, x, expected, labels, keras_model), samples=len(x))
     host = target is None or target.core == "host"
+    code = None if host else code_bytes(info.op_counts, target.name, flash)
     return TFLMReport(
         flatbuffer_bytes=len(tflite_bytes), arena=search if host else predict_arena_from_tflite(tflite_bytes, target),
         target="host" if host else target.name, margin=margin, host_arena=search,
         host_predicted_bytes=predict_arena_from_tflite(tflite_bytes).bytes, arena_breakdown=run.allocations, ops=info.op_counts, macs=info.macs,
         inputs=info.inputs, outputs=info.outputs,
-        flash_bytes=len(tflite_bytes), latency_runs=latency_runs,
+        flash_bytes=len(tflite_bytes) + (code or 0), code_bytes=code, latency_runs=latency_runs,
         latency_ms=float(np.median(run.latencies_s) * 1e3) if latency_runs else None,
         budget=budget, board=board, **fields)

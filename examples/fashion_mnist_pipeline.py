@@ -50,8 +50,9 @@ def run(out_dir: str, *, mode: str = "MA", ram: str = "12KB", board: str = "nano
     report.plot(os.path.join(out_dir, "layer_complexity.png"))
     tradeoff(baseline).plot(os.path.join(out_dir, "tradeoff.png"))
 
-    print(f"[2/5] Pruning with mode {mode} to a tensor-arena budget of {ram} (least pruning that fits)")
-    plan = plan_to_budget(baseline, tflm_export.Budget(ram=ram), mode=mode, seed=seed)
+    print(f"[2/5] Pruning with mode {mode} to a tensor-arena budget of {ram} on {board}'s TFLM build "
+          "(least pruning that fits)")
+    plan = plan_to_budget(baseline, tflm_export.Budget(ram=ram), board=board, mode=mode, seed=seed)
     pruned = apply_plan(baseline, plan, reinitialize=True)
     plan.summary()
     with open(os.path.join(out_dir, "plan.json"), "w") as f:

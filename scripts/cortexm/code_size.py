@@ -1,6 +1,7 @@
 """Flash of a firmware image: the TFLM code a model's op resolver pulls in, linked per core and kernels.
 
-    python scripts/cortexm/code_size.py table     # per-op code bytes of every build -> tflm_export/firmware/code_bytes.json
+    python scripts/cortexm/code_size.py table     # per-op code bytes of each new build (--all: every build)
+                                                  #   -> tflm_export/firmware/code_bytes.json
     python scripts/cortexm/code_size.py check     # linked image vs predicted, on the truth-table models
 
 An image is `main()` creating a ``MicroMutableOpResolver`` with exactly the ops (the ``op_resolver.h``
@@ -114,7 +115,7 @@ def table() -> None:
     code is counted once when a prediction takes the union)."""
     ops = sorted(set().union(*model_ops().values()) | {"QUANTIZE", "DEQUANTIZE"})
     data = json.load(open(TABLE)) if os.path.exists(TABLE) else {}
-    for build in builds():
+    for build in (b for b in builds() if b not in data or "--all" in sys.argv):
         base, base_symbols = image_bytes(build, [], symbols=True)
         sizes, per_op = {}, {}
         for op in ops:

@@ -137,9 +137,13 @@ def make_inputs(tflite: bytes, seed: int = 0) -> list:
 PROBE_LINE = re.compile(r"^PROBE (.*)$", re.M)
 
 
-def run_probe(core: str, elf: str, model: str, input_path: str, output_path: str) -> dict:
-    """The probe's ``PROBE`` lines as a dict: arena, arena_used_bytes, head, tail, ... (error on failure)."""
-    cmd = emulator(core, elf, [model, input_path, output_path])
+def run_probe(core: str, elf: str, model: str, input_path: str, output_path: str, extra: tuple = ()) -> dict:
+    """The probe's ``PROBE`` lines as a dict: arena, arena_used_bytes, head, tail, ... (error on failure).
+
+    A fault during the probe's in-process search (TFLM's CMSIS-NN FULLY_CONNECTED Prepare writes its
+    kernel sums through the null pointer a too-small arena returns, on MVE) ends the emulated process:
+    the smallest arena is then searched with one emulator process per size (`_search_by_process`)."""
+    cmd = emulator(core, elf, [model, input_path, output_path, *extra])
     if cmd is None:
         return {"error": "no emulator for " + core}
     try:
@@ -158,7 +162,35 @@ def run_probe(core: str, elf: str, model: str, input_path: str, output_path: str
             result["error"] = line[len("error="):]
     if "arena" not in result and "error" not in result:
         result["error"] = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
+    if not extra and str(result.get("error", "")).startswith("fault"):
+        return _search_by_process(core, elf, model, input_path, output_path)
     return result
+
+
+def _search_by_process(core: str, elf: str, model: str, input_path: str, output_path: str) -> dict:
+    """The smallest arena (16-byte steps) that allocates and invokes, each size in a fresh emulator:
+    from arena_used_bytes at 4 MiB, up until one fits, then galloping down and bisecting."""
+    def run(arena: int) -> dict:
+        return run_probe(core, elf, model, input_path, output_path, ("--arena", str(arena)))
+
+    def fits(arena: int) -> bool:
+        r = run(arena)
+        return r.get("invoked") == 1 and "error" not in r
+
+    big = run(4 * 1024 * 1024)
+    if not fits(4 * 1024 * 1024) or "arena_used_bytes" not in big:
+        return {"error": "fault, and fails even with 4 MiB"}
+    hi = -(-big["arena_used_bytes"] // 16) * 16
+    while not fits(hi):
+        hi += max(16, hi // 8 // 16 * 16)
+    lo, step = hi - 16, 16
+    while lo > 0 and fits(lo):
+        hi, step = lo, step * 2
+        lo = max(0, hi - step)
+    while hi - lo > 16:
+        mid = (lo + hi) // 32 * 16
+        lo, hi = (lo, mid) if fits(mid) else (mid, hi)
+    return {**run(hi), "search": "per-process"}
 
 
 PLUGIN = os.path.join(ROOT, "build", "insn_count.so")

@@ -1,7 +1,7 @@
 """The Cortex-M arena truth table: models measured on every build of the harness, kept as test fixtures.
 
     python scripts/cortexm/truth_table.py make      # models -> tests/fixtures/cortexm/*.tflite.gz
-    python scripts/cortexm/truth_table.py measure   # smallest arena on every build present -> arenas.json
+    python scripts/cortexm/truth_table.py measure   # smallest arena on each new build (--all: every build) -> arenas.json
     python scripts/cortexm/truth_table.py table     # predicted vs measured, per model and build (markdown)
 
 Models: the four MLPerf Tiny models, the zoo's vgg/resnet/mobilenetv2, MobileNetV2 a0.35 and
@@ -107,9 +107,9 @@ def measure() -> None:
 
     bench.TIMEOUT_S = 600  # a hang (e.g. a fault loop) is an error row, not an hour lost
     table = json.load(open(ARENAS)) if os.path.exists(ARENAS) else {"builds": {}, "arenas": {}}
-    builds = bench.built(None)
+    builds = [b for b in bench.built(None) if f"{b[0]}/{b[1]}" not in table["builds"] or "--all" in sys.argv]
     if not builds:
-        sys.exit("truth_table: no Cortex-M build present (docs/CORTEXM.md)")
+        sys.exit("truth_table: no new Cortex-M build present (--all measures every build again; docs/CORTEXM.md)")
     work = tempfile.mkdtemp(prefix="truth_table_")
     for core, kernels, elf in builds:
         info = open(os.path.join(os.path.dirname(elf), "BUILD_INFO")).read().splitlines()
@@ -156,5 +156,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("step", choices=("make", "measure", "table"))
     parser.add_argument("names", nargs="*", help="models to make (default: all)")
+    parser.add_argument("--all", action="store_true", help="measure: every build, not only new ones")
     args = parser.parse_args()
     {"make": lambda: make(args.names), "measure": measure, "table": table}[args.step]()

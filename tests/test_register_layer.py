@@ -2,6 +2,7 @@
 import keras
 import numpy as np
 import pytest
+from models import randomize
 
 import keras_cprune
 from keras_cprune import OpSpec, analyze, estimate_arena, prune, register_layer
@@ -70,9 +71,7 @@ def scaled_model(seed=0):
     x = L.Conv2D(4, 3, padding="same", name="conv")(x)
     x = L.GlobalAveragePooling2D(name="gap")(x)
     model = keras.Model(inputs, L.Dense(2, name="dense")(x), name="scaled_net")
-    rng = np.random.default_rng(seed)
-    for weight in model.weights:
-        weight.assign(rng.normal(0, 0.3, tuple(weight.shape)).astype("float32"))
+    randomize(model, seed, scale=0.3)
     return model
 
 
@@ -247,9 +246,7 @@ def gated_model(seed=0):
     x = Gate(name="gate")(x)
     x = L.ReLU(name="relu")(x)
     model = keras.Model(inputs, L.Conv2D(4, 3, padding="same", name="conv2")(x), name="gated")
-    rng = np.random.default_rng(seed)
-    for weight in model.weights:
-        weight.assign(rng.normal(0, 0.3, tuple(weight.shape)).astype("float32"))
+    randomize(model, seed, scale=0.3)
     return model
 
 

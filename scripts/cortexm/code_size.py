@@ -10,7 +10,6 @@ linked with ``--gc-sections`` against the harness's ``libtensorflow-microlite.a`
 nosys); its flash is ``text + data`` by ``arm-none-eabi-size``, the model array excluded. The table
 holds a base (no op) and each op's bytes over the base; a prediction sums them.
 """
-import gzip
 import json
 import os
 import re
@@ -19,7 +18,7 @@ import sys
 import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path[:0] = [REPO, os.path.join(REPO, "benchmarks")]
+sys.path[:0] = [REPO, os.path.join(REPO, "benchmarks"), os.path.dirname(os.path.abspath(__file__))]
 ROOT = os.environ.get("CORTEXM_ROOT", "/work/cortexm")
 TABLE = os.path.join(REPO, "tflm_export", "firmware", "code_bytes.json")
 FLAGS = {"cortex-m0plus": ["-mcpu=cortex-m0plus", "-mfloat-abi=soft"],
@@ -104,10 +103,9 @@ def builds() -> list:
 def model_ops() -> dict:
     """{fixture name: its op types} of the truth-table models."""
     from tflm_export.micro.flatbuffer import read_model
+    from truth_table import fixtures
 
-    folder = os.path.join(REPO, "tests", "fixtures", "cortexm")
-    return {f[:-10]: set(read_model(gzip.decompress(open(os.path.join(folder, f), "rb").read())).op_counts)
-            for f in sorted(os.listdir(folder)) if f.endswith(".tflite.gz")}
+    return {name: set(read_model(tflite).op_counts) for name, tflite in fixtures().items()}
 
 
 def table() -> None:

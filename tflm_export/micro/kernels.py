@@ -16,10 +16,9 @@ from dataclasses import dataclass, replace
 
 from tflm_export.micro.op_graph import padding
 
-__all__ = ["Kernel", "kernel_table", "KERNEL_SETS", "FAMILIES"]
+__all__ = ["Kernel", "kernel_table", "KERNEL_SETS"]
 
 KERNEL_SETS = ("reference", "cmsis_nn")
-FAMILIES = ("none", "dsp", "mve")
 
 
 def _nothing(graph, op):
@@ -241,7 +240,6 @@ def _pool_temp(op):
     return (op.inputs[0], op.outputs[0]) * 2  # AveragePrepare: PoolingPrepare's pair, then its own
 
 
-@lru_cache(maxsize=None)
 def cmsis_nn_kernels(family: str) -> dict:
     """The CMSIS-NN build's kernels for a core family: its OpData, Prepare and scratch rules for
     the ops CMSIS-NN implements, the 32-bit reference kernels for the rest."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from tflm_export.errors import BudgetError
 
-from tflm_export.micro.kernels import kernel_table
+from tflm_export.micro.kernels import KERNEL_SETS, kernel_table
 
 __all__ = ["Layout", "Target", "TARGETS", "CORES", "resolve_target"]
 
@@ -81,7 +81,7 @@ class Target:
     def __post_init__(self):
         if self.core != "host" and self.core not in CORES:
             raise BudgetError(f"Unknown core {self.core!r}. Expected 'host' or one of {', '.join(CORES)}.")
-        if self.kernels not in ("reference", "cmsis_nn") or (self.core == "host" and self.kernels != "reference"):
+        if self.kernels not in KERNEL_SETS or (self.core == "host" and self.kernels != "reference"):
             raise BudgetError(f"Unknown kernels {self.kernels!r} for core {self.core!r}. Expected 'reference'"
                               f"{'' if self.core == 'host' else ' or cmsis_nn'}.")
 
@@ -110,7 +110,7 @@ class Target:
 
 
 HOST = Target("host")
-TARGETS = {t.name: t for t in [HOST] + [Target(c, k) for c in CORES for k in ("reference", "cmsis_nn")]}
+TARGETS = {t.name: t for t in [HOST] + [Target(c, k) for c in CORES for k in KERNEL_SETS]}
 
 
 def resolve_target(target) -> Target:

@@ -9,8 +9,8 @@ from tflm_export.errors import ModelError
 from tflm_export.boards import resolve_board
 from tflm_export.budget import parse_margin
 from tflm_export.convert import quiet_tensorflow
-from tflm_export.micro.flatbuffer import TensorInfo, read_model
-from tflm_export.micro.planner import predict_arena_from_tflite
+from tflm_export.micro.flatbuffer import TensorInfo, graph_from_tflite, read_model
+from tflm_export.micro.planner import predict_arena
 from tflm_export.firmware.code_size import code_bytes
 from tflm_export.runtime.report import TFLMReport
 from tflm_export.runtime.runner import measure
@@ -168,10 +168,12 @@ def verify(tflite_bytes: bytes, *, test_inputs=None, expected=None, labels=None,
         fields.update(_agreement(run.outputs, x, expected, labels, keras_model), samples=len(x))
     host = target is None or target.core == "host"
     code = None if host else code_bytes(info.op_counts, target.name, flash)
+    graph = graph_from_tflite(tflite_bytes)  # read once for both builds' replays
     return TFLMReport(
-        flatbuffer_bytes=len(tflite_bytes), arena=search if host else predict_arena_from_tflite(tflite_bytes, target),
+        flatbuffer_bytes=len(tflite_bytes), arena=search if host else predict_arena(graph, target),
         target="host" if host else target.name, margin=margin, host_arena=search,
-        host_predicted_bytes=predict_arena_from_tflite(tflite_bytes).bytes, arena_breakdown=run.allocations, ops=info.op_counts, macs=info.macs,
+        host_predicted_bytes=predict_arena(graph).bytes, arena_breakdown=run.allocations, ops=info.op_counts,
+        macs=info.macs,
         inputs=info.inputs, outputs=info.outputs,
         flash_bytes=len(tflite_bytes) + (code or 0), code_bytes=code, latency_runs=latency_runs,
         latency_ms=float(np.median(run.latencies_s) * 1e3) if latency_runs else None,

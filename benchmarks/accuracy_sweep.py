@@ -48,6 +48,7 @@ WIDTH_OF = {"PA": "width-params", "FA": "width-macs", "MA": "width-arena"}  # th
 BUDGETS = {"vgg": (50,), "resnet": (50,), "mobilenetv2": (50, 70)}  # % of the dense model's resource removed
 MODES = {50: ("PA", "FA", "MA"), 70: ("PA",)}  # the modes (and uniform widths) at each budget
 COST_MODES = ("FA", "MA")  # our cost allocation (`prune_to_budget`): Budget limits MACs and arena, not params
+RESULTS = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "results"))
 MODELS_DIR = os.path.join(os.path.expanduser("~"), ".cache", "keras-cprune", "accuracy_sweep")  # + the --out path
 
 
@@ -188,6 +189,32 @@ def cost_model(config: Config, budgets: Budgets):
     return _COST_MODELS[config.name]
 
 
+JOINT = {"flash": 0.30, "macs": 0.50, "ram": 0.50}  # the paper's MobileNetV2 point: −70% params, −50% FLOPs, memory
+
+
+def joint_model(config: Config, budgets: "Budgets") -> tuple:
+    """``(untrained model, Budget)``: the dense model pruned at once to 30% of its flash (int8 model bytes: the
+    closest `Budget` has to parameters), 50% of its MACs and 50% of its predicted arena; MA mode, cost allocation,
+    predicted (``verify=False``), fresh weights."""
+    from keras_cprune.budget.usage import usage_estimator
+    from keras_cprune.pruning.context import PruneContext
+
+    dense = zoo.ARCHITECTURES[config.arch]()
+    flash = usage_estimator(PruneContext.of(dense))(set()).flash
+    limits = budgets.of(config.arch, 50)["limits"]
+    budget = Budget(flash=int(JOINT["flash"] * flash), macs=limits["macs"], ram=limits["arena"])
+    keras.utils.set_random_seed(config.seed)
+    return prune_to_budget(dense, budget, mode="MA", search=SearchConfig(allocation="cost", verify=False), verbose=0,
+                           reinitialize=True, seed=config.seed), budget
+
+
+def threads() -> int:
+    """TensorFlow's intra-op threads (0: one per core), as ``--threads`` set them."""
+    import tensorflow as tf
+
+    return tf.config.threading.get_intra_op_parallelism_threads()
+
+
 def channels(model) -> dict:
     """Output channels of every layer that has a kernel: the architecture, for comparing allocations."""
     return {layer.name: int(layer.kernel.shape[-1]) for layer in model.layers if hasattr(layer, "kernel")}
@@ -199,6 +226,12 @@ def build(config: Config, budgets: Budgets, models_dir: str) -> tuple:
     keras.utils.set_random_seed(config.seed)
     if config.method == "dense":
         return builder(), {}
+    if equal_compute(config):  # the same architecture and initialization, more epochs
+        return build(Config(config.arch, config.method[:-2], config.budget, config.seed), budgets, models_dir)
+    if config.method == "joint":
+        model, budget = joint_model(config, budgets)
+        return model, {"budget": {k: v for k, v in vars(budget).items() if v is not None}, "allocation": "cost",
+                       "channels": channels(model)}
     b = budgets.of(config.arch, config.budget)
     details = {"limit": b["limits"][config.resource], "resource": config.resource}
     if config.method.startswith("width"):
@@ -216,19 +249,31 @@ def build(config: Config, budgets: Budgets, models_dir: str) -> tuple:
     return prune(dense, mode, ratio, rule=rule), {**details, "importance": "l1", "teacher": dense}
 
 
-def learning_rate(config: Config) -> float:
-    """The initial learning rate of ``config``'s training (tpf: of its fine-tuning)."""
-    return FINETUNE_LR[config.arch] if config.method.startswith("tpf") else LR
+def learning_rate(config: Config, lr: float = LR) -> float:
+    """The initial learning rate of ``config``'s training (tpf: of its fine-tuning); ``lr``: the sweep's
+    from-scratch rate."""
+    return FINETUNE_LR[config.arch] if config.method.startswith("tpf") else lr
 
 
-def epochs_of(config: Config, epochs: int) -> int:
-    """``config``'s epochs in a sweep of ``epochs`` (tpf: of its fine-tuning, a third of them rounded up)."""
+def equal_compute(config: Config) -> bool:
+    """Scratch-B (Liu et al., ICLR 2019): trained for the dense model's training MACs, not its epochs."""
+    return config.method.endswith("-B")
+
+
+def epochs_of(config: Config, epochs: int, model=None) -> int:
+    """``config``'s epochs in a sweep of ``epochs`` (tpf: of its fine-tuning, a third of them rounded up;
+    Scratch-B: ``epochs`` x dense MACs / ``model``'s MACs, rounded)."""
+    if equal_compute(config):
+        from keras_cprune import analyze
+
+        return max(epochs, round(epochs * analyze(zoo.ARCHITECTURES[config.arch]()).macs / analyze(model).macs))
     return -(-epochs // 3) if config.method.startswith("tpf") else epochs
 
 
-def protocol(config: Config, epochs: int) -> dict:
+def protocol(config: Config, epochs: int, lr: float = LR) -> dict:
     """The training settings a result or a cached model of ``config`` must have been made with."""
-    return {"epochs": epochs_of(config, epochs), "lr": learning_rate(config)}
+    epochs = {"schedule_epochs": epochs} if equal_compute(config) else {"epochs": epochs_of(config, epochs)}
+    return {**epochs, "lr": learning_rate(config, lr)}
 
 
 def dense_path(models_dir: str, config: Config) -> str:
@@ -257,16 +302,19 @@ def trained(config: Config, data, args, budgets: Budgets) -> tuple:
     not cost the training: the next sweep loads them."""
     path = os.path.join(args.models, config.name + ".keras")
     meta = os.path.join(args.models, config.name + ".train.json")
+    lr = getattr(args, "lr", LR)
     if os.path.exists(path) and os.path.exists(meta):
         with open(meta) as f:
             record = json.load(f)
-        if all(record["config"][k] == v for k, v in protocol(config, args.epochs).items()):  # else retrain
+        if all(record["config"].get(k) == v for k, v in protocol(config, args.epochs, lr).items()):  # else retrain
             return keras.models.load_model(path), record
     model, details = build(config, budgets, args.models)
     teacher = details.pop("teacher", None)
-    epochs, dense_s, dense_cpu = epochs_of(config, args.epochs), 0.0, 0.0
+    epochs, dense_s, dense_cpu = epochs_of(config, args.epochs, model), 0.0, 0.0
+    if equal_compute(config):
+        details["schedule_epochs"] = args.epochs
     if teacher is None:
-        log = train(model, data, epochs, config.seed, config.name)
+        log = train(model, data, epochs, config.seed, config.name, lr=lr)
     else:  # train -> L1 prune -> fine-tune: the dense run's time counts
         with open(os.path.join(args.out, f"{config.arch}-dense-0-seed{config.seed}.json")) as f:
             dense = json.load(f)
@@ -281,7 +329,8 @@ def trained(config: Config, data, args, budgets: Budgets) -> tuple:
             entry["cpu_s"] = round(entry["cpu_s"] + dense_cpu, 2)
     (x, _), (x_val, _), (x_test, _) = data
     record = {"name": config.name, "config": {**asdict(config), "epochs": epochs, "batch": BATCH, "jit_compile": JIT,
-                                              "optimizer": "Adam", "lr": learning_rate(config),
+                                              "optimizer": "Adam", "lr": learning_rate(config, lr),
+                                              "threads": threads(),
                                               "schedule": "cosine decay to 0", "train_size": len(x),
                                               "val_size": len(x_val), "test_size": len(x_test),
                                               "split_seed": SPLIT_SEED, **details},
@@ -340,19 +389,22 @@ def shared_cost(config: Config, budgets: Budgets, out: str) -> dict | None:
     return {**record, "name": config.name, "shared_with": other.name}
 
 
-def sweep(args) -> None:
+def sweep(args, all_configs: list | None = None) -> None:
+    """Train and evaluate each of ``all_configs`` (default: the protocol's `configs`) that ``args.only``
+    selects and that has no result file in ``args.out`` yet."""
     data = load_data(args.train_limit, args.test_limit)
     print(f"machine: {machine()}; code {git_version()}; train {len(data[0][0])}, val {len(data[1][0])}, "
-          f"test {len(data[2][0])}; {args.epochs} epochs, batch {BATCH}, jit_compile={JIT}", flush=True)
-    budgets, start = Budgets(args.models), time.perf_counter()
+          f"test {len(data[2][0])}; {args.epochs} epochs, lr {args.lr:g}, batch {BATCH}, jit_compile={JIT}, "
+          f"{threads() or 'all'} threads", flush=True)
+    budgets, start = Budgets(args.budgets), time.perf_counter()
     os.makedirs(args.out, exist_ok=True)
-    for config in selected(configs(args.archs.split(","), args.seeds), args.only):
+    for config in selected(all_configs or configs(args.archs.split(","), args.seeds), args.only):
         path = os.path.join(args.out, config.name + ".json")
         if os.path.exists(path):
             with open(path) as f:
                 done = json.load(f)["config"]
-            expected = {**protocol(config, args.epochs), "train_size": len(data[0][0]), "test_size": len(data[2][0])}
-            if any(done[k] != v for k, v in expected.items()):
+            expected = {**protocol(config, args.epochs, args.lr), "train_size": len(data[0][0]), "test_size": len(data[2][0])}
+            if any(done.get(k) != v for k, v in expected.items()):
                 print(f"{config.name}: skipped, but its file was made with "
                       f"{ {k: done[k] for k in expected} }, not {expected}: delete it to rerun", flush=True)
             continue
@@ -368,7 +420,7 @@ def probe_lr(args, lrs, method: str = "tpf-FA") -> None:
     trained dense model pruned to the FA budget) trained at each of ``lrs`` as the sweep trains it
     (tpf: fine-tunes); one JSON per run in OUT/probes/ (the test set is not read)."""
     data = load_data(args.train_limit, args.test_limit)
-    budgets, folder = Budgets(args.models), os.path.join(args.out, "probes")
+    budgets, folder = Budgets(args.budgets), os.path.join(args.out, "probes")
     os.makedirs(folder, exist_ok=True)
     for config in (Config(arch, method, 0 if method == "dense" else 50, seed)
                    for seed in args.seeds for arch in args.archs.split(",")):
@@ -378,7 +430,7 @@ def probe_lr(args, lrs, method: str = "tpf-FA") -> None:
                 continue
             model, details = build(config, budgets, args.models)
             details.pop("teacher", None)
-            epochs = epochs_of(config, args.epochs)
+            epochs = epochs_of(config, args.epochs, model)
             log = train(model, data, epochs, config.seed, f"{config.name} lr {lr:g}", lr=lr)
             write_json(path, {"name": config.name, "config": {**asdict(config), **details, "epochs": epochs, "lr": lr,
                                                                "train_size": len(data[0][0])},
@@ -631,12 +683,17 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"epochs of every model (default {EPOCHS}); "
                         "train -> prune -> fine-tune fine-tunes ceil(epochs / 3) after the dense run")
+    parser.add_argument("--lr", type=float, default=LR, help=f"learning rate of the from-scratch runs (default {LR:g})")
+    parser.add_argument("--threads", type=int, help="TensorFlow threads per process (default: one per core); "
+                        "1 with one process per core is the fastest per CPU-second here")
     parser.add_argument("--seeds", default="0,1,2", type=lambda s: [int(v) for v in s.split(",")])
     parser.add_argument("--archs", default=",".join(zoo.ARCHITECTURES))
     parser.add_argument("--only", help="comma-separated substrings of configuration names, e.g. vgg,resnet-PA")
-    parser.add_argument("--out", default=os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                                       "..", "docs", "results")),
-                        help="folder of the JSON files (default docs/results)")
+    parser.add_argument("--study", choices=("protocol", "convergence"), default="protocol",
+                        help="protocol: the 3-epoch configurations of the accuracy protocol (default); convergence: "
+                        "benchmarks/convergence.py's, one architecture per process, at its validated learning rate")
+    parser.add_argument("--out", help="folder of the JSON files (default docs/results; convergence: "
+                        "docs/results/e<epochs>)")
     parser.add_argument("--models", help="trained dense models (for train -> prune -> fine-tune) and the budgets "
                                          f"(default: a folder in {MODELS_DIR} named after --out)")
     parser.add_argument("--train-limit", type=int, help="first N training images only (smoke runs)")
@@ -657,10 +714,28 @@ def main(argv=None) -> None:
     parser.add_argument("--batches", default="64,128,256", type=lambda s: [int(v) for v in s.split(",")],
                         help="batch sizes of --measure-speed")
     args = parser.parse_args(argv)
-    args.models = args.models or os.path.join(MODELS_DIR, os.path.abspath(args.out).strip(os.sep).replace(os.sep, "_"))
+    if args.threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     unknown = set(args.archs.split(",")) - set(zoo.ARCHITECTURES)
     if unknown:
         parser.error(f"--archs takes names of {sorted(zoo.ARCHITECTURES)}. Received: {sorted(unknown)}.")
+    all_configs, args.budgets = None, None
+    if args.study == "convergence":
+        import convergence
+
+        if "," in args.archs:
+            parser.error("--study convergence trains one architecture per process (its learning rate): --archs vgg")
+        args.out = args.out or convergence.folder(args.epochs)
+        args.budgets = os.path.join(MODELS_DIR, "convergence-budgets")  # one search for every schedule
+        all_configs = convergence.configs(args.archs, args.seeds, args.epochs)
+        if not args.probe_lr and not args.list:
+            args.lr = convergence.learning_rate(args.archs)
+    args.out = args.out or RESULTS
+    args.models = args.models or os.path.join(MODELS_DIR, os.path.abspath(args.out).strip(os.sep).replace(os.sep, "_"))
+    args.budgets = args.budgets or args.models
     if args.measure_speed:
         return measure_speed(args.archs.split(","), args.batches)
     if args.probe_lr:
@@ -670,10 +745,10 @@ def main(argv=None) -> None:
             print(plot(args.out, args.plot))
         return emit(report(args.out), args.report) if args.report else None
     if args.list:
-        for c in selected(configs(args.archs.split(","), args.seeds), args.only):
+        for c in selected(all_configs or configs(args.archs.split(","), args.seeds), args.only):
             print(f"{'done' if os.path.exists(os.path.join(args.out, c.name + '.json')) else 'todo'}  {c.name}")
         return None
-    sweep(args)
+    sweep(args, all_configs)
 
 
 if __name__ == "__main__":

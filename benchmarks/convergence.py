@@ -1,0 +1,210 @@
+"""Accuracy at convergence (docs/BENCHMARKS.md, "Accuracy at convergence"): the accuracy protocol's sweep at
+several schedules, one folder of JSON files per schedule (``docs/results/e<epochs>/``).
+
+    python benchmarks/accuracy_sweep.py --study convergence --archs vgg --epochs 10 --threads 1
+    python benchmarks/accuracy_sweep.py --study convergence --archs vgg --probe-lr 1e-3,3e-3 --probe-method dense
+    python benchmarks/convergence.py [--report docs/results/CONVERGENCE.md] [--plot docs/results/convergence.png]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import sys
+
+from _common import emit, read_results, t_interval
+import accuracy_sweep as sweep
+from accuracy_sweep import BUDGETS, Config, WIDTH_OF, mode_of, paired, pp, time_to_accuracy
+
+RESULTS = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "results"))
+SCHEDULES = {"vgg": (3, 10, 30), "resnet": (3, 10, 30), "mobilenetv2": (3, 10, 20)}  # epochs; the last is the longest
+# the from-scratch learning rate per architecture: of {1e-3, 3e-3}, the best mean validation accuracy of the dense
+# and the FA model (seed 0) at the longest schedule (`--probe-lr`, <RESULTS>/e<longest>/probes); one rate per
+# architecture for every schedule and model, so the schedules differ in epochs alone
+SCRATCH_LR = {"vgg": 3e-3}
+METHODS = {50: ("PA", "FA", "MA-cost"), 70: ("PA",)}  # the modes trained at each budget, with their uniform widths
+
+
+def folder(epochs: int) -> str:
+    return os.path.join(RESULTS, f"e{epochs}")
+
+
+def configs(arch: str, seeds, epochs: int) -> list[Config]:
+    """Per seed: dense, each mode and its uniform width; at the longest schedule also each mode at the dense
+    model's training MACs (``<method>-B``), train -> prune -> fine-tune (``tpf-FA``), and on MobileNetV2 the
+    joint −70% flash / −50% MACs / −50% arena model (``joint``)."""
+    if epochs not in SCHEDULES[arch]:
+        raise SystemExit(f"--epochs for {arch} in the convergence study is one of {SCHEDULES[arch]}. Received: {epochs}.")
+    longest, out = epochs == SCHEDULES[arch][-1], []
+    for seed in seeds:
+        out.append(Config(arch, "dense", 0, seed))
+        for budget in BUDGETS[arch]:
+            out += [Config(arch, m, budget, seed) for m in METHODS[budget]]
+            out += [Config(arch, WIDTH_OF[mode_of(m)], budget, seed) for m in METHODS[budget]]
+            if longest:
+                out += [Config(arch, f"{m}-B", budget, seed) for m in METHODS[budget]]
+                out += [Config(arch, "tpf-FA", budget, seed)] * (budget == 50)
+        if longest and arch == "mobilenetv2":
+            out.append(Config(arch, "joint", 70, seed))
+    return out
+
+
+def learning_rate(arch: str) -> float:
+    if arch not in SCRATCH_LR:
+        raise SystemExit(f"No validated learning rate for {arch} yet: run --study convergence --archs {arch} "
+                         f"--probe-lr 1e-3,3e-3 --probe-method dense (and FA) at --epochs {SCHEDULES[arch][-1]}, "
+                         "then set SCRATCH_LR.")
+    return SCRATCH_LR[arch]
+
+
+# ---------------------------------------------------------------- report
+def groups() -> dict:
+    """``{(arch, method, budget): {epochs: {seed: record}}}`` over every schedule's folder."""
+    out = {}
+    for name in sorted(os.listdir(RESULTS)) if os.path.isdir(RESULTS) else ():
+        if name[:1] == "e" and name[1:].isdigit():
+            for r in read_results(os.path.join(RESULTS, name)):
+                c = r["config"]
+                out.setdefault((c["arch"], c["method"], c["budget"]), {}).setdefault(int(name[1:]), {})[c["seed"]] = r
+    return out
+
+
+def table(data: dict, arch: str, value, title: str) -> list[str]:
+    """Methods (rows) x schedules (columns) of ``arch``: ``value(method, budget, epochs, runs)`` per cell."""
+    schedules = SCHEDULES[arch]
+    lines = [f"| {arch}: {title} | budget | " + " | ".join(f"{e} epochs" for e in schedules) + " |",
+             "| --- | --- |" + " ---: |" * len(schedules)]
+    for c in configs(arch, [0], schedules[-1]):
+        if (arch, c.method, c.budget) not in data or c.method.endswith("-B") or c.method in ("tpf-FA", "joint"):
+            continue
+        by_epochs = data[arch, c.method, c.budget]
+        cells = [value(c.method, c.budget, e, by_epochs[e]) if e in by_epochs else "—" for e in schedules]
+        lines.append(f"| {c.method} | {f'−{c.budget}%' if c.budget else '—'} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def runs_of(data: dict, arch: str, method: str, budget: int, epochs: int) -> dict:
+    return data.get((arch, method, budget), {}).get(epochs, {})
+
+
+def accuracy(runs: dict) -> str:
+    acc = [100 * r["test_acc"] for r in runs.values()]
+    return f"{statistics.fmean(acc):.2f} ± {statistics.stdev(acc) if len(acc) > 1 else 0:.2f} ({len(acc)})"
+
+
+def versus(runs: dict, other: dict) -> str:
+    diffs = paired(runs, other)
+    return pp(diffs) if diffs else "—"
+
+
+def gap_tables(data: dict, arch: str) -> list[str]:
+    """Test accuracy, and the paired gaps to dense and to the uniform width of the same resource, per schedule."""
+    def to_dense(method, budget, epochs, runs):
+        return versus(runs, runs_of(data, arch, "dense", 0, epochs)) if method != "dense" else "—"
+
+    def to_width(method, budget, epochs, runs):
+        width = sweep.baseline_of(method)
+        return versus(runs, runs_of(data, arch, width, budget, epochs)) if mode_of(method) else "—"
+
+    return [*table(data, arch, lambda m, b, e, runs: accuracy(runs), "test accuracy %, mean ± sd (n)"), "",
+            *table(data, arch, to_dense, "Δ vs dense, pp (95% CI)"), "",
+            *table(data, arch, to_width, "Δ vs uniform width, pp (95% CI)")]
+
+
+def longest_table(data: dict, arch: str) -> list[str]:
+    """At the longest schedule: the equal-compute (Scratch-B) and joint models against dense, their own
+    schedule's model and uniform width, with the resources they keep and their CPU seconds."""
+    epochs = SCHEDULES[arch][-1]
+    dense = runs_of(data, arch, "dense", 0, epochs)
+    lines = [f"| {arch}, {epochs} epochs | budget | epochs trained | test acc % | Δ vs dense pp | Δ vs same model at "
+             f"{epochs} epochs pp | Δ vs uniform width pp | params, MACs, arena kept | CPU s |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for c in configs(arch, [0], epochs):
+        runs = runs_of(data, arch, c.method, c.budget, epochs)
+        if not runs or not (c.method.endswith("-B") or c.method in ("joint", "dense")):
+            continue
+        base = c.method.removesuffix("-B")
+        first, ref = next(iter(runs.values())), next(iter(dense.values()), None)
+        kept = ", ".join(f"{first[k] / ref[k]:.0%}" for k in ("params", "macs", "predicted_arena")) if ref else "—"
+        width = sweep.baseline_of(base) if c.method != "joint" else None
+        lines.append(
+            f"| {c.method} | {f'−{c.budget}%' if c.budget else '—'} | {first['config']['epochs']} | {accuracy(runs)} | "
+            f"{versus(runs, dense) if c.method != 'dense' else '—'} | "
+            f"{versus(runs, runs_of(data, arch, base, c.budget, epochs)) if base != c.method else '—'} | "
+            f"{versus(runs, runs_of(data, arch, width, c.budget, epochs)) if width else '—'} | {kept} | "
+            f"{statistics.fmean(r['cpu_s'] for r in runs.values()):,.0f} |")
+    scratch, tpf = runs_of(data, arch, "FA", 50, epochs), runs_of(data, arch, "tpf-FA", 50, epochs)
+    if scratch and tpf:
+        lines += ["", f"Time to accuracy at {epochs} epochs, FA from scratch vs train → prune → fine-tune (tpf-FA, "
+                  f"the dense run counted): {sweep.time_verdict(scratch, tpf, dense)}."]
+        for method in ("FA", "FA-B", "tpf-FA", "dense"):
+            runs = runs_of(data, arch, method, 50 if method != "dense" else 0, epochs)
+            times = [time_to_accuracy(r, dense[s]["val_acc"] - sweep.TARGET_GAP, "cpu_s")
+                     for s, r in runs.items() if s in dense]
+            reached = [t for t in times if t is not None]
+            if times:
+                lines.append(f"- {method}: CPU s to dense − 0.5 pp (val) "
+                             + (f"{statistics.fmean(reached):,.0f}" if reached else "never")
+                             + f", reached in {len(reached)} of {len(times)} seeds")
+    return lines
+
+
+def report() -> str:
+    data = groups()
+    lines = []
+    for arch in SCHEDULES:
+        if any(k[0] == arch for k in data):
+            lines += [f"## {arch}", "", *gap_tables(data, arch), "", *longest_table(data, arch), ""]
+    return "\n".join(lines).rstrip()
+
+
+def plot(path: str) -> str:
+    """Per architecture, each mode's and uniform width's gap to dense (pp, mean and 95% interval) vs epochs."""
+    from keras_cprune.plots import _pyplot
+
+    plt, data = _pyplot(), groups()
+    archs = [a for a in SCHEDULES if (a, "dense", 0) in data]
+    fig, axes = plt.subplots(1, max(1, len(archs)), figsize=(5.2 * max(1, len(archs)), 4.2), squeeze=False)
+    for ax, arch in zip(axes[0], archs):
+        for i, c in enumerate(c for c in configs(arch, [0], SCHEDULES[arch][-1])
+                              if c.method != "dense" and (arch, c.method, c.budget) in data
+                              and not c.method.endswith("-B") and c.method not in ("tpf-FA", "joint")):
+            xs, ys, errs = [], [], []
+            for epochs, runs in sorted(data[arch, c.method, c.budget].items()):
+                diffs = [100 * d for d in paired(runs, runs_of(data, arch, "dense", 0, epochs))]
+                if diffs:
+                    mean, half = t_interval(diffs)
+                    xs.append(epochs * (1 + 0.02 * i))  # side by side
+                    ys.append(mean)
+                    errs.append(0 if math.isnan(half) else half)
+            ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=f"{c.method} −{c.budget}%",
+                        linestyle="--" if c.method.startswith("width") else "-")
+        ax.axhline(0, color="C3", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.set_xticks(SCHEDULES[arch], [str(e) for e in SCHEDULES[arch]])
+        ax.set_xlabel("epochs")
+        ax.set_ylabel("test accuracy − dense, pp (95% CI)")
+        ax.set_title(arch)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("Fashion-MNIST: gap to dense vs training length (paired by seed)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--report", nargs="?", const="-", metavar="FILE", help="markdown tables (stdout or FILE)")
+    parser.add_argument("--plot", metavar="PNG", help="gap to dense vs epochs")
+    args = parser.parse_args(argv)
+    if args.plot:
+        print(plot(args.plot))
+    if args.report or not args.plot:
+        emit(report(), args.report if args.report else "-")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -47,6 +47,7 @@ CLOCKS = {"train_s": "wall", "cpu_s": "CPU"}  # the two clocks of the per-epoch 
 WIDTH_OF = {"PA": "width-params", "FA": "width-macs", "MA": "width-arena"}  # the paired uniform baseline
 BUDGETS = {"vgg": (50,), "resnet": (50,), "mobilenetv2": (50, 70)}  # % of the dense model's resource removed
 MODES = {50: ("PA", "FA", "MA"), 70: ("PA",)}  # the modes (and uniform widths) at each budget
+ABN_MODES = ("PA", "FA")  # adaptive-BN allocation (benchmarks/adaptive_bn.py): a data-driven PA and FA
 COST_MODES = ("FA", "MA")  # our cost allocation (`prune_to_budget`): Budget limits MACs and arena, not params
 RESULTS = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "results"))
 MODELS_DIR = os.path.join(os.path.expanduser("~"), ".cache", "keras-cprune", "accuracy_sweep")  # + the --out path
@@ -55,7 +56,7 @@ MODELS_DIR = os.path.join(os.path.expanduser("~"), ".cache", "keras-cprune", "ac
 @dataclass(frozen=True)
 class Config:
     arch: str
-    method: str  # dense | PA | FA | MA | X-cost | width-params | width-macs | width-arena | tpf-X | tpf-kd-X
+    method: str  # dense | PA | FA | MA | X-cost | width-params | width-macs | width-arena | tpf-X | tpf-kd-X | X-abn | X-B | joint
     budget: int  # percent of the dense model's resource removed; 0 for dense
     seed: int
 
@@ -91,6 +92,7 @@ def configs(archs, seeds) -> list[Config]:
                 out += [Config(arch, f"{m}-cost", budget, seed) for m in MODES[budget] if m in COST_MODES]
                 out += [Config(arch, WIDTH_OF[m], budget, seed) for m in MODES[budget]]
                 if budget == 50:
+                    out += [Config(arch, f"{m}-abn", budget, seed) for m in ABN_MODES]
                     out += [Config(arch, f"tpf{kd}-FA", budget, seed) for kd in ("", "-kd")]
     return out
 
@@ -220,14 +222,15 @@ def channels(model) -> dict:
     return {layer.name: int(layer.kernel.shape[-1]) for layer in model.layers if hasattr(layer, "kernel")}
 
 
-def build(config: Config, budgets: Budgets, models_dir: str) -> tuple:
-    """The untrained (or, for tpf, pruned dense) model and the configuration details to record."""
+def build(config: Config, budgets: Budgets, models_dir: str, data=None) -> tuple:
+    """The untrained (or, for tpf, pruned dense) model and the configuration details to record; ``data``
+    (`load_data`'s) for the allocations that read it."""
     builder = zoo.ARCHITECTURES[config.arch]
     keras.utils.set_random_seed(config.seed)
     if config.method == "dense":
         return builder(), {}
     if equal_compute(config):  # the same architecture and initialization, more epochs
-        return build(Config(config.arch, config.method[:-2], config.budget, config.seed), budgets, models_dir)
+        return build(Config(config.arch, config.method[:-2], config.budget, config.seed), budgets, models_dir, data)
     if config.method == "joint":
         model, budget = joint_model(config, budgets)
         return model, {"budget": {k: v for k, v in vars(budget).items() if v is not None}, "allocation": "cost",
@@ -238,6 +241,11 @@ def build(config: Config, budgets: Budgets, models_dir: str) -> tuple:
         width = b["widths"][config.resource]
         return builder(width=width), {**details, "width": width}
     mode = config.mode
+    if config.method.endswith("-abn"):
+        import adaptive_bn
+
+        model, found = adaptive_bn.allocate(config.arch, mode, details["limit"], config.seed, data, train)
+        return model, {**details, **found, "channels": channels(model)}
     if config.method.endswith("-cost"):
         model = cost_model(config, budgets)
         return model, {**details, "allocation": "cost", "channels": channels(model)}
@@ -308,7 +316,7 @@ def trained(config: Config, data, args, budgets: Budgets) -> tuple:
             record = json.load(f)
         if all(record["config"].get(k) == v for k, v in protocol(config, args.epochs, lr).items()):  # else retrain
             return keras.models.load_model(path), record
-    model, details = build(config, budgets, args.models)
+    model, details = build(config, budgets, args.models, data)
     teacher = details.pop("teacher", None)
     epochs, dense_s, dense_cpu = epochs_of(config, args.epochs, model), 0.0, 0.0
     if equal_compute(config):

@@ -31,23 +31,21 @@ def folder(epochs: int) -> str:
 
 
 def configs(arch: str, seeds, epochs: int) -> list[Config]:
-    """Per seed: dense, each mode and its uniform width; at the longest schedule also each mode at the dense
-    model's training MACs (``<method>-B``), train -> prune -> fine-tune (``tpf-FA``), and on MobileNetV2 the
-    joint −70% flash / −50% MACs / −50% arena model (``joint``)."""
+    """Per seed: dense, each mode and its uniform width; at the longest schedule, after those of every seed, also
+    each mode at the dense model's training MACs (``<method>-B``), train -> prune -> fine-tune (``tpf-FA``), and
+    on MobileNetV2 the joint −70% flash / −50% MACs / −50% arena model (``joint``)."""
     if epochs not in SCHEDULES[arch]:
         raise SystemExit(f"--epochs for {arch} in the convergence study is one of {SCHEDULES[arch]}. Received: {epochs}.")
-    longest, out = epochs == SCHEDULES[arch][-1], []
+    core, extra = [], []
     for seed in seeds:
-        out.append(Config(arch, "dense", 0, seed))
+        core.append(Config(arch, "dense", 0, seed))
         for budget in BUDGETS[arch]:
-            out += [Config(arch, m, budget, seed) for m in METHODS[budget]]
-            out += [Config(arch, WIDTH_OF[mode_of(m)], budget, seed) for m in METHODS[budget]]
-            if longest:
-                out += [Config(arch, f"{m}-B", budget, seed) for m in METHODS[budget]]
-                out += [Config(arch, "tpf-FA", budget, seed)] * (budget == 50)
-        if longest and arch == "mobilenetv2":
-            out.append(Config(arch, "joint", 70, seed))
-    return out
+            core += [Config(arch, m, budget, seed) for m in METHODS[budget]]
+            core += [Config(arch, WIDTH_OF[mode_of(m)], budget, seed) for m in METHODS[budget]]
+            extra += [Config(arch, f"{m}-B", budget, seed) for m in METHODS[budget]]
+            extra += [Config(arch, "tpf-FA", budget, seed)] * (budget == 50)
+        extra += [Config(arch, "joint", 70, seed)] * (arch == "mobilenetv2")
+    return core + extra * (epochs == SCHEDULES[arch][-1])
 
 
 def learning_rate(arch: str) -> float:

@@ -14,8 +14,8 @@ import statistics
 import sys
 
 from _common import emit, read_results, t_interval
-import accuracy_sweep as sweep
-from accuracy_sweep import BUDGETS, Config, WIDTH_OF, mode_of, paired, pp, time_to_accuracy
+from accuracy_report import baseline_of, paired, pp, time_to_accuracy, time_verdict
+from accuracy_sweep import BUDGETS, TARGET_GAP, WIDTH_OF, Config, mode_of
 
 RESULTS = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "results"))
 SCHEDULES = {"vgg": (3, 10, 30), "resnet": (3, 10, 30), "mobilenetv2": (3, 10, 20)}  # epochs; the last is the longest
@@ -102,7 +102,7 @@ def gap_tables(data: dict, arch: str) -> list[str]:
         return versus(runs, runs_of(data, arch, "dense", 0, epochs)) if method != "dense" else "—"
 
     def to_width(method, budget, epochs, runs):
-        width = sweep.baseline_of(method)
+        width = baseline_of(method)
         return versus(runs, runs_of(data, arch, width, budget, epochs)) if mode_of(method) else "—"
 
     return [*table(data, arch, lambda m, b, e, runs: accuracy(runs), "test accuracy %, mean ± sd (n)"), "",
@@ -125,7 +125,7 @@ def longest_table(data: dict, arch: str) -> list[str]:
         base = c.method.removesuffix("-B")
         first, ref = next(iter(runs.values())), next(iter(dense.values()), None)
         kept = ", ".join(f"{first[k] / ref[k]:.0%}" for k in ("params", "macs", "predicted_arena")) if ref else "—"
-        width = sweep.baseline_of(base) if c.method != "joint" else None
+        width = baseline_of(base) if c.method != "joint" else None
         lines.append(
             f"| {c.method} | {f'−{c.budget}%' if c.budget else '—'} | {first['config']['epochs']} | {accuracy(runs)} | "
             f"{versus(runs, dense) if c.method != 'dense' else '—'} | "
@@ -135,10 +135,10 @@ def longest_table(data: dict, arch: str) -> list[str]:
     scratch, tpf = runs_of(data, arch, "FA", 50, epochs), runs_of(data, arch, "tpf-FA", 50, epochs)
     if scratch and tpf:
         lines += ["", f"Time to accuracy at {epochs} epochs, FA from scratch vs train → prune → fine-tune (tpf-FA, "
-                  f"the dense run counted): {sweep.time_verdict(scratch, tpf, dense)}."]
+                  f"the dense run counted): {time_verdict(scratch, tpf, dense)}."]
         for method in ("FA", "FA-B", "tpf-FA", "dense"):
             runs = runs_of(data, arch, method, 50 if method != "dense" else 0, epochs)
-            times = [time_to_accuracy(r, dense[s]["val_acc"] - sweep.TARGET_GAP, "cpu_s")
+            times = [time_to_accuracy(r, dense[s]["val_acc"] - TARGET_GAP, "cpu_s")
                      for s, r in runs.items() if s in dense]
             reached = [t for t in times if t is not None]
             if times:

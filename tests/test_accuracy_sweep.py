@@ -1,4 +1,4 @@
-"""benchmarks/accuracy_sweep.py's statistics and verdicts, on hand-made result records."""
+"""benchmarks/accuracy_sweep.py and accuracy_report.py: statistics and verdicts, on hand-made result records."""
 import json
 import os
 import sys
@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
+import accuracy_report as tables  # noqa: E402
 import accuracy_sweep as sweep  # noqa: E402
-from _common import t_interval  # noqa: E402
+from _common import read_results, t_interval  # noqa: E402
 
 
 def record(arch, method, budget, seed, test_acc, log, **extra):
@@ -29,22 +30,22 @@ def test_t_interval_matches_a_hand_computed_interval():
 
 def test_time_to_accuracy_reads_the_first_epoch_at_the_target():
     r = record("vgg", "FA", 50, 0, 0.9, [(10, 20, 0.80), (25, 40, 0.88), (40, 60, 0.89)])
-    assert sweep.time_to_accuracy(r, 0.88) == 25
-    assert sweep.time_to_accuracy(r, 0.88, "cpu_s") == 40
-    assert sweep.time_to_accuracy(r, 0.95) is None
+    assert tables.time_to_accuracy(r, 0.88) == 25
+    assert tables.time_to_accuracy(r, 0.88, "cpu_s") == 40
+    assert tables.time_to_accuracy(r, 0.95) is None
 
 
 def test_paired_differences_use_only_common_seeds():
     runs = {0: {"test_acc": 0.90}, 1: {"test_acc": 0.92}, 2: {"test_acc": 0.91}}
     other = {0: {"test_acc": 0.89}, 2: {"test_acc": 0.93}}
-    assert sweep.paired(runs, other) == pytest.approx([0.01, -0.02])
+    assert tables.paired(runs, other) == pytest.approx([0.01, -0.02])
 
 
 def test_time_verdict_when_from_scratch_reaches_the_target():
     dense = {0: record("vgg", "dense", 0, 0, 0.9, [(100, 100, 0.905)])}
     scratch = {0: record("vgg", "FA", 50, 0, 0.9, [(30, 50, 0.89), (60, 100, 0.90)])}
     tpf = {0: record("vgg", "tpf-FA", 50, 0, 0.9, [(200, 150, 0.90)])}  # dense seconds included
-    text = sweep.time_verdict(scratch, tpf, dense)
+    text = tables.time_verdict(scratch, tpf, dense)
     # target 0.905 - 0.005 = 0.90: scratch at 60 s wall / 100 CPU-s, tpf at 200 / 150
     assert text.startswith("70% less wall time (met), 33% less CPU time (NOT met) (1 seed)")
     # both reach 0.90 (the lower final accuracy): the same epochs
@@ -56,7 +57,7 @@ def test_time_verdict_counts_a_tpf_run_that_misses_the_target_whole():
     dense = {0: record("vgg", "dense", 0, 0, 0.9, [(100, 100, 0.905)])}
     scratch = {0: record("vgg", "FA", 50, 0, 0.9, [(20, 20, 0.88), (40, 40, 0.90)])}
     tpf = {0: record("vgg", "tpf-FA", 50, 0, 0.9, [(150, 150, 0.89)])}
-    text = sweep.time_verdict(scratch, tpf, dense)
+    text = tables.time_verdict(scratch, tpf, dense)
     assert text.startswith("73% less wall time (met), 73% less CPU time (met)")  # 40 vs the whole 150
     assert "to the accuracy both reach (89.00% val): 73% less wall time" in text  # 0.89 first at 40 s
 
@@ -65,10 +66,10 @@ def test_time_verdict_fails_when_from_scratch_never_gets_there_but_still_compare
     dense = {0: record("vgg", "dense", 0, 0, 0.9, [(100, 100, 0.91)])}
     scratch = {0: record("vgg", "FA", 50, 0, 0.9, [(20, 30, 0.88), (40, 60, 0.89)])}
     tpf = {0: record("vgg", "tpf-FA", 50, 0, 0.9, [(150, 120, 0.885)])}
-    text = sweep.time_verdict(scratch, tpf, dense)
+    text = tables.time_verdict(scratch, tpf, dense)
     assert text.startswith("NOT met: from scratch never reached dense − 0.5 pp in 1 of 1 seeds")
     assert text.endswith("(88.50% val): 73% less wall time (met), 50% less CPU time (met) (1 seed)")
-    assert sweep.time_verdict({}, tpf, dense) == "no runs"
+    assert tables.time_verdict({}, tpf, dense) == "no runs"
 
 
 def test_report_pairs_seeds_against_dense_and_uniform_width(tmp_path):
@@ -79,7 +80,7 @@ def test_report_pairs_seeds_against_dense_and_uniform_width(tmp_path):
                  record("vgg", "width-macs", 50, seed, w, [(5, 5, w)])]
     for r in rows:
         (tmp_path / f"{r['name']}.json").write_text(json.dumps(r))
-    text = sweep.report(str(tmp_path))
+    text = tables.report(str(tmp_path))
     assert text.startswith("| method | budget | vgg |\n")  # the headline: methods x architectures
     assert "\n| dense | — | 91.00 ± 1.00 (3) |\n" in text
     assert "\n| FA | −50% | 89.67 ± 0.58 (3); +1.17 ± 0.72 vs width |\n" in text
@@ -103,19 +104,19 @@ def test_report_tables_the_learning_rate_probes(tmp_path):
                                   ("mobilenetv2", "tpf-FA", 1e-5, 0.83), ("vgg", "FA", sweep.LR, 0.89)]:
         probe = {"config": {"arch": arch, "method": method, "budget": 50, "seed": 0, "lr": lr}, "val_acc": val}
         (tmp_path / "probes" / f"{arch}-{method}-{lr:g}.json").write_text(json.dumps(probe))
-    text = sweep.report(str(tmp_path))
+    text = tables.report(str(tmp_path))
     lrs = sorted({1e-5, used, sweep.LR})
     assert text.endswith("| val acc % per learning rate | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " |\n"
                          "| --- | ---: | ---: | ---: |\n"
                          "| mobilenetv2 tpf-FA seed 0 | 83.00 | — | — |\n"
                          "| vgg FA seed 0 | — | 89.00 (used) | — |\n"
                          "| vgg tpf-FA seed 0 | 88.00 | — | 90.00 (used) |")
-    assert sweep.probe_table(str(tmp_path / "nothing")) == []
+    assert tables.probe_table(str(tmp_path / "nothing")) == []
 
 
 def test_the_fine_tune_learning_rate_is_the_best_of_the_committed_probes():
     runs = {}
-    for r in sweep.read_results(os.path.join(os.path.dirname(sweep.__file__), "..", "docs", "results", "probes")):
+    for r in read_results(os.path.join(os.path.dirname(sweep.__file__), "..", "docs", "results", "probes")):
         if r["config"]["seed"] == 0 and r["config"]["method"] == "tpf-FA":
             runs.setdefault(r["config"]["arch"], {})[r["config"]["lr"]] = r["val_acc"]
     assert set(runs) == set(sweep.FINETUNE_LR)
@@ -143,3 +144,15 @@ def test_a_model_trained_at_another_learning_rate_is_trained_again(tmp_path, mon
     assert record["train_s"] == 11.0  # the dense run's seconds counted
     again, _ = sweep.trained(config, data, args, budgets=None)  # now cached at the right learning rate
     assert again.layers[-1].units == 2
+
+
+def test_the_adaptive_bn_verdict_needs_an_interval_above_width_on_two_architectures():
+    def runs(accs):
+        return {seed: {"test_acc": acc} for seed, acc in enumerate(accs)}
+
+    groups = {("vgg", "FA-abn", 50): runs([0.90, 0.91, 0.92]), ("vgg", "width-macs", 50): runs([0.89, 0.90, 0.91]),
+              ("resnet", "PA-abn", 50): runs([0.90, 0.91, 0.92]),
+              ("resnet", "width-params", 50): runs([0.895, 0.90, 0.925])}  # +0.5, +1, -0.5 pp: a tie
+    assert tables.abn_verdict(groups).endswith("| 1 of 2 run (vgg FA): NOT met |")
+    groups["resnet", "width-params", 50] = runs([0.89, 0.905, 0.91])  # +1, +0.5, +1 pp
+    assert tables.abn_verdict(groups).endswith("| 2 of 2 run (vgg FA, resnet PA): met |")

@@ -9,6 +9,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
 import accuracy_sweep as sweep  # noqa: E402
+from _common import read_results  # noqa: E402
 import adaptive_bn  # noqa: E402
 import convergence  # noqa: E402
 from test_accuracy_sweep import record  # noqa: E402
@@ -52,7 +53,7 @@ def test_the_scratch_learning_rate_is_the_best_of_the_committed_probes_at_the_lo
     for arch, lr in convergence.SCRATCH_LR.items():
         folder = os.path.join(convergence.folder(convergence.SCHEDULES[arch][-1]), "probes")
         by_lr = {}
-        for r in sweep.read_results(folder):
+        for r in read_results(folder):
             if r["config"]["arch"] == arch and r["config"]["method"] in ("dense", "FA"):
                 assert r["config"]["epochs"] == convergence.SCHEDULES[arch][-1]
                 by_lr.setdefault(r["config"]["lr"], []).append(r["val_acc"])

@@ -190,23 +190,30 @@ def cost_model(config: Config, budgets: Budgets):
     return _COST_MODELS[config.name]
 
 
-JOINT = {"flash": 0.30, "macs": 0.50, "ram": 0.50}  # the paper's MobileNetV2 point: −70% params, −50% FLOPs, memory
+JOINT_PARAMS = 0.30  # the paper's MobileNetV2 point: −70% params, with −50% FLOPs and memory (the −50% limits)
 
 
 def joint_model(config: Config, budgets: "Budgets") -> tuple:
-    """``(untrained model, Budget)``: the dense model pruned at once to 30% of its flash (int8 model bytes: the
-    closest `Budget` has to parameters), 50% of its MACs and 50% of its predicted arena; MA mode, cost allocation,
-    predicted (``verify=False``), fresh weights."""
+    """``(untrained model, Budget)``: the dense model pruned at once to 50% of its MACs, 50% of its predicted arena
+    and the largest flash (int8 model bytes) at which it keeps at most 30% of its parameters: `Budget` limits flash,
+    not parameters (bisected to 1/2**10 of the dense flash). MA mode, cost allocation, predicted (``verify=False``),
+    fresh weights; the search's importance is the seed's initial weights', as in `cost_model`."""
+    from compare_methods import bisect
+    from keras_cprune import analyze, plan_to_budget
     from keras_cprune.budget.usage import usage_estimator
     from keras_cprune.pruning.context import PruneContext
 
-    dense = zoo.ARCHITECTURES[config.arch]()
-    flash = usage_estimator(PruneContext.of(dense))(set()).flash
-    limits = budgets.of(config.arch, 50)["limits"]
-    budget = Budget(flash=int(JOINT["flash"] * flash), macs=limits["macs"], ram=limits["arena"])
     keras.utils.set_random_seed(config.seed)
-    return prune_to_budget(dense, budget, mode="MA", search=SearchConfig(allocation="cost", verify=False), verbose=0,
-                           reinitialize=True, seed=config.seed), budget
+    dense = zoo.ARCHITECTURES[config.arch]()
+    limits, params = budgets.of(config.arch, 50)["limits"], analyze(dense).params
+    at = lambda flash: Budget(flash=int(flash), macs=limits["macs"], ram=limits["arena"])  # noqa: E731
+    search = SearchConfig(allocation="cost", verify=False)
+    kept = lambda flash: plan_to_budget(dense, at(flash), mode="MA", search=search, verbose=0,  # noqa: E731
+                                        seed=config.seed).after.params <= JOINT_PARAMS * params
+    flash = usage_estimator(PruneContext.of(dense))(set()).flash
+    budget = at(bisect(kept, flash, JOINT_PARAMS * flash, steps=10))  # 30% of the flash keeps ~15% of the params
+    return prune_to_budget(dense, budget, mode="MA", search=search, verbose=0, reinitialize=True,
+                           seed=config.seed), budget
 
 
 def threads() -> int:

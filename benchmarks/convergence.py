@@ -4,6 +4,7 @@ several schedules, one folder of JSON files per schedule (``docs/results/e<epoch
     python benchmarks/accuracy_sweep.py --study convergence --archs vgg --epochs 10 --threads 1
     python benchmarks/accuracy_sweep.py --study convergence --archs vgg --probe-lr 1e-3,3e-3 --probe-method dense
     python benchmarks/convergence.py [--report docs/results/CONVERGENCE.md] [--plot docs/results/convergence.png]
+                                     [--readme README.md]
 """
 from __future__ import annotations
 
@@ -157,6 +158,51 @@ def report() -> str:
     return "\n".join(lines).rstrip()
 
 
+README_MARKERS = ("<!-- convergence:start -->", "<!-- convergence:end -->")
+
+
+def summary(data: dict) -> list[str]:
+    """The README's table: per architecture and mode, the paired gap to dense / to uniform width (pp, 95% CI) at
+    each schedule, and the joint model's verdict at the longest schedule."""
+    lines = ["| arch | method | budget | " + " | ".join(f"{e}: vs dense / vs width" for e in ("3 epochs", "10 epochs", "longest: 30 (MobileNetV2 20)"))
+             + " |", "| --- | --- | --- | ---: | ---: | ---: |"]
+    for arch, schedules in SCHEDULES.items():
+        for c in configs(arch, [0], schedules[-1]):
+            if c.method in ("dense", "joint", "tpf-FA") or c.method.startswith("width") or c.method.endswith("-B") \
+                    or (arch, c.method, c.budget) not in data:
+                continue
+            cells = []
+            for epochs in schedules:
+                runs = runs_of(data, arch, c.method, c.budget, epochs)
+                width = runs_of(data, arch, baseline_of(c.method), c.budget, epochs)
+                cells.append(f"{versus(runs, runs_of(data, arch, 'dense', 0, epochs))} / {versus(runs, width)}"
+                             if runs else "—")
+            lines.append(f"| {arch} | {c.method} | −{c.budget}% | " + " | ".join(cells) + " |")
+    for arch, schedules in SCHEDULES.items():
+        joint = runs_of(data, arch, "joint", 70, schedules[-1])
+        dense = runs_of(data, arch, "dense", 0, schedules[-1])
+        diffs = [100 * d for d in paired(joint, dense)]
+        if diffs:
+            mean, _ = t_interval(diffs)
+            first, ref = next(iter(joint.values())), next(iter(dense.values()))
+            kept = ", ".join(f"{1 - first[k] / ref[k]:.0%} fewer {name}" for k, name in
+                             (("params", "parameters"), ("macs", "MACs"), ("predicted_arena", "arena bytes")))
+            lines += ["", f"{arch} joint ({kept}) at {schedules[-1]} epochs, {len(diffs)} seeds: "
+                      f"{pp([d / 100 for d in diffs])} pp vs dense: \"no accuracy loss\" (≥ −0.5 pp) "
+                      + ("holds" if mean >= -0.5 else f"misses by {-0.5 - mean:.2f} pp") + "."]
+    return lines
+
+
+def update_readme(path: str) -> None:
+    """Replace the README's block between `README_MARKERS` with `summary`."""
+    with open(path) as f:
+        text = f.read()
+    start, end = (text.index(m) for m in README_MARKERS)
+    block = "\n".join([README_MARKERS[0], *summary(groups()), README_MARKERS[1]])
+    with open(path, "w") as f:
+        f.write(text[:start] + block + text[end + len(README_MARKERS[1]):])
+
+
 def plot(path: str) -> str:
     """Per architecture, each mode's and uniform width's gap to dense (pp, mean and 95% interval) vs epochs."""
     from keras_cprune.plots import _pyplot
@@ -169,6 +215,8 @@ def plot(path: str) -> str:
                               if c.method != "dense" and (arch, c.method, c.budget) in data
                               and not c.method.endswith("-B") and c.method not in ("tpf-FA", "joint")):
             xs, ys, errs = [], [], []
+            if all("shared_with" in r for runs in data[arch, c.method, c.budget].values() for r in runs.values()):
+                continue  # the same trained models as another width's line
             for epochs, runs in sorted(data[arch, c.method, c.budget].items()):
                 diffs = [100 * d for d in paired(runs, runs_of(data, arch, "dense", 0, epochs))]
                 if diffs:
@@ -180,6 +228,7 @@ def plot(path: str) -> str:
                         linestyle="--" if c.method.startswith("width") else "-")
         ax.axhline(0, color="C3", linewidth=0.8)
         ax.set_xscale("log")
+        ax.minorticks_off()
         ax.set_xticks(SCHEDULES[arch], [str(e) for e in SCHEDULES[arch]])
         ax.set_xlabel("epochs")
         ax.set_ylabel("test accuracy − dense, pp (95% CI)")
@@ -197,10 +246,13 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", nargs="?", const="-", metavar="FILE", help="markdown tables (stdout or FILE)")
     parser.add_argument("--plot", metavar="PNG", help="gap to dense vs epochs")
+    parser.add_argument("--readme", metavar="MD", help="rewrite the summary block of this README")
     args = parser.parse_args(argv)
+    if args.readme:
+        update_readme(args.readme)
     if args.plot:
         print(plot(args.plot))
-    if args.report or not args.plot:
+    if args.report or not (args.plot or args.readme):
         emit(report(), args.report if args.report else "-")
 
 

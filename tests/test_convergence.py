@@ -113,3 +113,20 @@ def test_adaptive_bn_sets_the_moving_statistics_to_the_mean_of_the_batch_statist
     np.testing.assert_allclose(np.asarray(norm.moving_mean), batches.mean(1).mean(0), rtol=1e-5)
     np.testing.assert_allclose(np.asarray(norm.moving_variance), batches.var(1).mean(0), rtol=1e-4)
     assert norm.momentum == 0.99  # restored
+
+
+def test_the_readme_summary_says_whether_the_joint_model_loses_accuracy(tmp_path, monkeypatch):
+    monkeypatch.setattr(convergence, "RESULTS", str(tmp_path))
+    (tmp_path / "e20").mkdir()
+    for seed, d, j in [(0, 0.90, 0.893), (1, 0.91, 0.902), (2, 0.92, 0.911)]:  # -0.7, -0.8, -0.9 pp
+        for r in (record("mobilenetv2", "dense", 0, seed, d, [(10, 10, d)], params=1000, macs=1000,
+                         predicted_arena=1000),
+                  record("mobilenetv2", "joint", 70, seed, j, [(5, 5, j)], params=300, macs=200, predicted_arena=490)):
+            (tmp_path / "e20" / f"{r['name']}.json").write_text(json.dumps(r))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{convergence.README_MARKERS[0]}\nold\n{convergence.README_MARKERS[1]}\nrest\n")
+    convergence.update_readme(str(readme))
+    text = readme.read_text()
+    assert text.startswith("intro\n<!-- convergence:start -->\n| arch | method |") and text.endswith("-->\nrest\n")
+    assert ("mobilenetv2 joint (70% fewer parameters, 80% fewer MACs, 51% fewer arena bytes) at 20 epochs, 3 seeds: "
+            "-0.80 ± 0.25 pp vs dense: \"no accuracy loss\" (≥ −0.5 pp) misses by 0.30 pp.") in text

@@ -313,15 +313,13 @@ def run(config: Config, data, args, budgets: Budgets) -> dict:
 def trained(config: Config, data, args, budgets: Budgets) -> tuple:
     """``(trained model, record without the test figures)``. Both are kept in ``args.models``
     (``<name>.keras``, ``<name>.train.json``) before evaluating, so an evaluation that fails does
-    not cost the training: the next sweep loads them."""
-    path = os.path.join(args.models, config.name + ".keras")
-    meta = os.path.join(args.models, config.name + ".train.json")
+    not cost the training: the next sweep loads them. A learning-rate probe's run of the same configuration
+    at the same rate (``args.models/lr<rate>/``, `probe_lr`) is the same training: it is loaded too."""
     lr = getattr(args, "lr", LR)
-    if os.path.exists(path) and os.path.exists(meta):
-        with open(meta) as f:
-            record = json.load(f)
-        if all(record["config"].get(k) == v for k, v in protocol(config, args.epochs, lr).items()):  # else retrain
-            return keras.models.load_model(path), record
+    for folder in (args.models, os.path.join(args.models, f"lr{lr:g}")):
+        cached = load_trained(folder, config, protocol(config, args.epochs, lr))
+        if cached:
+            return cached
     model, details = build(config, budgets, args.models, data)
     teacher = details.pop("teacher", None)
     epochs, dense_s, dense_cpu = epochs_of(config, args.epochs, model), 0.0, 0.0
@@ -341,19 +339,38 @@ def trained(config: Config, data, args, budgets: Budgets) -> tuple:
         for entry in log:
             entry["train_s"] = round(entry["train_s"] + dense_s, 2)
             entry["cpu_s"] = round(entry["cpu_s"] + dense_cpu, 2)
-    (x, _), (x_val, _), (x_test, _) = data
-    record = {"name": config.name, "config": {**asdict(config), "epochs": epochs, "batch": BATCH, "jit_compile": JIT,
-                                              "optimizer": "Adam", "lr": learning_rate(config, lr),
-                                              "threads": threads(),
-                                              "schedule": "cosine decay to 0", "train_size": len(x),
-                                              "val_size": len(x_val), "test_size": len(x_test),
-                                              "split_seed": SPLIT_SEED, **details},
-              "code_version": git_version(), "machine": machine(), "log": log, "val_acc": log[-1]["val_acc"],
-              "dense_train_s": dense_s, "train_s": log[-1]["train_s"], "cpu_s": log[-1]["cpu_s"]}
-    os.makedirs(args.models, exist_ok=True)
-    model.save(path)  # for a dense configuration this is also dense_path(): the teacher of its tpf runs
-    write_json(meta, record)
+    record = training_record(config, data, {**details, "epochs": epochs, "lr": learning_rate(config, lr)}, log, dense_s)
+    keep_trained(args.models, model, record)  # for a dense configuration also dense_path(): the teacher of its tpf runs
     return model, record
+
+
+def training_record(config: Config, data, settings: dict, log: list, dense_s: float = 0.0) -> dict:
+    """A trained model's record: configuration and ``settings`` (epochs, lr, details), code, machine, the log."""
+    (x, _), (x_val, _), (x_test, _) = data
+    return {"name": config.name, "config": {**asdict(config), "batch": BATCH, "jit_compile": JIT, "optimizer": "Adam",
+                                            "threads": threads(), "schedule": "cosine decay to 0", "train_size": len(x),
+                                            "val_size": len(x_val), "test_size": len(x_test),
+                                            "split_seed": SPLIT_SEED, **settings},
+            "code_version": git_version(), "machine": machine(), "log": log, "val_acc": log[-1]["val_acc"],
+            "dense_train_s": dense_s, "train_s": log[-1]["train_s"], "cpu_s": log[-1]["cpu_s"]}
+
+
+def keep_trained(folder: str, model, record: dict) -> None:
+    os.makedirs(folder, exist_ok=True)
+    model.save(os.path.join(folder, record["name"] + ".keras"))
+    write_json(os.path.join(folder, record["name"] + ".train.json"), record)
+
+
+def load_trained(folder: str, config: Config, settings: dict) -> tuple | None:
+    """``(model, record)`` kept in ``folder`` for ``config`` if it was trained with ``settings``, else None."""
+    path, meta = (os.path.join(folder, config.name + ext) for ext in (".keras", ".train.json"))
+    if not (os.path.exists(path) and os.path.exists(meta)):
+        return None
+    with open(meta) as f:
+        record = json.load(f)
+    if any(record["config"].get(k) != v for k, v in settings.items()):  # trained otherwise: train again
+        return None
+    return keras.models.load_model(path), record
 
 
 def float_only(model, test) -> dict:
@@ -432,7 +449,8 @@ def sweep(args, all_configs: list | None = None) -> None:
 def probe_lr(args, lrs, method: str = "tpf-FA") -> None:
     """Learning rates tried on validation: per architecture and seed, ``method``'s model (for tpf the
     trained dense model pruned to the FA budget) trained at each of ``lrs`` as the sweep trains it
-    (tpf: fine-tunes); one JSON per run in OUT/probes/ (the test set is not read)."""
+    (tpf: fine-tunes); one JSON per run in OUT/probes/ (the test set is not read). A from-scratch run's model is
+    kept in MODELS/lr<rate>/, where the sweep at that rate finds it (`trained`)."""
     data = load_data(args.train_limit, args.test_limit)
     budgets, folder = Budgets(args.budgets), os.path.join(args.out, "probes")
     os.makedirs(folder, exist_ok=True)
@@ -446,6 +464,9 @@ def probe_lr(args, lrs, method: str = "tpf-FA") -> None:
             details.pop("teacher", None)
             epochs = epochs_of(config, args.epochs, model)
             log = train(model, data, epochs, config.seed, f"{config.name} lr {lr:g}", lr=lr)
+            if not config.method.startswith("tpf"):
+                keep_trained(os.path.join(args.models, f"lr{lr:g}"), model,
+                             training_record(config, data, {**details, "epochs": epochs, "lr": lr}, log))
             write_json(path, {"name": config.name, "config": {**asdict(config), **details, "epochs": epochs, "lr": lr,
                                                                "train_size": len(data[0][0])},
                               "code_version": git_version(), "machine": machine(), "log": log,

@@ -156,3 +156,22 @@ def test_the_adaptive_bn_verdict_needs_an_interval_above_width_on_two_architectu
     assert tables.abn_verdict(groups).endswith("| 1 of 2 run (vgg FA): NOT met |")
     groups["resnet", "width-params", 50] = runs([0.89, 0.905, 0.91])  # +1, +0.5, +1 pp
     assert tables.abn_verdict(groups).endswith("| 2 of 2 run (vgg FA, resnet PA): met |")
+
+
+def test_a_probe_run_at_the_sweeps_learning_rate_is_not_trained_again(tmp_path, monkeypatch):
+    import keras
+
+    config = sweep.Config("vgg", "dense", 0, 0)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+    data = ((np.zeros((4, 2)), None), (np.zeros((2, 2)), None), (np.zeros((2, 2)), None))
+    log = [{"train_s": 1.0, "cpu_s": 1.0, "val_acc": 0.5}]
+    sweep.keep_trained(str(tmp_path / "lr0.003"), model,
+                       sweep.training_record(config, data, {"epochs": 10, "lr": 3e-3}, log))
+    monkeypatch.setattr(sweep, "build", lambda *a: pytest.fail("trained again"))
+    args = type("Args", (), {"models": str(tmp_path), "out": str(tmp_path), "epochs": 10, "lr": 3e-3})
+    again, record = sweep.trained(config, data, args, budgets=None)
+    assert again.layers[-1].units == 3 and record["config"]["lr"] == 3e-3 and record["config"]["epochs"] == 10
+    args.lr = 1e-3  # another rate: not that run
+    monkeypatch.setattr(sweep, "build", lambda *a: (_ for _ in ()).throw(RuntimeError("builds")))
+    with pytest.raises(RuntimeError, match="builds"):
+        sweep.trained(config, data, args, budgets=None)

@@ -199,7 +199,7 @@ def joint_model(config: Config, budgets: "Budgets") -> tuple:
     not parameters (bisected to 1/2**10 of the dense flash). MA mode, cost allocation, predicted (``verify=False``),
     fresh weights; the search's importance is the seed's initial weights', as in `cost_model`."""
     from compare_methods import bisect
-    from keras_cprune import analyze, plan_to_budget
+    from keras_cprune import analyze, apply_plan, plan_to_budget
     from keras_cprune.budget.usage import usage_estimator
     from keras_cprune.pruning.context import PruneContext
 
@@ -207,13 +207,18 @@ def joint_model(config: Config, budgets: "Budgets") -> tuple:
     dense = zoo.ARCHITECTURES[config.arch]()
     limits, params = budgets.of(config.arch, 50)["limits"], analyze(dense).params
     at = lambda flash: Budget(flash=int(flash), macs=limits["macs"], ram=limits["arena"])  # noqa: E731
-    search = SearchConfig(allocation="cost", verify=False)
-    kept = lambda flash: plan_to_budget(dense, at(flash), mode="MA", search=search, verbose=0,  # noqa: E731
-                                        seed=config.seed).after.params <= JOINT_PARAMS * params
+    plans = {}  # flash limit -> its plan: the bisection's last fitting limit is the model's
+
+    def kept(flash):
+        plans[flash] = plan_to_budget(dense, at(flash), mode="MA", search=SearchConfig(allocation="cost", verify=False),
+                                      verbose=0, seed=config.seed)
+        return plans[flash].after.params <= JOINT_PARAMS * params
+
     flash = usage_estimator(PruneContext.of(dense))(set()).flash
-    budget = at(bisect(kept, flash, JOINT_PARAMS * flash, steps=10))  # 30% of the flash keeps ~15% of the params
-    return prune_to_budget(dense, budget, mode="MA", search=search, verbose=0, reinitialize=True,
-                           seed=config.seed), budget
+    limit = bisect(kept, flash, JOINT_PARAMS * flash, steps=10)  # 30% of the flash keeps ~15% of the params
+    if limit not in plans:  # the bisection never left its starting bound
+        kept(limit)
+    return apply_plan(dense, plans[limit], reinitialize=True), at(limit)  # prune_to_budget, without a second search
 
 
 def threads() -> int:
@@ -464,13 +469,10 @@ def probe_lr(args, lrs, method: str = "tpf-FA") -> None:
             details.pop("teacher", None)
             epochs = epochs_of(config, args.epochs, model)
             log = train(model, data, epochs, config.seed, f"{config.name} lr {lr:g}", lr=lr)
+            record = training_record(config, data, {**details, "epochs": epochs, "lr": lr}, log)
             if not config.method.startswith("tpf"):
-                keep_trained(os.path.join(args.models, f"lr{lr:g}"), model,
-                             training_record(config, data, {**details, "epochs": epochs, "lr": lr}, log))
-            write_json(path, {"name": config.name, "config": {**asdict(config), **details, "epochs": epochs, "lr": lr,
-                                                               "train_size": len(data[0][0])},
-                              "code_version": git_version(), "machine": machine(), "log": log,
-                              "val_acc": log[-1]["val_acc"]})
+                keep_trained(os.path.join(args.models, f"lr{lr:g}"), model, record)
+            write_json(path, record)
             print(f"{config.name} lr {lr:g}: val {log[-1]['val_acc']:.4f}", flush=True)
 
 

@@ -49,6 +49,11 @@ def configs(arch: str, seeds, epochs: int) -> list[Config]:
     return core + extra * (epochs == SCHEDULES[arch][-1])
 
 
+def scheduled(method: str) -> bool:
+    """A row trained at every schedule (not one of the longest schedule's extra rows)."""
+    return not (method.endswith("-B") or method in ("tpf-FA", "joint"))
+
+
 def learning_rate(arch: str) -> float:
     if arch not in SCRATCH_LR:
         raise SystemExit(f"No validated learning rate for {arch} yet: run --study convergence --archs {arch} "
@@ -75,7 +80,7 @@ def table(data: dict, arch: str, value, title: str) -> list[str]:
     lines = [f"| {arch}: {title} | budget | " + " | ".join(f"{e} epochs" for e in schedules) + " |",
              "| --- | --- |" + " ---: |" * len(schedules)]
     for c in configs(arch, [0], schedules[-1]):
-        if (arch, c.method, c.budget) not in data or c.method.endswith("-B") or c.method in ("tpf-FA", "joint"):
+        if (arch, c.method, c.budget) not in data or not scheduled(c.method):
             continue
         by_epochs = data[arch, c.method, c.budget]
         cells = [value(c.method, c.budget, e, by_epochs[e]) if e in by_epochs else "—" for e in schedules]
@@ -168,8 +173,7 @@ def summary(data: dict) -> list[str]:
              + " |", "| --- | --- | --- | ---: | ---: | ---: |"]
     for arch, schedules in SCHEDULES.items():
         for c in configs(arch, [0], schedules[-1]):
-            if c.method in ("dense", "joint", "tpf-FA") or c.method.startswith("width") or c.method.endswith("-B") \
-                    or (arch, c.method, c.budget) not in data:
+            if not (scheduled(c.method) and mode_of(c.method)) or (arch, c.method, c.budget) not in data:
                 continue
             cells = []
             for epochs in schedules:
@@ -213,7 +217,7 @@ def plot(path: str) -> str:
     for ax, arch in zip(axes[0], archs):
         for i, c in enumerate(c for c in configs(arch, [0], SCHEDULES[arch][-1])
                               if c.method != "dense" and (arch, c.method, c.budget) in data
-                              and not c.method.endswith("-B") and c.method not in ("tpf-FA", "joint")):
+                              and scheduled(c.method)):
             xs, ys, errs = [], [], []
             if all("shared_with" in r for runs in data[arch, c.method, c.budget].values() for r in runs.values()):
                 continue  # the same trained models as another width's line

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
-
 from tflm_export.micro.op_graph import MicroTensor, Window
 
+from keras_cprune.deploy.folded_constants import keeps_bias, keeps_offset, uniform_scale
 from keras_cprune.graph.layers import origin, registered_spec
 
 _FUSES_ACTIVATION = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL",
@@ -39,38 +38,6 @@ def alias(low, node, x, in_shape, out_shape):
     return None
 
 
-def _values(weight) -> np.ndarray:
-    return np.asarray(weight.numpy() if hasattr(weight, "numpy") else weight, dtype=np.float32)
-
-
-def _keeps_bias(layer, assume_trained: bool) -> bool:
-    """The converter drops an all-zero Dense or transposed-conv bias; a trained one never is."""
-    bias = getattr(layer, "bias", None)
-    if bias is None or assume_trained:
-        return bias is not None
-    return bool(np.any(_values(bias)))
-
-
-def _keeps_offset(layer, assume_trained: bool) -> bool:
-    """The converter drops the ADD of a BatchNorm whose offset ``beta - mean * gamma / sqrt(var + eps)``
-    is all zero (a fresh layer's); a trained one never is."""
-    if assume_trained:
-        return True
-    scale = _values(layer.gamma) if getattr(layer, "gamma", None) is not None else 1.0
-    offset = _values(layer.moving_mean) * scale / np.sqrt(_values(layer.moving_variance) + layer.epsilon)
-    if getattr(layer, "beta", None) is not None:
-        offset = _values(layer.beta) - offset
-    return bool(np.any(offset))
-
-
-def _uniform_scale(layer) -> float | None:
-    """A BatchNorm's ``gamma / sqrt(var + eps)`` when all its channels have the same, else None."""
-    scale = 1.0 / np.sqrt(_values(layer.moving_variance) + np.float32(layer.epsilon))
-    if getattr(layer, "gamma", None) is not None:
-        scale = scale * _values(layer.gamma)
-    return float(scale[0]) if scale.size and np.all(scale == scale[0]) else None
-
-
 def dropped_constants(graph, assume_trained: bool) -> tuple:
     """Names of the layers whose all-zero bias (Dense, transposed conv) or BatchNorm offset the
     converter drops (not ``assume_trained``): they change the lowered ops, not only their
@@ -79,7 +46,7 @@ def dropped_constants(graph, assume_trained: bool) -> tuple:
         return ()
     return tuple(node.name for node in graph.nodes if not node.is_input and (
         lowering_of(node) in (dense, transpose_conv_2d) and getattr(node.layer, "bias", None) is not None
-        and not _keeps_bias(node.layer, False) or lowering_of(node) is batch_norm and not _keeps_offset(node.layer, False)))
+        and not keeps_bias(node.layer, False) or lowering_of(node) is batch_norm and not keeps_offset(node.layer, False)))
 
 
 def _pair(node, name: str) -> tuple:
@@ -130,7 +97,7 @@ def dense(low, node, x, in_shape, out_shape):
     if len(in_shape) != 2:
         return unknown(low, node, x, in_shape, out_shape)
     y = low.weighted("FULLY_CONNECTED", node, x, (out_shape[-1], in_shape[-1]), out_shape[-1],
-                     bias=_keeps_bias(node.layer, low.assume_trained), per_channel=low.per_channel_dense)
+                     bias=keeps_bias(node.layer, low.assume_trained), per_channel=low.per_channel_dense)
     return activation(low, node, y, out_shape)
 
 
@@ -150,8 +117,8 @@ def transpose_conv_2d(low, node, x, in_shape, out_shape):
     shape = low.op("SHAPE", [x], (len(in_shape),), node.name, itemsize=4, quant=0) if keeps_shape else \
         _packed_shape(low, node, x, in_shape, out_shape)
     filt = low.const((out_shape[-1],) + tuple(node.attrs["kernel_size"]) + (in_shape[-1],), 1, out_shape[-1])
-    keeps = _keeps_bias(node.layer, low.assume_trained) or norm is not None and \
-        _keeps_offset(norm.layer, low.assume_trained)
+    keeps = keeps_bias(node.layer, low.assume_trained) or norm is not None and \
+        keeps_offset(norm.layer, low.assume_trained)
     bias = low.const((out_shape[-1],), 4, out_shape[-1]) if keeps else ("none", -1)
     y = low.op("TRANSPOSE_CONV", [shape, filt, x, bias], out_shape, node.name, window=Window(_pair(node, "strides")))
     if keeps or norm is not None:  # a bias add in the TensorFlow graph, even of zeros: a ReLU fuses
@@ -263,10 +230,10 @@ def batch_norm(low, node, x, in_shape, out_shape):
     """A BatchNorm not folded into a conv: MUL by the scale, ADD the offset unless it is all zero.
     A scale of one value throughout (a fresh layer's ``1 / sqrt(1 + eps)``) is one constant with
     every other such scale of that value and width: the converter stores equal constants once."""
-    value = None if low.assume_trained else _uniform_scale(node.layer)
+    value = None if low.assume_trained else uniform_scale(node.layer)
     share = None if value is None else ("scale", out_shape[-1], value)
     scaled = low.op("MUL", [x, low.const((out_shape[-1],), 1, 1, share=share)], out_shape, node.name)
-    if not _keeps_offset(node.layer, low.assume_trained):
+    if not keeps_offset(node.layer, low.assume_trained):
         return scaled
     return low.op("ADD", [scaled, low.const((out_shape[-1],), 1, 1)], out_shape, node.name)
 

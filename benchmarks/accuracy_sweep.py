@@ -42,6 +42,7 @@ LR = 1e-3  # Adam, cosine decay to 0 over the run
 FINETUNE_LR = {"vgg": 3e-3, "resnet": 3e-3, "mobilenetv2": 1e-2}
 ALPHA, TEMPERATURE = 0.1, 4.0  # distillation from the dense model of the same seed
 TARGET_GAP = 0.005  # time to accuracy: first epoch at the dense model's final validation accuracy - 0.5 pp
+CODE_VERSION = git_version()  # HEAD when this process started: the code its runs train with, however long they take
 CLOCKS = {"train_s": "wall", "cpu_s": "CPU"}  # the two clocks of the per-epoch log
 WIDTH_OF = {"PA": "width-params", "FA": "width-macs", "MA": "width-arena"}  # the paired uniform baseline
 BUDGETS = {"vgg": (50,), "resnet": (50,), "mobilenetv2": (50, 70)}  # % of the dense model's resource removed
@@ -356,7 +357,7 @@ def training_record(config: Config, data, settings: dict, log: list, dense_s: fl
                                             "threads": threads(), "schedule": "cosine decay to 0", "train_size": len(x),
                                             "val_size": len(x_val), "test_size": len(x_test),
                                             "split_seed": SPLIT_SEED, **settings},
-            "code_version": git_version(), "machine": machine(), "log": log, "val_acc": log[-1]["val_acc"],
+            "code_version": CODE_VERSION, "machine": machine(), "log": log, "val_acc": log[-1]["val_acc"],
             "dense_train_s": dense_s, "train_s": log[-1]["train_s"], "cpu_s": log[-1]["cpu_s"]}
 
 
@@ -429,7 +430,7 @@ def sweep(args, all_configs: list | None = None) -> None:
     """Train and evaluate each of ``all_configs`` (default: the protocol's `configs`) that ``args.only``
     selects and that has no result file in ``args.out`` yet."""
     data = load_data(args.train_limit, args.test_limit)
-    print(f"machine: {machine()}; code {git_version()}; train {len(data[0][0])}, val {len(data[1][0])}, "
+    print(f"machine: {machine()}; code {CODE_VERSION}; train {len(data[0][0])}, val {len(data[1][0])}, "
           f"test {len(data[2][0])}; {args.epochs} epochs, lr {args.lr:g}, batch {BATCH}, jit_compile={JIT}, "
           f"{threads() or 'all'} threads", flush=True)
     budgets, start = Budgets(args.budgets), time.perf_counter()

@@ -168,7 +168,7 @@ README_MARKERS = ("<!-- convergence:start -->", "<!-- convergence:end -->")
 
 def summary(data: dict) -> list[str]:
     """The README's table: per architecture and mode, the paired gap to dense / to uniform width (pp, 95% CI) at
-    each schedule, and the joint model's verdict at the longest schedule."""
+    each schedule; at the longest schedule the joint model's verdict, Scratch-B and time to accuracy."""
     lines = ["| arch | method | budget | " + " | ".join(f"{e}: vs dense / vs width" for e in ("3 epochs", "10 epochs", "longest: 30 (MobileNetV2 20)"))
              + " |", "| --- | --- | --- | ---: | ---: | ---: |"]
     for arch, schedules in SCHEDULES.items():
@@ -194,6 +194,24 @@ def summary(data: dict) -> list[str]:
             lines += ["", f"{arch} joint ({kept}) at {schedules[-1]} epochs, {len(diffs)} seeds: "
                       f"{pp([d / 100 for d in diffs])} pp vs dense: \"no accuracy loss\" (≥ −0.5 pp) "
                       + ("holds" if mean >= -0.5 else f"misses by {-0.5 - mean:.2f} pp") + "."]
+        lines += equal_compute(data, arch, schedules[-1])
+    return lines
+
+
+def equal_compute(data: dict, arch: str, epochs: int) -> list[str]:
+    """The README's lines on training cost at the longest schedule: each Scratch-B model (the dense model's
+    training MACs) against dense and against its own mode at ``epochs`` epochs (pp, paired, 95% CI), and FA
+    from scratch against train -> prune -> fine-tune in time to accuracy."""
+    dense = runs_of(data, arch, "dense", 0, epochs)
+    cells = [f"{c.method} −{c.budget}% ({len(runs)} seed{'s' * (len(runs) > 1)}) {versus(runs, dense)} vs dense, "
+             f"{versus(runs, runs_of(data, arch, c.method.removesuffix('-B'), c.budget, epochs))} vs "
+             f"{c.method.removesuffix('-B')} at {epochs} epochs" for c in configs(arch, [0], epochs)
+             if c.method.endswith("-B") for runs in [runs_of(data, arch, c.method, c.budget, epochs)] if runs]
+    lines = ["", f"{arch} at equal compute (Scratch-B, pp): " + "; ".join(cells) + "."] if cells else []
+    scratch, tpf = runs_of(data, arch, "FA", 50, epochs), runs_of(data, arch, "tpf-FA", 50, epochs)
+    if scratch and tpf:
+        lines += ["", f"{arch} time to accuracy at {epochs} epochs, FA from scratch vs train → prune → fine-tune "
+                      f"(the dense training counted): {time_verdict(scratch, tpf, dense)}."]
     return lines
 
 

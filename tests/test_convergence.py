@@ -71,7 +71,7 @@ def test_report_gives_the_gap_per_schedule_and_the_longest_schedules_rows(tmp_pa
                              record("vgg", "width-macs", 50, seed, w + shift, [(5, 5, w + shift)])]
         rows[30] += [record("vgg", "FA-B", 50, seed, d + 0.01, [(5, 5, d), (20, 20, d + 0.01)],
                             config_epochs=66),
-                     record("vgg", "tpf-FA", 50, seed, fa + 0.02, [(15, 30, fa + 0.02)])]
+                     record("vgg", "tpf-FA", 50, seed, fa + 0.02, [(15, 30, fa + 0.02)], config_epochs=10)]
     for epochs, records in rows.items():
         (tmp_path / f"e{epochs}").mkdir()
         for r in records:
@@ -84,12 +84,14 @@ def test_report_gives_the_gap_per_schedule_and_the_longest_schedules_rows(tmp_pa
     fa_b = next(line for line in text.splitlines() if line.startswith("| FA-B |"))
     assert "| 66 |" in fa_b and "| +0.00 ± 0.00 |" in fa_b  # equal compute: level with dense
     assert "| +1.33 ± 1.43 |" in fa_b  # and above FA at 30 epochs: +1, +1, +2 pp
+    assert "| tpf-FA | −50% | 30 + 10 | 90.67 ± 0.58 (3) | -1.33 ± 1.43 | +0.00 ± 0.00 |" in text  # = FA at 30
     assert "- FA: CPU s to dense − 0.5 pp (val) 9, reached in 3 of 3 seeds" in text
     readme = "\n".join(convergence.summary(convergence.groups()))
     assert ("vgg at equal compute (Scratch-B, pp): FA-B −50% (3 seeds) +0.00 ± 0.00 vs dense, +1.33 ± 1.43 vs FA "
             "at 30 epochs.") in readme
     timing = next(line for line in readme.splitlines() if line.startswith("vgg time to accuracy at 30 epochs"))
     assert "70% less CPU time (met) (3 seeds)" in timing  # FA at dense - 0.5 pp after 9 CPU s; tpf never: all 30
+    assert timing.endswith("from scratch vs train → prune → fine-tune: +0.00 ± 0.00 pp.")
 
 
 def test_a_random_allocation_meets_the_budget_and_keeps_every_layers_floor():

@@ -217,8 +217,8 @@ def equal_compute(data: dict, arch: str, epochs: int) -> list[str]:
     scratch, tpf = runs_of(data, arch, "FA", 50, epochs), runs_of(data, arch, "tpf-FA", 50, epochs)
     if scratch and tpf:
         lines += ["", f"{arch} time to accuracy at {epochs} epochs, FA from scratch vs train → prune → fine-tune "
-                      f"(the dense training counted): {time_verdict(scratch, tpf, dense)}; final test accuracy, from scratch "
-                      f"vs train → prune → fine-tune: {versus(scratch, tpf)} pp."]
+                      f"(the dense training counted): {time_verdict(scratch, tpf, dense)}; final test accuracy, "
+                      f"from scratch vs train → prune → fine-tune: {versus(scratch, tpf)} pp."]
     return lines
 
 

@@ -116,8 +116,9 @@ def gap_tables(data: dict, arch: str) -> list[str]:
             *table(data, arch, to_width, "Δ vs uniform width, pp (95% CI)")]
 
 
-def first_epochs(runs: dict) -> int:
-    return next(iter(runs.values()))["config"]["epochs"]
+def from_scratch(method: str) -> str:
+    """The row trained from scratch for the schedule's epochs that a Scratch-B or tpf row is judged against."""
+    return method.removesuffix("-B").removeprefix("tpf-")
 
 
 def longest_table(data: dict, arch: str) -> list[str]:
@@ -133,9 +134,8 @@ def longest_table(data: dict, arch: str) -> list[str]:
         runs = runs_of(data, arch, c.method, c.budget, epochs)
         if not runs or scheduled(c.method) and c.method != "dense":
             continue
-        base = c.method.removesuffix("-B").removeprefix("tpf-")
-        trained = f"{epochs} + {first_epochs(runs)}" if c.method.startswith("tpf") else first_epochs(runs)
-        first, ref = next(iter(runs.values())), next(iter(dense.values()), None)
+        base, first, ref = from_scratch(c.method), next(iter(runs.values())), next(iter(dense.values()), None)
+        trained = f"{epochs} + " * c.method.startswith("tpf") + str(first["config"]["epochs"])
         kept = ", ".join(f"{first[k] / ref[k]:.0%}" for k in ("params", "macs", "predicted_arena")) if ref else "—"
         width = baseline_of(base) if c.method != "joint" else None
         lines.append(
@@ -210,8 +210,8 @@ def equal_compute(data: dict, arch: str, epochs: int) -> list[str]:
     from scratch against train -> prune -> fine-tune in time to accuracy."""
     dense = runs_of(data, arch, "dense", 0, epochs)
     cells = [f"{c.method} −{c.budget}% ({len(runs)} seed{'s' * (len(runs) > 1)}) {versus(runs, dense)} vs dense, "
-             f"{versus(runs, runs_of(data, arch, c.method.removesuffix('-B'), c.budget, epochs))} vs "
-             f"{c.method.removesuffix('-B')} at {epochs} epochs" for c in configs(arch, [0], epochs)
+             f"{versus(runs, runs_of(data, arch, from_scratch(c.method), c.budget, epochs))} vs "
+             f"{from_scratch(c.method)} at {epochs} epochs" for c in configs(arch, [0], epochs)
              if c.method.endswith("-B") for runs in [runs_of(data, arch, c.method, c.budget, epochs)] if runs]
     lines = ["", f"{arch} at equal compute (Scratch-B, pp): " + "; ".join(cells) + "."] if cells else []
     scratch, tpf = runs_of(data, arch, "FA", 50, epochs), runs_of(data, arch, "tpf-FA", 50, epochs)

@@ -23,7 +23,7 @@ SCHEDULES = {"vgg": (3, 10, 30), "resnet": (3, 10, 30), "mobilenetv2": (3, 10, 2
 # the from-scratch learning rate per architecture: of {1e-3, 3e-3}, the best mean validation accuracy of the dense
 # and the FA model (seed 0) at the longest schedule (`--probe-lr`, <RESULTS>/e<longest>/probes); one rate per
 # architecture for every schedule and model, so the schedules differ in epochs alone
-SCRATCH_LR = {"vgg": 3e-3}
+SCRATCH_LR = {"vgg": 3e-3, "mobilenetv2": 3e-3}
 METHODS = {50: ("PA", "FA", "MA-cost"), 70: ("PA",)}  # the modes trained at each budget, with their uniform widths
 
 

@@ -245,7 +245,7 @@ def build(config: Config, budgets: Budgets, models_dir: str, data=None) -> tuple
         return build(Config(config.arch, config.method[:-2], config.budget, config.seed), budgets, models_dir, data)
     if config.method == "joint":
         model, budget = joint_model(config, budgets)
-        return model, {"budget": {k: v for k, v in vars(budget).items() if v is not None}, "allocation": "cost",
+        return model, {"limits": {k: v for k, v in vars(budget).items() if v is not None}, "allocation": "cost",
                        "channels": channels(model)}
     b = budgets.of(config.arch, config.budget)
     details = {"limit": b["limits"][config.resource], "resource": config.resource}
@@ -352,6 +352,9 @@ def trained(config: Config, data, args, budgets: Budgets) -> tuple:
 
 def training_record(config: Config, data, settings: dict, log: list, dense_s: float = 0.0) -> dict:
     """A trained model's record: configuration and ``settings`` (epochs, lr, details), code, machine, the log."""
+    clash = set(settings) & set(asdict(config))
+    if clash:  # the report reads arch, method, budget and seed from the record's configuration
+        raise ValueError(f"{config.name}: settings {sorted(clash)} would overwrite the configuration's fields.")
     (x, _), (x_val, _), (x_test, _) = data
     return {"name": config.name, "config": {**asdict(config), "batch": BATCH, "jit_compile": JIT, "optimizer": "Adam",
                                             "threads": threads(), "schedule": "cosine decay to 0", "train_size": len(x),

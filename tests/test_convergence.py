@@ -16,7 +16,7 @@ from test_accuracy_sweep import record  # noqa: E402
 
 import keras  # noqa: E402
 
-from keras_cprune import analyze, zoo  # noqa: E402
+from keras_cprune import Budget, analyze, zoo  # noqa: E402
 from keras_cprune.pruning.context import PruneContext  # noqa: E402
 from keras_cprune.pruning.importance import unit_scores  # noqa: E402
 from keras_cprune.pruning.rebuild import rebuild  # noqa: E402
@@ -59,6 +59,24 @@ def test_the_scratch_learning_rate_is_the_best_of_the_committed_probes_at_the_lo
                 by_lr.setdefault(r["config"]["lr"], []).append(r["val_acc"])
         assert len(by_lr) >= 2 and all(len(v) == 2 for v in by_lr.values()), (arch, by_lr)  # dense and FA per rate
         assert lr == max(by_lr, key=lambda k: np.mean(by_lr[k])), arch
+
+
+def test_the_joint_models_record_is_read_back_under_its_configuration(tmp_path, monkeypatch):
+    """The joint model's Budget limits are recorded beside its configuration's budget (70), not over it."""
+    config = sweep.Config("mobilenetv2", "joint", 70, 0)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3, name="logits")])
+    monkeypatch.setattr(sweep, "joint_model", lambda c, b: (model, Budget(flash=900, macs=500, ram=400)))
+    _, details = sweep.build(config, budgets=None, models_dir=str(tmp_path))
+    assert details["limits"] == {"flash": 900, "macs": 500, "ram": 400}
+    data = ((np.zeros((4, 2)), None), (np.zeros((2, 2)), None), (np.zeros((2, 2)), None))
+    log = [{"train_s": 1.0, "cpu_s": 1.0, "val_acc": 0.5}]
+    record = {**sweep.training_record(config, data, {**details, "epochs": 20, "lr": 3e-3}, log), "test_acc": 0.9}
+    monkeypatch.setattr(convergence, "RESULTS", str(tmp_path))
+    (tmp_path / "e20").mkdir()
+    sweep.write_json(str(tmp_path / "e20" / (config.name + ".json")), record)
+    assert convergence.groups()["mobilenetv2", "joint", 70] == {20: {0: record}}
+    with pytest.raises(ValueError, match="budget"):
+        sweep.training_record(config, data, {"budget": {"ram": 400}}, log)
 
 
 def test_report_gives_the_gap_per_schedule_and_the_longest_schedules_rows(tmp_path, monkeypatch):

@@ -233,7 +233,8 @@ def update_readme(path: str) -> None:
 
 
 def plot(path: str) -> str:
-    """Per architecture, each mode's and uniform width's gap to dense (pp, mean and 95% interval) vs epochs."""
+    """Per architecture, each mode's and uniform width's gap to dense (pp, mean and 95% interval) vs epochs, and the
+    joint model's at the longest schedule."""
     from keras_cprune.plots import _pyplot
 
     plt, data = _pyplot(), groups()
@@ -242,7 +243,7 @@ def plot(path: str) -> str:
     for ax, arch in zip(axes[0], archs):
         for i, c in enumerate(c for c in configs(arch, [0], SCHEDULES[arch][-1])
                               if c.method != "dense" and (arch, c.method, c.budget) in data
-                              and scheduled(c.method)):
+                              and (scheduled(c.method) or c.method == "joint")):
             xs, ys, errs = [], [], []
             if all("shared_with" in r for runs in data[arch, c.method, c.budget].values() for r in runs.values()):
                 continue  # the same trained models as another width's line
@@ -253,7 +254,8 @@ def plot(path: str) -> str:
                     xs.append(epochs * (1 + 0.02 * i))  # side by side
                     ys.append(mean)
                     errs.append(0 if math.isnan(half) else half)
-            ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=f"{c.method} −{c.budget}%",
+            label = "joint −70% params, −50% MACs and arena" if c.method == "joint" else f"{c.method} −{c.budget}%"
+            ax.errorbar(xs, ys, yerr=errs, marker="*" if c.method == "joint" else "o", capsize=3, label=label,
                         linestyle="--" if c.method.startswith("width") else "-")
         ax.axhline(0, color="C3", linewidth=0.8)
         ax.set_xscale("log")

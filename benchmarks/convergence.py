@@ -254,8 +254,9 @@ def plot(path: str) -> str:
                     xs.append(epochs * (1 + 0.02 * i))  # side by side
                     ys.append(mean)
                     errs.append(0 if math.isnan(half) else half)
-            label = "joint: ≤ 30% params, ≤ 50% MACs and arena" if c.method == "joint" else f"{c.method} −{c.budget}%"
-            ax.errorbar(xs, ys, yerr=errs, marker="*" if c.method == "joint" else "o", capsize=3, label=label,
+            joint = c.method == "joint"
+            ax.errorbar(xs, ys, yerr=errs, marker="*" if joint else "o", capsize=3,
+                        label="joint: ≤ 30% params, ≤ 50% MACs and arena" if joint else f"{c.method} −{c.budget}%",
                         linestyle="--" if c.method.startswith("width") else "-")
         ax.axhline(0, color="C3", linewidth=0.8)
         ax.set_xscale("log")

@@ -146,7 +146,10 @@ def test_the_readme_summary_says_whether_the_joint_model_loses_accuracy(tmp_path
     for seed, d, j in [(0, 0.90, 0.893), (1, 0.91, 0.902), (2, 0.92, 0.911)]:  # -0.7, -0.8, -0.9 pp
         for r in (record("mobilenetv2", "dense", 0, seed, d, [(10, 10, d)], params=1000, macs=1000,
                          predicted_arena=1000),
-                  record("mobilenetv2", "joint", 70, seed, j, [(5, 5, j)], params=300, macs=200, predicted_arena=490)):
+                  record("mobilenetv2", "joint", 70, seed, j, [(5, 5, j)], params=300, macs=200, predicted_arena=490),
+                  record("mobilenetv2", "width-arena", 50, seed, j - 0.002 * (seed + 1), [(5, 5, j)], params=260,
+                         macs=240, predicted_arena=495)):  # the joint model +0.2, +0.4, +0.6 pp above it
+            r["config"]["epochs"] = 20
             (tmp_path / "e20" / f"{r['name']}.json").write_text(json.dumps(r))
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{convergence.README_MARKERS[0]}\nold\n{convergence.README_MARKERS[1]}\nrest\n")
@@ -154,4 +157,8 @@ def test_the_readme_summary_says_whether_the_joint_model_loses_accuracy(tmp_path
     text = readme.read_text()
     assert text.startswith("intro\n<!-- convergence:start -->\n| arch | method |") and text.endswith("-->\nrest\n")
     assert ("mobilenetv2 joint (70% fewer parameters, 80% fewer MACs, 51% fewer arena bytes) at 20 epochs, 3 seeds: "
-            "-0.80 ± 0.25 pp vs dense: \"no accuracy loss\" (≥ −0.5 pp) misses by 0.30 pp.") in text
+            "-0.80 ± 0.25 pp vs dense: \"no accuracy loss\" (≥ −0.5 pp) misses by 0.30 pp; vs the uniform width of "
+            "the same arena (width-arena −50%, keeping 26%, 24%, 50% of the parameters, MACs and arena): +0.40 ± 0.50 "
+            "pp.") in text
+    joint = next(line for line in convergence.report().splitlines() if line.startswith("| joint |"))
+    assert "| -0.80 ± 0.25 | — | +0.40 ± 0.50 | 30%, 20%, 49% |" in joint

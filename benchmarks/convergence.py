@@ -255,11 +255,12 @@ def plot(path: str) -> str:
 
     plt, data = _pyplot(), groups()
     archs = [a for a in SCHEDULES if (a, "dense", 0) in data]
+    rows = list(dict.fromkeys((c.method, c.budget) for a in archs for c in configs(a, [0], SCHEDULES[a][-1])
+                              if c.method != "dense" and (scheduled(c.method) or c.method == "joint")))
     fig, axes = plt.subplots(1, max(1, len(archs)), figsize=(5.2 * max(1, len(archs)), 4.2), squeeze=False)
     for ax, arch in zip(axes[0], archs):
         for i, c in enumerate(c for c in configs(arch, [0], SCHEDULES[arch][-1])
-                              if c.method != "dense" and (arch, c.method, c.budget) in data
-                              and (scheduled(c.method) or c.method == "joint")):
+                              if (c.method, c.budget) in rows and (arch, c.method, c.budget) in data):
             xs, ys, errs = [], [], []
             if all("shared_with" in r for runs in data[arch, c.method, c.budget].values() for r in runs.values()):
                 continue  # the same trained models as another width's line
@@ -272,6 +273,7 @@ def plot(path: str) -> str:
                     errs.append(0 if math.isnan(half) else half)
             joint = c.method == "joint"
             ax.errorbar(xs, ys, yerr=errs, marker="*" if joint else "o", capsize=3,
+                        color=f"C{rows.index((c.method, c.budget)) % 10}",  # one colour per row in every panel
                         label="joint: ≤ 30% params, ≤ 50% MACs and arena" if joint else f"{c.method} −{c.budget}%",
                         linestyle="--" if c.method.startswith("width") else "-")
         ax.axhline(0, color="C3", linewidth=0.8)

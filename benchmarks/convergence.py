@@ -36,7 +36,8 @@ def configs(arch: str, seeds, epochs: int) -> list[Config]:
     each mode at the dense model's training MACs (``<method>-B``), train -> prune -> fine-tune (``tpf-FA``), and
     on MobileNetV2 the joint −70% flash / −50% MACs / −50% arena model (``joint``)."""
     if epochs not in SCHEDULES[arch]:
-        raise SystemExit(f"--epochs for {arch} in the convergence study is one of {SCHEDULES[arch]}. Received: {epochs}.")
+        raise SystemExit(f"--epochs for {arch} in the convergence study is one of {SCHEDULES[arch]}. "
+                         f"Received: {epochs}.")
     core, extra = [], []
     for seed in seeds:
         core.append(Config(arch, "dense", 0, seed))
@@ -186,8 +187,9 @@ README_MARKERS = ("<!-- convergence:start -->", "<!-- convergence:end -->")
 def summary(data: dict) -> list[str]:
     """The README's table: per architecture and mode, the paired gap to dense / to uniform width (pp, 95% CI) at
     each schedule; at the longest schedule the joint model's verdict, Scratch-B and time to accuracy."""
-    lines = ["| arch | method | budget | " + " | ".join(f"{e}: vs dense / vs width" for e in ("3 epochs", "10 epochs", "longest: 30 (MobileNetV2 20)"))
-             + " |", "| --- | --- | --- | ---: | ---: | ---: |"]
+    columns = ("3 epochs", "10 epochs", "longest: 30 (MobileNetV2 20)")
+    lines = ["| arch | method | budget | " + " | ".join(f"{e}: vs dense / vs width" for e in columns) + " |",
+             "| --- | --- | --- | ---: | ---: | ---: |"]
     for arch, schedules in SCHEDULES.items():
         for c in configs(arch, [0], schedules[-1]):
             if not (scheduled(c.method) and mode_of(c.method)) or (arch, c.method, c.budget) not in data:

@@ -162,3 +162,33 @@ def test_the_readme_summary_says_whether_the_joint_model_loses_accuracy(tmp_path
             "pp.") in text
     joint = next(line for line in convergence.report().splitlines() if line.startswith("| joint |"))
     assert "| -0.80 ± 0.25 | — | +0.40 ± 0.50 | 30%, 20%, 49% |" in joint
+
+
+def test_the_plot_gives_each_row_one_colour_in_every_panel_and_the_joint_model_a_star(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    monkeypatch.setattr(convergence, "RESULTS", str(tmp_path / "results"))
+    rows = [("vgg", "dense", 0, 30), ("vgg", "PA", 50, 30), ("vgg", "width-arena", 50, 30),
+            ("mobilenetv2", "dense", 0, 20), ("mobilenetv2", "PA", 70, 20), ("mobilenetv2", "width-arena", 50, 20),
+            ("mobilenetv2", "joint", 70, 20)]
+    for arch, method, budget, epochs in rows:
+        folder = tmp_path / "results" / f"e{epochs}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for seed in (0, 1):
+            r = record(arch, method, budget, seed, 0.9 - 0.01 * seed - 0.001 * budget, [(5, 5, 0.9)])
+            (folder / f"{r['name']}.json").write_text(json.dumps(r))
+    drawn = []
+    errorbar = matplotlib.axes.Axes.errorbar
+
+    def recorded(ax, *args, **kwargs):  # (panel, label, colour, marker) of every row drawn
+        drawn.append((ax.get_subplotspec().colspan.start, kwargs["label"], kwargs["color"], kwargs["marker"]))
+        return errorbar(ax, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", recorded)
+    assert os.path.getsize(convergence.plot(str(tmp_path / "plot.png"))) > 0
+    panels = {label: (panel, colour, marker) for panel, label, colour, marker in drawn}
+    assert [p[0] for p in drawn] == [0, 0, 1, 1, 1]  # dense is the reference line, never a row
+    arena = [(panel, colour) for panel, label, colour, _ in drawn if label == "width-arena −50%"]
+    assert [p for p, _ in arena] == [0, 1] and arena[0][1] == arena[1][1]  # the same colour in both panels
+    assert len({colour for _, _, colour, _ in drawn}) == 4  # PA −50%, width-arena, PA −70%, joint
+    assert panels["joint: ≤ 30% params, ≤ 50% MACs and arena"][2] == "*" and panels["PA −70%"][2] == "o"

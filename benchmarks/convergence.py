@@ -128,9 +128,12 @@ def width_for(method: str, budget: int) -> tuple[str | None, int]:
     return ("width-arena", 50) if method == "joint" else (baseline_of(from_scratch(method)), budget)
 
 
+RESOURCES = {"params": "parameters", "macs": "MACs", "predicted_arena": "arena bytes"}  # record field: its name
+
+
 def kept(run: dict, dense: dict) -> str:
     """The share of the dense model's parameters, MACs and predicted arena that a model keeps."""
-    return ", ".join(f"{run[k] / dense[k]:.0%}" for k in ("params", "macs", "predicted_arena"))
+    return ", ".join(f"{run[k] / dense[k]:.0%}" for k in RESOURCES)
 
 
 def longest_table(data: dict, arch: str) -> list[str]:
@@ -202,24 +205,29 @@ def summary(data: dict) -> list[str]:
                              if runs else "—")
             lines.append(f"| {arch} | {c.method} | −{c.budget}% | " + " | ".join(cells) + " |")
     for arch, schedules in SCHEDULES.items():
-        joint = runs_of(data, arch, "joint", 70, schedules[-1])
-        dense = runs_of(data, arch, "dense", 0, schedules[-1])
-        diffs = [100 * d for d in paired(joint, dense)]
-        if diffs:
-            mean, _ = t_interval(diffs)
-            first, ref = next(iter(joint.values())), next(iter(dense.values()))
-            fewer = ", ".join(f"{1 - first[k] / ref[k]:.0%} fewer {name}" for k, name in
-                              (("params", "parameters"), ("macs", "MACs"), ("predicted_arena", "arena bytes")))
-            width, width_budget = width_for("joint", 70)
-            uniform = runs_of(data, arch, width, width_budget, schedules[-1])
-            lines += ["", f"{arch} joint ({fewer}) at {schedules[-1]} epochs, {len(diffs)} seeds: "
-                      f"{pp([d / 100 for d in diffs])} pp vs dense: \"no accuracy loss\" (≥ −0.5 pp) "
-                      + ("holds" if mean >= -0.5 else f"misses by {-0.5 - mean:.2f} pp")
-                      + (f"; vs the uniform width of the same arena ({width} −{width_budget}%, keeping "
-                         f"{kept(next(iter(uniform.values())), ref)} of the parameters, MACs and arena): "
-                         f"{versus(joint, uniform)} pp" if uniform else "") + "."]
+        lines += joint_verdict(data, arch, schedules[-1])
         lines += equal_compute(data, arch, schedules[-1])
     return lines
+
+
+def joint_verdict(data: dict, arch: str, epochs: int) -> list[str]:
+    """The README's line on the joint model at ``epochs``: its paired gap to dense against the "no accuracy loss"
+    line, and to the uniform width of its arena (`width_for`)."""
+    joint, dense = runs_of(data, arch, "joint", 70, epochs), runs_of(data, arch, "dense", 0, epochs)
+    diffs = [100 * d for d in paired(joint, dense)]
+    if not diffs:
+        return []
+    mean, _ = t_interval(diffs)
+    ref = next(iter(dense.values()))
+    fewer = ", ".join(f"{1 - next(iter(joint.values()))[k] / ref[k]:.0%} fewer {name}" for k, name in RESOURCES.items())
+    verdict = "holds" if mean >= -0.5 else f"misses by {-0.5 - mean:.2f} pp"
+    width, width_budget = width_for("joint", 70)
+    uniform = runs_of(data, arch, width, width_budget, epochs)
+    to_width = (f"; vs the uniform width of the same arena ({width} −{width_budget}%, keeping "
+                f"{kept(next(iter(uniform.values())), ref)} of the parameters, MACs and arena): "
+                f"{versus(joint, uniform)} pp") if uniform else ""
+    return ["", f"{arch} joint ({fewer}) at {epochs} epochs, {len(diffs)} seeds: {pp([d / 100 for d in diffs])} pp "
+                f"vs dense: \"no accuracy loss\" (≥ −0.5 pp) {verdict}{to_width}."]
 
 
 def equal_compute(data: dict, arch: str, epochs: int) -> list[str]:
